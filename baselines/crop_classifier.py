@@ -1,0 +1,113 @@
+"""A per-lesion PD classifier on lesion crops: the shared body of the deep baselines.
+
+Subclasses say which network to build (:meth:`CropClassifier.build_net`) and how it sees a batch
+of crops (:meth:`CropClassifier.to_input`); crops, training, weights and predictions are the same
+for every deep family, so their numbers differ by the network only.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from benchmark.cohort import Cohort, Outcomes
+from benchmark.data.crops import LesionCrops
+from benchmark.submission import Predictions, Submission
+from benchmark.training import (
+    FitResult,
+    TrainSettings,
+    fit_binary,
+    fit_summary,
+    predict_proba,
+    resolve_device,
+    save_weights,
+)
+
+
+class CropClassifier(Submission):
+    """Fits a network to the crops of the training lesions; predicts p(PD) per lesion.
+
+    ``train`` is a :class:`~benchmark.training.TrainSettings` or a mapping of its fields.
+    Weights of every fit go to ``weights_dir`` (default: ``<Hydra run dir>/weights``), tagged
+    ``fold<k>``/``final`` when ``n_folds`` (the protocol's CV folds) is given.
+    """
+
+    tasks = ("lesion_pd",)
+
+    def __init__(
+        self,
+        crops: LesionCrops,
+        train: TrainSettings | Mapping[str, Any] | None = None,
+        name: str = "deep",
+        weights_dir: str | Path | None = None,
+        n_folds: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.crops = crops
+        self.train = train
+        self.name = name
+        self.weights_dir = weights_dir
+        self.n_folds = n_folds
+        self.seed = seed
+
+    @abstractmethod
+    def build_net(self) -> nn.Module:
+        """A fresh network with one output logit (called under the fit's seed)."""
+
+    def to_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """What the network sees of a batch of crops ``[n, C, x, y, z]`` (on the device)."""
+        return batch
+
+    @property
+    def settings(self) -> TrainSettings:
+        if isinstance(self.train, TrainSettings):
+            return self.train
+        return TrainSettings(**dict(self.train or {}))
+
+    def fit(self, cohort: Cohort, outcomes: Outcomes) -> CropClassifier:
+        settings = self.settings
+        resolve_device(settings.device)  # a missing GPU fails now, not after minutes of crops
+        x, ids = self.crops(cohort)
+        y = outcomes.lesion_pd.loc[ids].to_numpy()
+        groups = cohort.lesions.loc[ids, "patient_id"].astype(str).to_numpy()
+        result: FitResult = fit_binary(
+            self.build_net,
+            x,
+            y,
+            groups,
+            settings,
+            self.seed,
+            self.to_input,
+            desc=f"{self.name} fit ({len(ids)} lesions)",
+        )
+        self.net_ = result.net
+        self.fit_result_ = result
+        self.weights_path_ = save_weights(
+            self.net_,
+            self.name,
+            self.weights_dir,
+            self.n_folds,
+            meta={
+                "seed": self.seed,
+                "crops": {
+                    "key": self.crops.key,
+                    **self.crops.settings,
+                    "mask_channel": self.crops.mask_channel,
+                },
+                "train_patients": sorted(set(groups)),
+                "n_lesions": len(ids),
+                **fit_summary(result, settings),
+            },
+        )
+        return self
+
+    def predict(self, cohort: Cohort) -> Predictions:
+        x, ids = self.crops(cohort)
+        p_pd = predict_proba(self.net_, x, self.settings, self.seed, self.to_input)
+        return {"lesion_pd": pd.Series(p_pd, index=pd.Index(ids, name="lesion_id"))}

@@ -1,0 +1,96 @@
+"""Any timm 2D backbone on 2.5D views of the lesion crops, for per-lesion progressive disease."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.crop_classifier import CropClassifier
+from benchmark.data.crops import LesionCrops, view_channels, views_25d
+
+
+class Timm25D(CropClassifier):
+    """``timm.create_model(backbone, in_chans=C*views, num_classes=1)`` on :func:`views_25d`.
+
+    ``views``: ``orthogonal`` (axial, coronal, sagittal planes through the lesion centre) or
+    ``axial`` (``n_slices`` adjacent axial slices). ``image_size`` resizes the views (None: the
+    crop size). ``pretrained_path``: a local timm-format state dict (never downloaded); timm
+    adapts its first convolution to ``in_chans`` and drops a classifier of another size.
+    """
+
+    def __init__(
+        self,
+        crops: LesionCrops,
+        backbone: str = "resnet18",
+        views: str = "orthogonal",
+        n_slices: int = 3,
+        image_size: int | None = None,
+        pretrained_path: str | Path | None = None,
+        drop_rate: float = 0.0,
+        train: Any = None,
+        name: str = "timm25d",
+        weights_dir: str | Path | None = None,
+        n_folds: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(crops, train, name, weights_dir, n_folds, seed)
+        self.backbone = backbone
+        self.views = views
+        self.n_slices = n_slices
+        self.image_size = image_size
+        self.pretrained_path = pretrained_path
+        self.drop_rate = drop_rate
+
+    @property
+    def in_chans(self) -> int:
+        return view_channels(self.crops.channels, self.views, self.n_slices)
+
+    def build_net(self) -> nn.Module:
+        net = self._create()
+        size = int(self.image_size or self.crops.size)
+        try:  # fail here, with the fix, rather than deep inside the first batch
+            with torch.no_grad():
+                net.eval()(torch.zeros(1, self.in_chans, size, size))
+        except RuntimeError as exc:
+            raise ValueError(
+                f"timm25d: {self.backbone!r} cannot take {size}x{size} views ({exc}); "
+                "make them larger with image_size (hardware.deep.image_size), e.g. 64"
+            ) from exc
+        return net.train()
+
+    def _create(self) -> nn.Module:
+        import timm
+
+        kwargs: dict[str, Any] = {
+            "in_chans": self.in_chans,
+            "num_classes": 1,
+            "drop_rate": self.drop_rate,
+        }
+        if self.pretrained_path is None:
+            return timm.create_model(self.backbone, pretrained=False, **kwargs)
+        path = Path(self.pretrained_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"timm25d: pretrained_path {path} is not a file")
+        try:
+            return timm.create_model(
+                self.backbone,
+                pretrained=True,
+                pretrained_cfg_overlay={"file": str(path)},
+                **kwargs,
+            )
+        except (KeyError, RuntimeError) as exc:
+            raise ValueError(
+                f"timm25d: cannot load {path} into {self.backbone!r} "
+                f"({type(exc).__name__}: {exc}); is it a state dict of that architecture?"
+            ) from exc
+
+    def to_input(self, batch: torch.Tensor) -> torch.Tensor:
+        images = views_25d(batch, self.views, self.n_slices)
+        if self.image_size and self.image_size != images.shape[-1]:
+            size = (int(self.image_size),) * 2
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        return images

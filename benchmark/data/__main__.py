@@ -1,0 +1,127 @@
+"""``python -m benchmark.data``: check a dataset folder, or build one with the trial simulator.
+
+    python -m benchmark.data validate ROOT [--cohorts pembro_rt,nivorad] [--cache-dir DIR]
+    python -m benchmark.data simulate --profile default [--seed N] [--workers N] OUT
+
+``validate`` prints every problem, one per line, then a summary line; it exits 1 when there is
+any problem and 0 when the dataset is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark.cohort import COHORTS
+
+
+def _cohorts(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in COHORTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown cohort(s) {', '.join(unknown) or '(none given)'}; "
+            f"expected a comma-separated subset of {','.join(COHORTS)}"
+        )
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.data",
+        description="Check a dataset folder in the cohort layout, or simulate one.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a dataset folder; print every problem; exit 1 if there is any",
+        description="Check ROOT/<cohort>/{patients.csv, lesions.csv, images/, masks/}: columns, "
+        "ids, values, censoring, image/mask geometry and labels. Reads every voxel. Prints every "
+        "problem, one per line, then a summary with the dataset fingerprint.",
+    )
+    validate.add_argument("root", type=Path, metavar="ROOT", help="the dataset folder")
+    validate.add_argument(
+        "--cohorts",
+        type=_cohorts,
+        default=COHORTS,
+        help=f"comma-separated cohorts to check (default: {','.join(COHORTS)})",
+    )
+    validate.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="keep per-file results here, so that a second run reads only changed files",
+    )
+    validate.add_argument("--workers", type=int, default=None, help="reader threads (default 4)")
+    validate.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write the simulated trial cohorts in the cohort layout",
+        description="Write the three simulated cohorts (with their truth) under OUT, then "
+        "validate them.",
+    )
+    simulate.add_argument("out", type=Path, metavar="OUT", help="the folder to write")
+    simulate.add_argument("--profile", default="default", help="simulator profile (conf/data/)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    simulate.add_argument("--workers", type=int, default=None, help="worker processes")
+    simulate.add_argument(
+        "--no-validate",
+        dest="check",
+        action="store_false",
+        help="skip validating what was written",
+    )
+    return parser
+
+
+def _report(root: Path, cohorts: Sequence[str], **options: object) -> int:
+    from benchmark.data import layout
+
+    result = layout.scan(root, cohorts, **options)  # type: ignore[arg-type]
+    for problem in result.problems:
+        print(problem)
+    if result.problems:
+        n = len(result.problems)
+        print(f"{n} problem{'' if n == 1 else 's'} in {root}")
+        return 1
+    counts = ", ".join(
+        f"{name} {patients} patients/{lesions} lesions"
+        for name, (patients, lesions) in result.counts.items()
+    )
+    print(f"{root} is valid: {result.fingerprint}, {counts}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        return _report(
+            args.root,
+            args.cohorts,
+            progress=progress,
+            cache_dir=args.cache_dir,
+            workers=args.workers,
+        )
+    if args.command == "simulate":
+        from benchmark.data.simulator import simulate
+
+        options = {} if args.workers is None else {"workers": args.workers}
+        simulate(args.profile, args.seed, Path(args.out), **options)
+        print(f"wrote profile {args.profile!r}, seed {args.seed}, to {args.out}")
+        if not args.check:
+            return 0
+        return _report(Path(args.out), COHORTS, progress=sys.stderr.isatty())
+    raise AssertionError(args.command)  # argparse allows no other
+
+
+if __name__ == "__main__":
+    sys.exit(main())

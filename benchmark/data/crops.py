@@ -1,0 +1,426 @@
+"""Lesion-centred CT crops for the deep baselines, cached on disk by content key, and 2.5D views.
+
+Both deep families (``cnn3d``, ``timm25d``) see a lesion through the same crop, built from MONAI
+transforms: the patient's CT and mask are loaded once and oriented to RAS; for each lesion, a box
+around the centroid of its mask voxels is resampled to an isotropic grid (bilinear CT, nearest
+mask), the HU window is mapped to ``[0, 1]``, and a cube of fixed *physical* size is cut centred
+on the lesion (padded with 0 = air beyond the scan). Channels are ``[ct, lesion mask]`` (the mask
+is binary for that lesion only, so neighbouring lesions do not leak into its label channel).
+
+Array axes follow MONAI after ``Orientationd("RAS")``: ``[lesion, channel, x (R), y (A), z (S)]``,
+so the axial plane is ``[..., :, :, z]``.
+
+One patient's crops are cached as ``<cache_dir>/<key>/<content key>.npz`` holding every label of
+its mask; ``key`` hashes the settings that change the voxels (spacing, size, window,
+:data:`CROP_VERSION`, MONAI version) and the content key (from the cohort) hashes the patient's
+image and mask, so a cache hit never reads NIfTI and any change to data or settings recomputes.
+Files are written atomically (temp file + ``os.replace``): concurrent runs never see half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.cohort import Cohort
+from benchmark.threads import torch_threads
+
+# Bump when this module changes how crops are computed or stored: it invalidates every cache.
+CROP_VERSION = "1"
+
+# A process pool costs a few seconds per worker (spawn + importing torch/MONAI): only worth it
+# when there are this many patients to crop.
+MIN_PATIENTS_FOR_POOL = 8
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+log = logging.getLogger(__name__)
+
+
+class CropError(RuntimeError):
+    """Cropping failed for one patient or lesion; the message names them and their files."""
+
+
+def _atomic_write_bytes(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temp file in ``path``'s folder, then ``os.replace`` it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# ---- the per-patient work unit (top level, so that a process pool can pickle it) ----------------
+
+
+def _load_oriented():
+    """MONAI: load image and mask, channel first, oriented to RAS (mask labels untouched)."""
+    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd
+
+    keys = ("image", "mask")
+    return Compose(
+        [
+            LoadImaged(keys, image_only=True),
+            EnsureChannelFirstd(keys),
+            Orientationd(keys, axcodes="RAS", labels=None),
+        ]
+    )
+
+
+def _resample_window(spacing_mm: float, hu_window: tuple[float, float]):
+    """MONAI: isotropic resampling, then the HU window mapped to [0, 1] (clipped)."""
+    from monai.transforms import Compose, ScaleIntensityRanged, Spacingd
+
+    return Compose(
+        [
+            # Bilinear CT; nearest keeps the mask's instance labels exact.
+            Spacingd(
+                ("image", "mask"),
+                pixdim=(spacing_mm,) * 3,
+                mode=("bilinear", "nearest"),
+                dtype=np.float32,  # MONAI resamples in float64 by default: 2x the time
+            ),
+            ScaleIntensityRanged(
+                "image", a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True
+            ),
+        ]
+    )
+
+
+def _centroids_mm(mask: torch.Tensor, affine: np.ndarray) -> dict[int, np.ndarray]:
+    """Physical (RAS mm) centroid of every label of ``mask`` ([1, x, y, z]) on its own grid."""
+    labels = np.asarray(mask[0]).round().astype(np.int64)
+    flat = labels.ravel()
+    counts = np.bincount(flat)
+    present = [int(k) for k in np.flatnonzero(counts) if k > 0]
+    out = {}
+    # Sums of voxel indices per label with bincount: one pass per axis, no sort (np.unique is slow).
+    grids = np.unravel_index(np.arange(flat.size), labels.shape)
+    sums = [np.bincount(flat, weights=g, minlength=len(counts)) for g in grids]
+    for label in present:
+        voxel = np.array([s[label] for s in sums]) / counts[label]
+        out[label] = (affine @ np.append(voxel, 1.0))[:3]
+    return out
+
+
+def _cube(volume: torch.Tensor, centre_voxel: np.ndarray, size: int) -> torch.Tensor:
+    """A ``size``³ cube of ``volume`` ([C, x, y, z]) centred on a (fractional) voxel position;
+    outside the volume it is padded with 0 (the window minimum: air).
+
+    SpatialCrop clips at the border, so the missing side is padded explicitly with BorderPad
+    (SpatialPad pads both sides equally, which would move the lesion off the centre).
+    """
+    from monai.transforms import BorderPad, SpatialCrop
+
+    # round(c - (size-1)/2) puts the centroid within half a voxel of the cube's centre.
+    start = np.round(centre_voxel - (size - 1) / 2).astype(int)
+    stop = start + size
+    shape = np.asarray(volume.shape[1:])
+    lo, hi = np.clip(start, 0, shape), np.clip(stop, 0, shape)
+    if np.any(hi <= lo):
+        return torch.zeros((volume.shape[0], size, size, size), dtype=volume.dtype)
+    cropped = SpatialCrop(roi_start=lo.tolist(), roi_end=hi.tolist())(volume)
+    border = [int(v) for pair in zip(lo - start, stop - hi, strict=True) for v in pair]
+    if any(border):
+        cropped = BorderPad(spatial_border=border, mode="constant", value=0.0)(cropped)
+    return torch.as_tensor(cropped).as_subclass(torch.Tensor)
+
+
+def crop_patient(
+    image_path: str,
+    mask_path: str,
+    spacing_mm: float,
+    size: int,
+    hu_window: tuple[float, float],
+) -> dict[str, np.ndarray]:
+    """Crops of every lesion label of one patient: ``labels`` [L], ``ct`` [L, s, s, s] float16 in
+    [0, 1], ``mask`` [L, s, s, s] uint8, ``centre_mm`` [L, 3] (RAS), ``spacing_mm``.
+
+    The CT and mask are loaded and oriented once. Each lesion's centre is the centroid of its
+    voxels on the acquired grid (so a lesion smaller than one resampled voxel still has one).
+    Only a box around the lesion (the cube plus 2 acquired voxels) is resampled, not the whole
+    CT: the cost grows with the number of lesions, not with the CT's size (a clinical 512² CT
+    would take seconds per patient to resample whole). The resampled grid is anchored at the
+    box corner, and the cube is then cut around the centre mapped into that grid.
+    """
+    from monai.transforms import SpatialCrop
+
+    item = _load_oriented()({"image": image_path, "mask": mask_path})
+    image, labelmap = item["image"], item["mask"]
+    affine = np.asarray(labelmap.affine, dtype=np.float64)
+    centres = _centroids_mm(labelmap, affine)
+    to_voxel = np.linalg.inv(affine)
+    acquired_mm = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    reach = size * spacing_mm / 2 / acquired_mm + 2  # acquired voxels from the centre to keep
+    shape = np.asarray(image.shape[1:])
+    resample = _resample_window(spacing_mm, hu_window)
+    labels = sorted(centres)
+    cts, masks = [], []
+    for label in labels:
+        centre = np.append(centres[label], 1.0)
+        voxel = (to_voxel @ centre)[:3]
+        lo = np.clip(np.floor(voxel - reach), 0, shape).astype(int).tolist()
+        hi = np.clip(np.ceil(voxel + reach) + 1, 0, shape).astype(int).tolist()
+        box = SpatialCrop(roi_start=lo, roi_end=hi)
+        lesion = box(labelmap)
+        lesion = (lesion.round() == label).float()  # MetaTensor ops keep the affine
+        sub = resample({"image": box(image), "mask": lesion})
+        at = (np.linalg.inv(np.asarray(sub["image"].affine, dtype=np.float64)) @ centre)[:3]
+        cts.append(_cube(sub["image"], at, size)[0])
+        masks.append(_cube(sub["mask"], at, size)[0])
+    empty = (0, size, size, size)
+    return {
+        "labels": np.asarray(labels, dtype=np.int64),
+        "ct": torch.stack(cts).numpy().astype(np.float16) if cts else np.zeros(empty, np.float16),
+        "mask": torch.stack(masks).numpy().round().astype(np.uint8)
+        if masks
+        else np.zeros(empty, np.uint8),
+        "centre_mm": np.asarray([centres[k] for k in labels], dtype=np.float64).reshape(-1, 3),
+        "spacing_mm": np.float64(spacing_mm),
+    }
+
+
+def _crop_job(patient_id: str, image: str, mask: str, *settings: Any) -> dict[str, np.ndarray]:
+    try:
+        with torch_threads(1):
+            return crop_patient(image, mask, *settings)
+    except Exception as exc:
+        raise CropError(
+            f"crops: cannot crop patient {patient_id!r} (image {image}, mask {mask}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _init_worker() -> None:
+    """One torch thread per worker: the pool is the parallelism."""
+    torch.set_num_threads(1)
+
+
+# ---- the extractor ------------------------------------------------------------------------------
+
+
+class LesionCrops:
+    """Fixed-physical-size crops of every lesion of a cohort, cached on disk by content key.
+
+    Hydra-instantiable (``conf/crops/default.yaml``). ``spacing_mm`` is the isotropic voxel size,
+    ``size_mm`` the cube's edge (``size = round(size_mm / spacing_mm)`` voxels), ``hu_window``
+    the HU range mapped to [0, 1]. ``mask_channel`` adds the lesion mask as a second channel; it
+    only selects channels of the cached arrays, so it is not part of ``key``. ``cache_dir=None``
+    disables the cache. ``workers`` > 1 crops patients in a process pool (same result).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | Path | None,
+        workers: int = 1,
+        spacing_mm: float = 1.5,
+        size_mm: float = 48.0,
+        hu_window: Sequence[float] = (-1000.0, 400.0),
+        mask_channel: bool = True,
+        progress: bool = True,
+    ) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.workers = max(1, int(workers or 1))
+        self.spacing_mm = float(spacing_mm)
+        self.size_mm = float(size_mm)
+        self.hu_window = (float(hu_window[0]), float(hu_window[1]))
+        self.mask_channel = bool(mask_channel)
+        self.progress = bool(progress)
+        if self.spacing_mm <= 0 or self.size_mm < self.spacing_mm:
+            raise ValueError(
+                f"crops: need spacing_mm > 0 and size_mm >= spacing_mm, got {spacing_mm}, {size_mm}"
+            )
+        if self.hu_window[1] <= self.hu_window[0]:
+            raise ValueError(f"crops: hu_window must be [low, high] with low < high: {hu_window}")
+        blob = json.dumps(self.settings, sort_keys=True, separators=(",", ":"))
+        self._key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def size(self) -> int:
+        """Edge of the crop cube in voxels."""
+        return round(self.size_mm / self.spacing_mm)
+
+    @property
+    def channels(self) -> int:
+        return 2 if self.mask_channel else 1
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes the cached voxels."""
+        import monai
+
+        return {
+            "spacing_mm": self.spacing_mm,
+            "size_mm": self.size_mm,
+            "size": self.size,
+            "hu_window": list(self.hu_window),
+            "crop_version": CROP_VERSION,
+            "monai": monai.__version__,
+        }
+
+    @property
+    def key(self) -> str:
+        """Hash of :attr:`settings`: the cache folder of these crops."""
+        return self._key
+
+    def cache_path(self, content_key: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        name = str(content_key).removeprefix("sha256:")
+        if not _SAFE_NAME.match(name):
+            name = hashlib.sha256(name.encode()).hexdigest()
+        return self.cache_dir / self.key / f"{name}.npz"
+
+    def _read_cache(self, content_key: str) -> dict[str, np.ndarray] | None:
+        path = self.cache_path(content_key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("crop cache %s unreadable (%s); recomputing", path, exc)
+            return None
+
+    def _write_cache(self, content_key: str, arrays: dict[str, np.ndarray]) -> None:
+        path = self.cache_path(content_key)
+        if path is None:
+            return
+        _atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
+        spec = path.parent / "crops.json"
+        if not spec.exists():
+            text = json.dumps({"key": self.key, **self.settings}, indent=1).encode()
+            _atomic_write_bytes(spec, lambda fh: fh.write(text))
+
+    def __call__(self, cohort: Cohort) -> tuple[np.ndarray, list[str]]:
+        """Crops of every lesion of ``cohort``: float32 ``[n_lesions, C, s, s, s]`` (C = ct, then
+        the lesion mask if ``mask_channel``), and the lesion ids in ``cohort.lesions`` order."""
+        lesions = cohort.lesions
+        patients = list(dict.fromkeys(str(p) for p in lesions["patient_id"]))
+        found: dict[str, dict[str, np.ndarray]] = {}
+        todo = []
+        for pid in patients:
+            cached = self._read_cache(cohort.content_keys[pid])
+            if cached is None:
+                todo.append(pid)
+            else:
+                found[pid] = cached
+        with tqdm(
+            total=len(patients),
+            initial=len(patients) - len(todo),
+            desc=f"crops {cohort.name}",
+            unit="patient",
+            disable=not self.progress,
+        ) as bar:
+            for pid, arrays in self._run(cohort, todo):
+                self._write_cache(cohort.content_keys[pid], arrays)
+                found[pid] = arrays
+                bar.update(1)
+
+        out = np.zeros((len(lesions), self.channels, *(self.size,) * 3), dtype=np.float32)
+        for i, (lesion_id, row) in enumerate(lesions.iterrows()):
+            pid, label = str(row["patient_id"]), int(row["mask_label"])
+            arrays = found[pid]
+            where = np.flatnonzero(arrays["labels"] == label)
+            if len(where) == 0:
+                raise CropError(
+                    f"crops: mask_label {label} of lesion {lesion_id!r} (patient {pid!r}) is not "
+                    f"in mask {cohort.masks[pid]}; labels present: {arrays['labels'].tolist()}"
+                )
+            out[i, 0] = arrays["ct"][where[0]]
+            if self.mask_channel:
+                out[i, 1] = arrays["mask"][where[0]]
+        return out, [str(i) for i in lesions.index]
+
+    def _run(self, cohort: Cohort, todo: list[str]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Yield ``(patient_id, arrays)`` for every patient of ``todo``."""
+        settings = (self.spacing_mm, self.size, self.hu_window)
+        jobs = [(pid, str(cohort.images[pid]), str(cohort.masks[pid]), *settings) for pid in todo]
+        if self.workers == 1 or len(jobs) < MIN_PATIENTS_FOR_POOL:
+            for job in jobs:
+                yield job[0], _crop_job(*job)
+            return
+        import multiprocessing as mp
+
+        # spawn: the parent holds torch/ITK threads; forking them is unsafe.
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(self.workers, len(jobs)), mp_context=ctx, initializer=_init_worker
+        ) as pool:
+            futures = {pool.submit(_crop_job, *job): job[0] for job in jobs}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def __repr__(self) -> str:
+        return (
+            f"LesionCrops(key={self.key}, spacing_mm={self.spacing_mm}, size_mm={self.size_mm} "
+            f"({self.size} voxels), hu_window={list(self.hu_window)}, "
+            f"mask_channel={self.mask_channel}, workers={self.workers}, cache_dir={self.cache_dir})"
+        )
+
+
+# ---- 2.5D views ---------------------------------------------------------------------------------
+
+VIEW_MODES = ("orthogonal", "axial")
+
+
+def views_25d(
+    crops: np.ndarray | torch.Tensor, mode: str = "orthogonal", n_slices: int = 3
+) -> np.ndarray | torch.Tensor:
+    """2D images from cubic crops ``[n, C, x, y, z]`` for 2D backbones.
+
+    ``orthogonal``: the axial (z), coronal (y) and sagittal (x) planes through the cube's centre,
+    ``[n, 3*C, s, s]`` ordered plane by plane (axial channels first). ``axial``: ``n_slices``
+    adjacent axial slices centred on the middle one, ``[n, n_slices*C, s, s]``, inferior first.
+    Works on numpy arrays and torch tensors (on any device), returning the same kind.
+    """
+    as_numpy = isinstance(crops, np.ndarray)
+    x = torch.from_numpy(crops) if as_numpy else crops
+    if x.ndim != 5 or not (x.shape[2] == x.shape[3] == x.shape[4]):
+        raise ValueError(f"views_25d: expected cubic crops [n, C, s, s, s], got {tuple(x.shape)}")
+    size = x.shape[-1]
+    mid = size // 2
+    if mode == "orthogonal":
+        planes = [x[:, :, :, :, mid], x[:, :, :, mid, :], x[:, :, mid, :, :]]
+    elif mode == "axial":
+        if not 1 <= n_slices <= size:
+            raise ValueError(f"views_25d: n_slices must be in [1, {size}], got {n_slices}")
+        first = mid - n_slices // 2
+        planes = [x[:, :, :, :, z] for z in range(first, first + n_slices)]
+    else:
+        raise ValueError(f"views_25d: mode must be one of {VIEW_MODES}, got {mode!r}")
+    out = torch.cat(planes, dim=1).contiguous()
+    return out.numpy() if as_numpy else out
+
+
+def view_channels(channels: int, mode: str, n_slices: int = 3) -> int:
+    """Channels of :func:`views_25d`'s output for crops with ``channels`` channels."""
+    return channels * (3 if mode == "orthogonal" else n_slices)
+
+
+__all__ = ["CROP_VERSION", "CropError", "LesionCrops", "view_channels", "views_25d"]

@@ -1,0 +1,50 @@
+"""Where a run's cohorts come from: a folder on disk, or the simulator (built once, then cached)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+
+def simulated_root(profile: Mapping[str, Any], seed: int, cache_dir: Path) -> Path:
+    """Cache folder of one simulated dataset, keyed by profile content, seed and generator version.
+
+    The profile's content is in the key, so overriding any simulator field builds a new dataset
+    instead of silently reusing an old one.
+    """
+    from benchmark.data.simulator import GENERATOR_VERSION
+
+    digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"{profile.get('name', 'custom')}-seed{seed}-v{GENERATOR_VERSION}-{digest}"
+    return cache_dir / "data" / name
+
+
+def resolve_root(data: Mapping[str, Any], cache_dir: Path, workers: int = 1) -> Path:
+    """The dataset root for a ``data`` config node, simulating it first if needed."""
+    source = data.get("source")
+    if source == "folder":
+        if not data.get("root"):
+            raise ValueError("data=folder needs data.root=PATH (a folder in the cohort layout)")
+        root = Path(data["root"]).expanduser().resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"data.root={root} is not a folder")
+        return root
+    if source == "simulated":
+        from benchmark.data.simulator import simulate
+
+        profile, seed = dict(data["profile"]), int(data["seed"])
+        root = simulated_root(profile, seed, cache_dir)
+        if (root / "dataset.json").is_file():
+            return root
+        root.parent.mkdir(parents=True, exist_ok=True)
+        # Several jobs may start on a cold cache at once: one builds, the others wait and reuse.
+        with FileLock(str(root) + ".lock"):
+            if not (root / "dataset.json").is_file():
+                simulate(profile, seed, root, workers=workers)
+        return root
+    raise ValueError(f"data.source must be 'simulated' or 'folder', got {source!r}")

@@ -1,0 +1,107 @@
+"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|schema NAME]``.
+
+  build (default)  regenerate leaderboard/README.md and leaderboard/figures/ from the records
+  submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
+                   leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
+  check            exit 1 when the committed README differs from a regeneration (CI)
+  schema NAME      print a JSON Schema (result, model_card, throughput)
+
+Exit status: 0 done, 1 README out of date, 2 a record or run was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmark.catalog import by_name
+from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
+from benchmark.leaderboard.build import check, regenerate
+from benchmark.leaderboard.store import LeaderboardError, submit
+from benchmark.records import RecordError, Reference
+from benchmark.schemas import SCHEMAS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.leaderboard",
+        description=__doc__.split("\n\n", 1)[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "command", nargs="?", default="build", choices=["build", "submit", "check", "schema"]
+    )
+    parser.add_argument("args", nargs="*", help="RUN_DIR... for submit, NAME for schema")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=LEADERBOARD_DIR,
+        help="leaderboard folder holding results/, throughput/, figures/, README.md "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data",
+        default="default",
+        help="the conf/data option whose records this leaderboard accepts (default: %(default)s)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="build: skip the figures")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = _parser().parse_args(argv)
+    if opts.command == "schema":
+        if len(opts.args) != 1 or opts.args[0] not in SCHEMAS:
+            print(f"schema NAME, NAME one of {sorted(SCHEMAS)}", file=sys.stderr)
+            return 2
+        print(json.dumps(SCHEMAS[opts.args[0]], indent=2))
+        return 0
+    paths = Paths.under(opts.root)
+    reference = Reference.from_conf(opts.data)
+    try:
+        if opts.command == "submit":
+            if not opts.args:
+                print("submit needs at least one RUN_DIR", file=sys.stderr)
+                return 2
+            try:
+                models = by_name()
+            except ValueError as err:  # two configs define one model name
+                print(err, file=sys.stderr)
+                return 2
+            refused = 0
+            for run_dir in opts.args:
+                try:
+                    target = submit(Path(run_dir), paths.results, reference, models)
+                except RecordError as err:
+                    print(err, file=sys.stderr)
+                    refused += 1
+                    continue
+                print(f"submitted {run_dir} -> {target}")
+            if not refused:
+                print("now rebuild the table: python -m benchmark.leaderboard")
+            return 2 if refused else 0
+        if opts.command == "check":
+            diff = check(paths, reference)
+            if diff:
+                sys.stdout.writelines(diff[:200])
+                print(
+                    f"\n{paths.readme} is out of date: run `python -m benchmark.leaderboard` "
+                    "and commit the result",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"{paths.readme} is up to date with {paths.results}")
+            return 0
+        board = regenerate(paths, reference, figures=not opts.no_figures)
+    except LeaderboardError as err:
+        print(f"leaderboard refused: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {paths.readme} ({len(board.entries)} records, {len(board.models)} models)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

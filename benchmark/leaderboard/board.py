@@ -1,0 +1,149 @@
+"""A leaderboard in memory: accepted records, one ranked section per (cohort, task), throughput.
+
+Everything the README and the figures show is computed here, from the files alone, so the same
+files always give the same board.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.catalog import ModelEntry, by_name
+from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
+from benchmark.leaderboard.ranking import Standing, rank_models
+from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
+from benchmark.leaderboard.throughput_table import ThroughputRecord, load_throughput
+from benchmark.records import Reference, SeedRow, aggregate_seeds, expected_cohort_keys
+from benchmark.results import PROJECT_ROOT
+
+LEADERBOARD_DIR = PROJECT_ROOT / "leaderboard"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a leaderboard's inputs and outputs live (``leaderboard/`` by default)."""
+
+    results: Path
+    throughput: Path
+    readme: Path
+    figures: Path
+
+    @classmethod
+    def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
+        root = Path(root)
+        return cls(root / "results", root / "throughput", root / "README.md", root / "figures")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table of the README: every model with this task on this cohort, best first."""
+
+    cohort: str
+    task: str
+    standings: list[Standing]
+    secondary: dict[str, SeedRow]  # model -> the secondary metric over seeds
+    oracle: dict[str, dict[str, Any]]  # metric name -> the record's oracle metric
+    n: int
+    n_positive: int | None  # PD lesions (lesion_pd) or events (os, pfs)
+
+    @property
+    def primary(self) -> str:
+        return PRIMARY_METRIC[self.task]
+
+    @property
+    def secondary_metric(self) -> str:
+        return SECONDARY_METRIC[self.task]
+
+
+@dataclass(frozen=True)
+class Board:
+    reference: Reference
+    entries: list[Entry]
+    sections: list[Section]
+    throughput: list[ThroughputRecord]
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+
+    def runs(self, cohort: str, task: str) -> dict[str, list[tuple[int, pd.DataFrame]]]:
+        """model -> [(seed, predictions of this cohort and task, in file order)], seeds sorted."""
+        out: dict[str, list[tuple[int, pd.DataFrame]]] = defaultdict(list)
+        for entry in sorted(self.entries, key=lambda e: (e.model, e.seed)):
+            frame = entry.predictions
+            rows = frame[(frame["cohort"] == cohort) & (frame["task"] == task)]
+            if len(rows):
+                out[entry.model].append((entry.seed, rows.reset_index(drop=True)))
+        return dict(out)
+
+
+def _section(
+    cohort: str, task: str, entries: list[Entry], reference: Reference, rows: dict, board: Board
+) -> Section | None:
+    runs = board.runs(cohort, task)
+    if not runs:
+        return None
+    boot = reference.protocol["bootstrap"]
+    standings = rank_models(task, runs, n_boot=int(boot["n_boot"]), seed=int(boot["seed"]))
+    secondary = {
+        model: rows[(model, cohort, task, SECONDARY_METRIC[task])]
+        for model in runs
+        if (model, cohort, task, SECONDARY_METRIC[task]) in rows
+    }
+    oracle: dict[str, dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda e: e.path.name):
+        found = entry.record["oracle"].get(cohort, {}).get(task)
+        if found:
+            oracle = found
+            break
+    first = next(
+        e.record["metrics"][cohort][task][PRIMARY_METRIC[task]]
+        for e in sorted(entries, key=lambda e: e.path.name)
+        if task in e.record["metrics"].get(cohort, {})
+    )
+    positive = first.get("n_pos") if task == "lesion_pd" else first.get("n_events")
+    return Section(cohort, task, standings, secondary, oracle, int(first["n"]), positive)
+
+
+def assemble(
+    entries: list[Entry],
+    reference: Reference,
+    throughput: list[ThroughputRecord],
+    models: dict[str, ModelEntry],
+) -> Board:
+    """Rank every (cohort, task) of the protocol that some record scored."""
+    board = Board(reference, entries, [], throughput, models)
+    rows = {
+        (r.model, r.cohort, r.task, r.metric): r
+        for r in aggregate_seeds([e.record for e in entries])
+    }
+    sections = []
+    for cohort in expected_cohort_keys(reference.protocol):
+        for task in reference.protocol["tasks"]:
+            section = _section(cohort, task, entries, reference, rows, board)
+            if section is not None:
+                sections.append(section)
+    return Board(reference, entries, sections, throughput, models)
+
+
+def load_board(paths: Paths, reference: Reference) -> Board:
+    """Read and check every record and throughput file; :class:`LeaderboardError` lists all
+    refusals at once."""
+    try:
+        models = by_name()
+    except ValueError as err:  # two configs define one model name
+        raise LeaderboardError([str(err)]) from None
+    problems: list[str] = []
+    try:
+        entries = load_entries(paths.results, reference, models)
+    except LeaderboardError as err:
+        problems += err.problems
+        entries = []
+    throughput, more = load_throughput(paths.throughput)
+    problems += more
+    if problems:
+        raise LeaderboardError(problems)
+    on_board = {e.model for e in entries}
+    return assemble(entries, reference, throughput, {m: models[m] for m in sorted(on_board)})

@@ -1,0 +1,183 @@
+"""Pooled CIs over seeds and ranks with their uncertainty, from paired patient resamples.
+
+Every model is scored on literally the same bootstrap resamples of the patients (the ones
+``benchmark.metrics`` draws for the protocol's ``bootstrap.seed`` and ``n_boot``, so a model
+with one seed gets back exactly the CI in its record). For each resample:
+
+- a model's value is the mean over its seeds of the primary metric (AUC for ``lesion_pd``,
+  Harrell's C for ``os``/``pfs``); the **pooled 95% CI** is the percentile interval of that
+  seed-mean over the resamples;
+- the models are ranked (1 = best, ties share the average rank); the **rank interval** is the
+  2.5-97.5 percentile range of a model's rank over the resamples, ``p_best`` the share of
+  resamples where it ranks first;
+- the **difference to the top model** is the paired difference of seed-means, with its
+  percentile CI (for single-seed models this is ``benchmark.metrics.paired_bootstrap_difference``;
+  tests/test_leaderboard.py checks that they agree).
+
+The per-resample values come from ``benchmark.metrics``' own bootstrap code (private helpers:
+the module exposes CIs, not the resample values); :func:`replicates` is the one place that
+reaches in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from benchmark.leaderboard.predictions import PRIMARY_METRIC
+from benchmark.metrics import (
+    CI_LEVEL,
+    _lesion_eval,
+    _lesion_inputs,
+    _resample_counts,
+    _survival_context,
+    _survival_eval,
+    _unit_order,
+)
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """A primary metric's point estimate and its value on each resample (NaN: not computable)."""
+
+    value: float | None
+    boot: np.ndarray
+    reason: str | None = None
+
+
+def replicates(task: str, group: pd.DataFrame, n_boot: int, seed: int) -> Replicates:
+    """The task's primary metric on ``n_boot`` patient resamples of one (cohort, task) slice.
+
+    Resample units as in ``benchmark.scoring``: the patients in sorted id order (for lesions a
+    cluster bootstrap: a resampled patient brings all of their lesions), so the row order of the
+    slice does not matter and every model is paired on the same patients.
+    """
+    prediction = group["prediction"].to_numpy(float)
+    if task == "lesion_pd":
+        y, p, pidx, n_units = _lesion_inputs(
+            group["label"].to_numpy(float), prediction, group["patient_id"].to_numpy()
+        )
+        ev = _lesion_eval(y, p, pidx, _resample_counts(n_units, n_boot, seed))["auc"]
+    else:
+        time, event = group["time"].to_numpy(float), group["event"].to_numpy(float)
+        ctx = _survival_context(time, event, time, event, None, ())
+        order = _unit_order(group["patient_id"].to_numpy(), len(time))
+        counts = _resample_counts(len(time), n_boot, seed)[:, order]
+        ev = _survival_eval(ctx, prediction, counts)[PRIMARY_METRIC[task]]
+    boot = np.full(n_boot, np.nan) if ev.boot is None else np.asarray(ev.boot, dtype=float)
+    return Replicates(ev.value, boot, ev.reason)
+
+
+def percentile_ci(boot: np.ndarray) -> Interval | None:
+    """Percentile 95% interval over the finite resamples; None if fewer than half are finite
+    (the rule ``benchmark.metrics`` applies to every CI)."""
+    ok = boot[np.isfinite(boot)]
+    if boot.size == 0 or 2 * ok.size < boot.size:
+        return None
+    alpha = (1.0 - CI_LEVEL) / 2.0
+    lo, hi = np.percentile(ok, [100.0 * alpha, 100.0 * (1.0 - alpha)])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One model on one (cohort, task): value over seeds, pooled CI, rank and its uncertainty."""
+
+    model: str
+    seeds: tuple[int, ...]
+    value: float | None  # mean over seeds of the point estimates
+    sd: float | None  # across seeds (ddof=1); None with one seed
+    ci95: Interval | None  # pooled: percentile CI of the seed-mean over the shared resamples
+    rank: int | None  # by ``value``, 1 = best; ties share the lowest rank
+    rank_median: float | None
+    rank_ci95: Interval | None
+    p_best: float | None
+    diff_to_top: float | None  # value - the top model's value; None for the top model
+    diff_ci95: Interval | None
+    not_computable: str | None = None
+
+
+def _aligned(group: pd.DataFrame, order: pd.Index, where: str) -> pd.DataFrame:
+    ids = pd.Index(group["id"])
+    if len(ids) != len(order) or set(ids) != set(order):
+        raise ValueError(f"{where}: predicted ids differ from the other models' (another dataset?)")
+    return group.set_index("id").loc[order].reset_index()
+
+
+def rank_models(
+    task: str,
+    runs: Mapping[str, Sequence[tuple[int, pd.DataFrame]]],
+    *,
+    n_boot: int,
+    seed: int,
+) -> list[Standing]:
+    """Standings of ``runs`` (model -> [(seed, that seed's slice of predictions)]), best first.
+
+    A model whose metric is not computable for some seed is listed last, unranked, with the
+    reason. Every model and seed must predict the same ids (``ValueError`` otherwise).
+    """
+    models = sorted(runs)
+    if not models:
+        return []
+    first = runs[models[0]][0][1]
+    order = pd.Index(first["id"])
+    means: dict[str, np.ndarray] = {}
+    out: dict[str, dict] = {}
+    for model in models:
+        seeds = tuple(s for s, _ in runs[model])
+        reps = [
+            replicates(task, _aligned(g, order, f"{model} seed {s}"), n_boot, seed)
+            for s, g in runs[model]
+        ]
+        failed = next((r for r in reps if r.value is None), None)
+        values = [r.value for r in reps if r.value is not None]
+        base = {"model": model, "seeds": seeds}
+        if failed is not None:
+            out[model] = {**base, "value": None, "sd": None, "ci95": None}
+            out[model]["not_computable"] = failed.reason
+            continue
+        means[model] = np.mean([r.boot for r in reps], axis=0)
+        out[model] = {
+            **base,
+            "value": float(np.mean(values)),
+            "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "ci95": percentile_ci(means[model]),
+        }
+
+    ranked = sorted(means, key=lambda m: (-out[m]["value"], m))
+    if ranked:
+        point = rankdata([-out[m]["value"] for m in ranked], method="min")
+        matrix = np.vstack([means[m] for m in ranked])
+        usable = matrix[:, np.isfinite(matrix).all(axis=0)]
+        ranks = rankdata(-usable, axis=0, method="average") if usable.size else None
+        top = ranked[0]
+        for i, model in enumerate(ranked):
+            stats = out[model]
+            stats["rank"] = int(point[i])
+            if ranks is not None and ranks.shape[1] > 0:
+                stats["rank_median"] = float(np.median(ranks[i]))
+                stats["rank_ci95"] = (
+                    float(np.percentile(ranks[i], 2.5, method="lower")),
+                    float(np.percentile(ranks[i], 97.5, method="higher")),
+                )
+                stats["p_best"] = float(np.mean(ranks[i] == 1.0))
+            if model != top:
+                stats["diff_to_top"] = stats["value"] - out[top]["value"]
+                stats["diff_ci95"] = percentile_ci(means[model] - means[top])
+    defaults = {
+        "rank": None,
+        "rank_median": None,
+        "rank_ci95": None,
+        "p_best": None,
+        "diff_to_top": None,
+        "diff_ci95": None,
+        "not_computable": None,
+    }
+    unranked = sorted(set(models) - set(ranked))
+    return [Standing(**{**defaults, **out[m]}) for m in [*ranked, *unranked]]

@@ -1,0 +1,182 @@
+"""The results folder of a leaderboard: ``<model>__seed<k>.json`` + ``.predictions.csv.gz``.
+
+:func:`load_entries` reads every record and refuses, with the file and the reason, any that is
+invalid, stale (other data or protocol), not re-runnable (unknown model, the template), without
+its predictions, or at odds with the other records. :func:`submit` applies the same rules to a
+run folder before it copies the run in, atomically, under its canonical name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.catalog import ModelEntry
+from benchmark.leaderboard.predictions import (
+    PREDICTIONS_SUFFIX,
+    compress,
+    predictions_path,
+    predictions_problems,
+    read_predictions,
+)
+from benchmark.records import (
+    RecordError,
+    Reference,
+    canonical_stem,
+    consistency_problems,
+    load_record,
+    parse_record,
+    record_problems,
+)
+from benchmark.results import write_atomic
+
+RECORD_NAME = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)__seed(?P<seed>\d+)\.json$")
+
+
+class LeaderboardError(Exception):
+    """One or more records were refused; the message lists each file and reason."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} problem(s):\n" + "\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One accepted record and its predictions."""
+
+    path: Path
+    record: dict[str, Any]
+    predictions: pd.DataFrame
+
+    @property
+    def model(self) -> str:
+        return self.record["model"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.record["seed"])
+
+
+def model_problems(model: str, models: Mapping[str, ModelEntry]) -> list[str]:
+    """A ranked record must come from a model anyone can re-run from this checkout."""
+    entry = models.get(model)
+    if entry is None:
+        return [
+            f"model {model!r} is neither a baseline (conf/model/) nor a submission "
+            "(submissions/*/conf/model/): a leaderboard record must be re-runnable"
+        ]
+    if not entry.on_leaderboard:
+        return [f"model {model!r} is the copy-me template ({entry.folder}); it is not ranked"]
+    return []
+
+
+def _entry_problems(
+    record: dict[str, Any],
+    predictions: Path,
+    reference: Reference,
+    models: Mapping[str, ModelEntry],
+) -> tuple[list[str], pd.DataFrame | None]:
+    reasons = reference.problems(record) + model_problems(record["model"], models)
+    try:
+        frame = read_predictions(predictions)
+    except RecordError as err:
+        return reasons + [f"{predictions.name}: {r}" for r in err.reasons], None
+    reasons += [f"{predictions.name}: {r}" for r in predictions_problems(record, frame)]
+    return reasons, frame
+
+
+def load_entries(
+    results_dir: Path, reference: Reference, models: Mapping[str, ModelEntry]
+) -> list[Entry]:
+    """Every record of ``results_dir``, sorted by file name; :class:`LeaderboardError` if any is
+    refused (a board is never built from a subset that silently dropped a record)."""
+    results_dir = Path(results_dir)
+    problems: list[str] = []
+    accepted: dict[str, tuple[Path, dict[str, Any], pd.DataFrame]] = {}
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            record = load_record(path)
+        except RecordError as err:
+            problems.append(str(err))
+            continue
+        reasons = []
+        expected = canonical_stem(record["model"], record["seed"]) + ".json"
+        if path.name != expected:
+            reasons.append(
+                f"the file of this record is named {expected} (python -m benchmark.leaderboard "
+                "submit RUN_DIR names it)"
+            )
+        more, frame = _entry_problems(record, predictions_path(path), reference, models)
+        reasons += more
+        if reasons:
+            problems.append(str(RecordError(path, reasons)))
+        else:
+            accepted[path.name] = (path, record, frame)
+    records = {p.name for p in results_dir.glob("*.json")}
+    for path in sorted(results_dir.glob("*" + PREDICTIONS_SUFFIX)):
+        if path.name.removesuffix(PREDICTIONS_SUFFIX) + ".json" not in records:
+            problems.append(f"{path}: refused:\n  - predictions without a record; delete it")
+    clashes = consistency_problems({name: rec for name, (_, rec, _) in accepted.items()})
+    for name, reasons in sorted(clashes.items()):
+        problems.append(str(RecordError(accepted[name][0], reasons)))
+    if problems:
+        raise LeaderboardError(problems)
+    return [Entry(path, record, frame) for path, record, frame in accepted.values()]
+
+
+def submit(
+    run_dir: Path,
+    results_dir: Path,
+    reference: Reference,
+    models: Mapping[str, ModelEntry],
+) -> Path:
+    """Validate ``run_dir``'s record and predictions, then copy them in as ``<model>__seed<k>``.
+
+    The predictions are written first and the record last (each atomically), so the record's
+    presence marks a complete entry, as in a run folder. A record of the same model and seed is
+    replaced. Returns the record's path on the board.
+    """
+    run_dir, results_dir = Path(run_dir), Path(results_dir)
+    source = run_dir / "result.json"
+    try:
+        text = source.read_text(encoding="utf-8")
+        raw_predictions = (run_dir / "predictions.csv").read_bytes()
+    except OSError as err:
+        raise RecordError(run_dir, [f"not a complete run folder ({err})"]) from None
+    record = parse_record(text, source)
+    problems = record_problems(record)
+    if problems:
+        raise RecordError(source, problems)
+    reasons, _ = _entry_problems(record, run_dir / "predictions.csv", reference, models)
+    if reasons:
+        raise RecordError(source, reasons)
+
+    stem = canonical_stem(record["model"], record["seed"])
+    others: dict[str, dict[str, Any]] = {}
+    for path in sorted(results_dir.glob("*.json")):
+        if path.name == stem + ".json":
+            continue  # the record this one replaces
+        try:
+            others[path.name] = load_record(path)
+        except RecordError:
+            continue  # a broken board record is the board's problem, reported when it builds
+    clashes = consistency_problems({**others, stem + ".json": record})
+    if stem + ".json" in clashes:
+        raise RecordError(
+            source,
+            [
+                *(f"{r} (on the board {results_dir})" for r in clashes[stem + ".json"]),
+                "if the data or protocol changed on purpose, re-run every model "
+                "(scripts/leaderboard_runs.sh)",
+            ],
+        )
+    target = results_dir / (stem + ".json")
+    write_atomic(predictions_path(target), compress(raw_predictions))
+    write_atomic(target, text)
+    return target

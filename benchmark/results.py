@@ -1,0 +1,150 @@
+"""The result record (``result.json``), its provenance, and atomic writes.
+
+A record is only ever written whole: files are written to a temporary name in the same folder
+and renamed, so a failed or interrupted run leaves no half record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "nsclc-io-bench/result/v1"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TRACKED_PACKAGES = (
+    "nsclc-io-bench",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "scikit-survival",
+    "pyradiomics",
+    "SimpleITK",
+    "nibabel",
+    "torch",
+    "torchvision",
+    "timm",
+    "monai",
+    "hydra-core",
+)
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(content, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_commit() -> str:
+    """HEAD of the project checkout, with ``-dirty`` when tracked files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import torch
+
+        info["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpu_count"] = torch.cuda.device_count()
+    except ImportError:
+        pass
+    return info
+
+
+def build_record(
+    *,
+    model: str,
+    seed: int,
+    metrics: Mapping[str, Any],
+    oracle: Mapping[str, Any],
+    config: Mapping[str, Any],
+    data_fingerprint: str,
+    folds: str,
+    started_at: str,
+    duration_s: float,
+    peak_rss_mib: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "model": model,
+        "seed": seed,
+        "metrics": dict(metrics),
+        "oracle": dict(oracle),
+        "provenance": {
+            "git_commit": git_commit(),
+            "config": dict(config),
+            "data_fingerprint": data_fingerprint,
+            "folds": folds,
+            "packages": package_versions(),
+            "hardware": hardware(),
+            "started_at": started_at,
+            "duration_s": round(duration_s, 2),
+            "peak_rss_mib": peak_rss_mib,
+        },
+    }
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    # allow_nan=False: a NaN in a record is a bug upstream, never a number to publish.
+    return json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n"

@@ -1,0 +1,105 @@
+"""One run: resolve data, load the blinded cohorts, run the protocol, score, write the record."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.cohort import COHORTS
+from benchmark.data import layout
+from benchmark.data.source import resolve_root
+from benchmark.protocol import CV_KEY_SUFFIX, LabelledCohort, folds_digest, run_protocol
+from benchmark.report import metrics_table
+from benchmark.results import build_record, record_json, write_atomic
+from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
+from benchmark.sweep import existing_record
+
+log = logging.getLogger(__name__)
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process and its finished children (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run ``cfg`` through the protocol; write predictions.csv and result.json into ``out_dir``."""
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    cache_dir = Path(cfg.paths.cache_dir)
+    protocol = OmegaConf.to_container(cfg.protocol, resolve=True)
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    names = [protocol["development"], *protocol["external"]]
+    unknown = [n for n in names if n not in COHORTS]
+    if unknown:
+        raise ValueError(f"protocol names unknown cohorts {unknown}; known: {COHORTS}")
+
+    root = resolve_root(data_cfg, cache_dir, workers=cfg.hardware.workers)
+    scan = layout.scan(root, names, progress=True, cache_dir=cache_dir)
+    if scan.problems:
+        raise layout.CohortError(scan.problems, root)
+    fingerprint = scan.fingerprint
+    previous = existing_record(out_dir, cfg, fingerprint)
+    if previous is not None:  # a finished job of a re-run sweep: keep its record
+        return previous
+    view_dir = cache_dir / "views" / fingerprint.removeprefix("sha256:")[:16]
+    loaded = {
+        name: LabelledCohort(*layout.load(root, name, view_dir=view_dir, cache_dir=cache_dir))
+        for name in names
+    }
+    truths = {name: layout.load_truth(root, name) for name in names}
+    log.info("data %s (%s)", root, fingerprint)
+
+    model_name = cfg.model.name
+
+    def make_model():
+        return instantiate(cfg.model.submission, seed=cfg.seed, _convert_="all")
+
+    development = loaded[protocol["development"]]
+    predictions, folds = run_protocol(
+        make_model,
+        model_name,
+        (protocol["development"], development),
+        {name: loaded[name] for name in protocol["external"]},
+        tuple(protocol["tasks"]),
+        n_splits=protocol["cv"]["n_splits"],
+        fold_seed=protocol["cv"]["fold_seed"],
+    )
+
+    by_key = {protocol["development"] + CV_KEY_SUFFIX: development}
+    by_key.update({name: loaded[name] for name in protocol["external"]})
+    metrics = score(predictions, by_key, development, protocol)
+    tasks = tuple(predictions["task"].unique())
+    truth_by_key = {key: truths[key.removesuffix(CV_KEY_SUFFIX)] for key in by_key}
+    oracle = score_oracle(tasks, by_key, truth_by_key, development, protocol)
+
+    record = build_record(
+        model=model_name,
+        seed=int(cfg.seed),
+        metrics=as_dicts(metrics),
+        oracle=as_dicts(oracle),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        data_fingerprint=fingerprint,
+        folds=folds_digest(folds),
+        started_at=started_at,
+        duration_s=time.perf_counter() - clock,
+        peak_rss_mib=_peak_rss_mib(),
+    )
+    # predictions first: result.json's presence is what marks a complete run.
+    write_atomic(
+        out_dir / "predictions.csv", attach_outcomes(predictions, by_key).to_csv(index=False)
+    )
+    write_atomic(out_dir / "result.json", record_json(record))
+    print(f"\n{model_name} (seed {cfg.seed}) on {fingerprint[:19]}…\n")
+    print(metrics_table(metrics, oracle))
+    print(f"\nrecord: {out_dir / 'result.json'}")
+    return record

@@ -1,0 +1,244 @@
+"""JSON Schemas of what the leaderboard reads: result records, model cards, throughput records.
+
+Kept as Python dicts rather than ``.json`` files so they travel with the package whatever the
+install mode. ``python -m benchmark.leaderboard schema result`` prints one as JSON for other
+tools. The schemas check shape and types; rules that relate fields to each other or to other
+files (staleness, predictions) live in :mod:`benchmark.records`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from benchmark.cohort import TASKS
+from benchmark.results import SCHEMA as RESULT_SCHEMA_ID
+
+MODEL_CARD_SCHEMA_ID = "nsclc-io-bench/model-card/v1"
+THROUGHPUT_SCHEMA_ID = "nsclc-io-bench/throughput/v1"
+
+# Model names become file names (``<model>__seed<k>.json``) and Hydra option names.
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+SURVIVAL_METRIC_PATTERN = r"^(c_index|c_index_uno|td_auc_[0-9]+(\.[0-9]+)?m)$"
+
+_METRIC: dict[str, Any] = {
+    "type": "object",
+    "required": ["value", "n"],
+    "properties": {
+        "value": {"type": ["number", "null"]},
+        "ci95": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "n": {"type": "integer", "minimum": 0},
+        "n_pos": {"type": "integer", "minimum": 0},
+        "n_events": {"type": "integer", "minimum": 0},
+        "not_computable": {"type": "string", "minLength": 1},
+        "extra": {"type": "object"},
+    },
+    # Metric.to_dict is the only writer: an unknown key is a typo or a foreign record.
+    "additionalProperties": False,
+    # DESIGN section 5: a number that cannot be computed says why, and has no CI.
+    "if": {"properties": {"value": {"type": "null"}}},
+    "then": {"required": ["not_computable"], "not": {"required": ["ci95"]}},
+}
+
+_LESION_TASK = {
+    "type": "object",
+    "required": ["auc"],
+    "propertyNames": {"enum": ["auc", "brier"]},
+    "additionalProperties": _METRIC,
+}
+_SURVIVAL_TASK = {
+    "type": "object",
+    "required": ["c_index"],
+    "propertyNames": {"pattern": SURVIVAL_METRIC_PATTERN},
+    "additionalProperties": _METRIC,
+}
+
+
+def _cohort_metrics(min_cohorts: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "minProperties": min_cohorts,
+        "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
+        "additionalProperties": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {"lesion_pd": _LESION_TASK, "os": _SURVIVAL_TASK, "pfs": _SURVIVAL_TASK},
+            "additionalProperties": False,
+        },
+    }
+
+
+_SHA256 = r"^sha256:[0-9a-f]{16,64}$"
+
+RESULT_V1: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": RESULT_SCHEMA_ID,
+    "title": "nsclc-io-bench result record (result.json, one per run)",
+    "type": "object",
+    "required": ["schema", "model", "seed", "metrics", "oracle", "provenance"],
+    "properties": {
+        "schema": {"const": RESULT_SCHEMA_ID},
+        "model": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+        "seed": {"type": "integer", "minimum": 0},
+        "metrics": _cohort_metrics(1),
+        # Data without simulator truth (a folder of real cohorts) has no oracle.
+        "oracle": _cohort_metrics(0),
+        "provenance": {
+            "type": "object",
+            "required": [
+                "git_commit",
+                "config",
+                "data_fingerprint",
+                "folds",
+                "packages",
+                "hardware",
+                "started_at",
+                "duration_s",
+            ],
+            "properties": {
+                "git_commit": {"type": "string", "minLength": 1},
+                "data_fingerprint": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
+                "folds": {"type": "string", "pattern": _SHA256},
+                "packages": {"type": "object", "additionalProperties": {"type": "string"}},
+                "hardware": {"type": "object"},
+                "started_at": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T"},
+                "duration_s": {"type": "number", "minimum": 0},
+                "peak_rss_mib": {"type": ["number", "null"], "minimum": 0},
+                "config": {
+                    "type": "object",
+                    "required": ["data", "protocol", "model", "seed"],
+                    "properties": {
+                        "data": {"type": "object", "required": ["source"]},
+                        "protocol": {
+                            "type": "object",
+                            "required": [
+                                "development",
+                                "external",
+                                "tasks",
+                                "cv",
+                                "lesion_scope",
+                                "bootstrap",
+                                "survival",
+                            ],
+                        },
+                        "model": {
+                            "type": "object",
+                            "required": ["name", "submission"],
+                            "properties": {
+                                "name": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+                                "submission": {"type": "object", "required": ["_target_"]},
+                            },
+                        },
+                        "seed": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+        },
+    },
+}
+
+INPUTS = (
+    "ct",  # the CT image itself (voxels)
+    "mask",  # the lesion instance mask
+    "radiomics",  # benchmark.features.radiomics
+    "crops",  # benchmark.data.crops
+    "site",  # lesion table: anatomical site
+    "irradiated",  # lesion table: inside the SABR field
+    "pdl1",
+    "arm",
+    "age",
+    "sex",
+    "ecog",
+)
+
+MODEL_CARD_V1: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": MODEL_CARD_SCHEMA_ID,
+    "title": "nsclc-io-bench model card (submissions/<name>/model_card.yaml)",
+    "type": "object",
+    "required": [
+        "schema",
+        "name",
+        "version",
+        "authors",
+        "description",
+        "tasks",
+        "inputs",
+        "license",
+        "citation",
+    ],
+    "properties": {
+        "schema": {"const": MODEL_CARD_SCHEMA_ID},
+        "name": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+        "version": {"type": "string", "pattern": r"^\d+\.\d+(\.\d+)?$"},
+        "authors": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "affiliation": {"type": "string"},
+                    "email": {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"},
+                    "github": {"type": "string"},
+                    "orcid": {"type": "string"},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "description": {"type": "string", "minLength": 20},
+        "tasks": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": list(TASKS)},
+        },
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": list(INPUTS)},
+        },
+        # An SPDX identifier (https://spdx.org/licenses/), e.g. Apache-2.0, MIT, BSD-3-Clause.
+        "license": {"type": "string", "pattern": r"^[A-Za-z0-9.+-]+$"},
+        "citation": {"type": "string", "minLength": 1},
+        "references": {"type": "array", "items": {"type": "string"}},
+        # pip requirements beyond the harness's own dependencies (pinned, name==version).
+        "requirements": {"type": "array", "items": {"type": "string", "pattern": r"==."}},
+        "hardware": {"enum": ["cpu", "gpu"]},
+    },
+    "additionalProperties": False,
+}
+
+# Owned by the throughput records' writer; the leaderboard checks only what it renders.
+THROUGHPUT_V1: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": THROUGHPUT_SCHEMA_ID,
+    "type": "object",
+    "required": ["schema", "model", "rows", "hardware"],
+    "properties": {
+        "schema": {"const": THROUGHPUT_SCHEMA_ID},
+        "model": {"type": "string", "minLength": 1},
+        "rows": {"type": "array", "items": {"type": "object"}},
+        "hardware": {"type": "object"},
+    },
+}
+
+SCHEMAS = {"result": RESULT_V1, "model_card": MODEL_CARD_V1, "throughput": THROUGHPUT_V1}
+
+
+def _where(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def schema_errors(instance: Any, schema: Mapping[str, Any]) -> list[str]:
+    """Every violation of ``schema`` as ``"at <dotted.path>: <message>"``, in a stable order."""
+    validator = Draft202012Validator(schema)
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: (list(map(str, e.path)), e.message)
+    )
+    return [f"at {_where(e.absolute_path)}: {e.message}" for e in errors]

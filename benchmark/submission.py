@@ -1,0 +1,109 @@
+"""The submission contract: what every baseline and contributed model implements.
+
+A submission feels like a scikit-learn estimator: hyper-parameters are constructor arguments
+(built by Hydra from ``conf/model/<name>.yaml``), ``fit`` learns from a cohort and its outcomes,
+``predict`` sees a cohort view without outcomes and returns one prediction per id and task.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from benchmark.cohort import TASKS, Cohort, Outcomes
+
+Predictions = Mapping[str, pd.Series]
+"""task -> Series indexed by lesion_id (``lesion_pd``: probability of PD) or patient_id
+(``os``/``pfs``: risk score, higher = worse)."""
+
+
+class Submission(ABC):
+    """Base class of every model run through the protocol."""
+
+    tasks: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def fit(self, cohort: Cohort, outcomes: Outcomes) -> Submission:
+        """Learn from the training patients of ``cohort``; ``outcomes`` are theirs only."""
+
+    @abstractmethod
+    def predict(self, cohort: Cohort) -> Predictions:
+        """Predict every lesion (``lesion_pd``) or patient (``os``, ``pfs``) of ``cohort``."""
+
+
+class SubmissionError(ValueError):
+    """A submission broke the contract; the message names the model, the rule and the ids."""
+
+
+def _ids_preview(ids: list[str], limit: int = 5) -> str:
+    shown = ", ".join(map(str, ids[:limit]))
+    return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def check_declared_tasks(model_name: str, tasks: tuple[str, ...]) -> None:
+    unknown = [t for t in tasks if t not in TASKS]
+    if not tasks or unknown:
+        raise SubmissionError(
+            f"{model_name}: declares tasks {tasks!r}; each must be one of {TASKS} and at least one"
+        )
+
+
+def check_predictions(
+    model_name: str, cohort: Cohort, predictions: Predictions, tasks: tuple[str, ...]
+) -> dict[str, pd.Series]:
+    """Return the predictions as float Series, or raise naming every broken rule.
+
+    Missing ids are rejected rather than scored as ties (a known challenge-evaluator bug).
+    """
+    if not isinstance(predictions, Mapping):
+        raise SubmissionError(
+            f"{model_name}: predict() must return a mapping task -> pandas Series, "
+            f"got {type(predictions).__name__}"
+        )
+    checked: dict[str, pd.Series] = {}
+    for task in tasks:
+        where = f"{model_name} on {cohort.name}, task {task}"
+        if task not in predictions:
+            raise SubmissionError(f"{where}: no predictions (the model declares this task)")
+        pred = predictions[task]
+        if not isinstance(pred, pd.Series):
+            raise SubmissionError(
+                f"{where}: predictions must be a pandas Series indexed by id, "
+                f"got {type(pred).__name__}"
+            )
+        expected = cohort.lesion_ids if task == "lesion_pd" else cohort.patient_ids
+        index = pd.Index(pred.index.astype(str))
+        duplicated = sorted(set(index[index.duplicated()]))
+        if duplicated:
+            raise SubmissionError(
+                f"{where}: ids predicted more than once: {_ids_preview(duplicated)}"
+            )
+        missing = sorted(set(expected) - set(index))
+        if missing:
+            raise SubmissionError(
+                f"{where}: {len(missing)} ids without a prediction: {_ids_preview(missing)}"
+            )
+        extra = sorted(set(index) - set(expected))
+        if extra:
+            raise SubmissionError(f"{where}: predictions for unknown ids: {_ids_preview(extra)}")
+        try:
+            values = pd.Series(np.asarray(pred.to_numpy(), dtype=float), index=index)
+        except (TypeError, ValueError) as err:
+            raise SubmissionError(f"{where}: predictions are not numbers ({err})") from err
+        bad = list(values.index[~np.isfinite(values.to_numpy())])
+        if bad:
+            raise SubmissionError(
+                f"{where}: non-finite predictions (NaN/inf) for {_ids_preview(bad)}"
+            )
+        if task == "lesion_pd":
+            outside = list(values.index[(values < 0) | (values > 1)])
+            if outside:
+                raise SubmissionError(
+                    f"{where}: probabilities outside [0, 1] for {_ids_preview(outside)}"
+                )
+        checked[task] = values.loc[expected]
+    return checked

@@ -1,0 +1,439 @@
+"""Sweeps (`python -m benchmark -m ...`): per-job status, skip/resume, the end-of-sweep summary.
+
+Hydra's launchers (joblib locally, submitit on SLURM) run the jobs; this module adds what a
+benchmark sweep needs on top of them:
+
+- :func:`run_job` wraps one run. It writes ``status.json`` (running, then succeeded / skipped /
+  failed with the exception) atomically into the job folder. In a multirun it does not re-raise:
+  Hydra 1.3's basic sweeper raises at the first failed job *after* its batch and then never calls
+  ``on_multirun_end``, so a raising job would hide every other job's outcome. The sweep's exit
+  status carries the failure instead (:func:`exit_status`, read by ``benchmark/__main__.py``).
+- :func:`existing_record` is the skip hook of ``benchmark/run.py``: a job folder that already holds
+  a complete record of the same model, seed, config (``benchmark.records.config_key``: the
+  resolved config minus the cache location and progress bars) and data fingerprint is not
+  recomputed.
+- :class:`SweepSummary` (a Hydra callback, ``hydra.callbacks`` in ``conf/config.yaml``) prints,
+  at the end of the sweep, which jobs succeeded, which failed and why, and the seed-aggregated
+  rows (``benchmark.records.aggregate_seeds``, the leaderboard's: mean ± sd over seeds and a
+  pooled 95% CI).
+- ``python -m benchmark.sweep SWEEP_DIR`` prints the same summary later, e.g. after a SLURM sweep
+  whose launcher stopped early (submitit raises when a job was killed, before the callback runs).
+
+Imports stay light: Hydra imports this module for the callback on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.records import SeedRow, aggregate_seeds, config_key, seed_group
+from benchmark.results import SCHEMA, write_atomic
+
+log = logging.getLogger(__name__)
+
+STATUS = "status.json"
+RECORD = "result.json"
+PREDICTIONS = "predictions.csv"
+SWEEP_FILE = ".sweep.json"  # in the sweep folder: this sweep's id, so jobs can claim their status
+SUMMARY_TXT = "summary.txt"
+SEEDS_CSV = "seeds.csv"
+
+# The metric the printed summary shows per task (seeds.csv holds every metric).
+HEADLINE = {"lesion_pd": "auc", "os": "c_index", "pfs": "c_index"}
+
+# Set by SweepSummary.on_multirun_end in the launching process; read by benchmark/__main__.py.
+_last_summary: SweepReport | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Skip / resume
+
+
+def existing_record(out_dir: Path, cfg: DictConfig, data_fingerprint: str) -> dict[str, Any] | None:
+    """The complete record in ``out_dir`` of this model, seed, config and data, or None.
+
+    Called by ``benchmark.run.run`` once the data fingerprint is known: re-running a finished
+    sweep (same ``hydra.sweep.dir``, same overrides, so the same job folders) then costs a data
+    scan per job, not a protocol. A record of another seed, config or dataset is recomputed (and
+    replaced when the new run finishes). The git commit is deliberately not compared: start a new
+    sweep folder to re-run after a code change.
+    """
+    path = Path(out_dir) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        prov = record["provenance"]
+        found = {
+            "schema": record["schema"],
+            "model": record["model"],
+            "seed": record["seed"],
+            "config": config_key(prov["config"]),
+            "data": prov["data_fingerprint"],
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("record %s unreadable (%s); running again", path, exc)
+        return None
+    wanted = {
+        "schema": SCHEMA,
+        "model": str(cfg.model.name),
+        "seed": int(cfg.seed),
+        "config": config_key(OmegaConf.to_container(cfg, resolve=True)),
+        "data": data_fingerprint,
+    }
+    differs = [k for k in wanted if found[k] != wanted[k]]
+    if differs:
+        log.info(
+            "record %s is of another %s (%s); running again",
+            path,
+            "/".join(differs),
+            ", ".join(f"{k}: {found[k]} -> {wanted[k]}" for k in differs),
+        )
+        return None
+    if not (path.parent / PREDICTIONS).is_file():
+        log.info("record %s has no %s beside it; running again", path, PREDICTIONS)
+        return None
+    log.info(
+        "skip: %s seed %s already has a record %s (config %s, data %s)",
+        wanted["model"],
+        wanted["seed"],
+        path,
+        wanted["config"],
+        data_fingerprint[:19],
+    )
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# One job
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def _sweep_id(sweep_dir: Path) -> str | None:
+    try:
+        return json.loads((sweep_dir / SWEEP_FILE).read_text())["id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
+    """Run ``cfg`` into ``out_dir`` and leave ``status.json`` there saying how it ended.
+
+    In a multirun a failure is recorded (type, message, traceback) and the job returns None, so
+    the sweep goes on and its summary names the failure; a single run re-raises as before.
+    """
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    status: dict[str, Any] = {
+        "state": "running",
+        "sweep_id": _sweep_id(Path(hydra_cfg.sweep.dir)) if multirun else None,
+        "overrides": list(hydra_cfg.overrides.task),
+        "model": str(cfg.model.name),
+        "seed": int(cfg.seed),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_at": _now(),
+    }
+    status_path = Path(out_dir) / STATUS
+    write_atomic(status_path, json.dumps(status, indent=2) + "\n")
+    record_path = Path(out_dir) / RECORD
+    before = _file_id(record_path)
+    clock = time.perf_counter()
+    try:
+        from benchmark.run import run  # heavy imports after Hydra has parsed --help / --cfg
+
+        record = run(cfg, Path(out_dir))
+    except Exception as exc:
+        status.update(
+            state="failed",
+            error={
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            },
+        )
+        if not multirun:
+            _finish(status_path, status, clock)
+            raise
+        log.exception("job failed: %s", " ".join(status["overrides"]))
+        _finish(status_path, status, clock)
+        return None
+    skipped = before is not None and _file_id(record_path) == before
+    status.update(state="skipped" if skipped else "succeeded", record=RECORD)
+    _finish(status_path, status, clock)
+    return record
+
+
+def _finish(path: Path, status: dict[str, Any], clock: float) -> None:
+    status.update(finished_at=_now(), duration_s=round(time.perf_counter() - clock, 2))
+    write_atomic(path, json.dumps(status, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep's jobs and its summary
+
+
+@dataclass
+class Job:
+    """One job folder of a sweep, as its files tell it."""
+
+    folder: Path
+    overrides: list[str]
+    state: str  # succeeded | skipped | failed | running (killed, timed out, or still running)
+    status: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+
+    @property
+    def error(self) -> str:
+        error = self.status.get("error") or {}
+        return f"{error.get('type', '?')}: {error.get('message', '')}".strip()
+
+
+@dataclass
+class SweepReport:
+    sweep_dir: Path
+    jobs: list[Job]
+    rows: list[SeedRow]
+    text: str
+
+    @property
+    def failed(self) -> list[Job]:
+        return [j for j in self.jobs if j.state not in ("succeeded", "skipped")]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _overrides_of(folder: Path, status: Mapping[str, Any] | None) -> list[str]:
+    if status and status.get("overrides") is not None:
+        return list(status["overrides"])
+    try:
+        return list(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+    except (OSError, ValueError):
+        return []
+
+
+def collect_jobs(
+    sweep_dir: Path, sweep_id: str | None = None, since: float | None = None
+) -> list[Job]:
+    """The jobs under ``sweep_dir``: folders with a ``status.json`` or a ``.hydra/`` folder.
+
+    With ``sweep_id``, only the jobs of that sweep: a status written by it, or (a job killed
+    before it wrote one) a ``.hydra/overrides.yaml`` written since ``since`` (a timestamp).
+    """
+    sweep_dir = Path(sweep_dir)
+    folders = {p.parent for p in sweep_dir.rglob(STATUS)}
+    folders |= {p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")}
+    jobs = []
+    for folder in sorted(folders):
+        if ".submitit" in folder.relative_to(sweep_dir).parts:
+            continue
+        status = _read_json(folder / STATUS)
+        if sweep_id is not None and (status or {}).get("sweep_id") != sweep_id:
+            hydra_file = folder / ".hydra" / "overrides.yaml"
+            fresh = (
+                since is not None and hydra_file.is_file() and hydra_file.stat().st_mtime >= since
+            )
+            if not fresh:
+                continue  # a job of an earlier sweep in the same folder
+            status = None
+        state = (status or {}).get("state", "running")
+        record = _read_json(folder / RECORD) if state in ("succeeded", "skipped") else None
+        if state in ("succeeded", "skipped") and record is None:
+            state = "failed"
+            status = {**(status or {}), "error": {"type": "MissingRecord", "message": RECORD}}
+        jobs.append(Job(folder, _overrides_of(folder, status), state, status or {}, record))
+    return jobs
+
+
+def _label(overrides: Sequence[str]) -> str:
+    """A job's overrides minus model and seed: what distinguishes its configuration."""
+    rest = [o for o in overrides if not o.startswith(("seed=", "model="))]
+    return " ".join(sorted(rest)) or "-"
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def _short(text: str, width: int = 100) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def summarize(sweep_dir: Path, jobs: list[Job], *, all_metrics: bool = False) -> SweepReport:
+    """The summary of ``jobs``: a job table, the failures, and the seed-aggregated rows."""
+    from tabulate import tabulate
+
+    sweep_dir = Path(sweep_dir)
+    counts = {s: sum(j.state == s for j in jobs) for s in ("succeeded", "skipped", "failed")}
+    lost = len(jobs) - sum(counts.values())
+    head = (
+        f"sweep {sweep_dir}: {len(jobs)} job{'s' * (len(jobs) != 1)}, "
+        f"{counts['succeeded']} succeeded, {counts['skipped']} skipped (record already there), "
+        f"{counts['failed']} failed" + (f", {lost} without an end (killed?)" if lost else "")
+    )
+    job_rows = []
+    for job in jobs:
+        seconds = job.status.get("duration_s")
+        detail = (
+            str((job.folder / RECORD).relative_to(sweep_dir))
+            if job.record is not None
+            else _short(job.error)
+            if job.state == "failed"
+            else "no end in status.json: killed, timed out, or still running"
+        )
+        job_rows.append(
+            [" ".join(job.overrides) or job.folder.name, job.state, _fmt(seconds, 1), detail]
+        )
+    parts = [
+        head,
+        "",
+        tabulate(job_rows, ["job", "state", "s", "record / why"], "github", disable_numparse=True),
+    ]
+
+    failed = [j for j in jobs if j.state not in ("succeeded", "skipped")]
+    if failed:
+        parts += ["", "Failed jobs (traceback in <job>/status.json, log in <job>/*.log):"]
+        for job in failed:
+            parts.append(f"  {' '.join(job.overrides)}: {_short(job.error, 300)}")
+            parts.append(f"    {job.folder}")
+
+    records = [j.record for j in jobs if j.record is not None]
+    rows = aggregate_seeds(records)
+    if rows:
+        labels: dict[tuple[str, str, str], str] = {}
+        for job in jobs:
+            if job.record is not None:
+                labels.setdefault(seed_group(job.record), _label(job.overrides))
+        shown = [r for r in rows if all_metrics or HEADLINE.get(r.task) == r.metric]
+        table = []
+        for r in shown:
+            if r.mean is None:
+                value = "n/c"
+            elif r.sd is None:
+                value = f"{r.mean:.3f}"
+            else:
+                value = f"{r.mean:.3f} ± {r.sd:.3f}"
+            ci = "" if r.ci95 is None else f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]"
+            table.append(
+                [
+                    r.model,
+                    labels.get((r.model, r.config, r.data), r.config),
+                    r.cohort,
+                    r.task,
+                    r.metric,
+                    " ".join(map(str, r.seeds)) or "-",
+                    value,
+                    ci,
+                ]
+            )
+        header = ["model", "config", "cohort", "task", "metric", "seeds", "mean ± sd", "pooled CI"]
+        parts += [
+            "",
+            "Over seeds: mean ± sd of the seeds' values; pooled 95% CI (Rubin's rules: seed "
+            "spread + each seed's bootstrap CI).",
+            tabulate(table, header, "github", disable_numparse=True),
+        ]
+        if not all_metrics:
+            parts.append(f"All metrics: {sweep_dir / SEEDS_CSV}")
+    return SweepReport(sweep_dir, jobs, rows, "\n".join(parts))
+
+
+def _write_outputs(report: SweepReport) -> None:
+    """``summary.txt`` and ``seeds.csv`` in the sweep folder (best effort: printing comes first)."""
+    import csv
+    import io
+
+    try:
+        write_atomic(report.sweep_dir / SUMMARY_TXT, report.text + "\n")
+        if report.rows:
+            buffer = io.StringIO()
+            dicts = [r.to_dict() for r in report.rows]
+            writer = csv.DictWriter(buffer, fieldnames=list(dicts[0]))
+            writer.writeheader()
+            writer.writerows(dicts)
+            write_atomic(report.sweep_dir / SEEDS_CSV, buffer.getvalue())
+    except OSError as exc:
+        log.warning("could not write the sweep summary files: %s", exc)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: stamp the sweep folder at the start, print the summary at the end."""
+
+    def __init__(self, all_metrics: bool = False) -> None:
+        self.all_metrics = all_metrics
+        self.sweep_id: str | None = None
+        self.started: float | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.sweep_id, self.started = uuid.uuid4().hex, time.time()
+        stamp = {"id": self.sweep_id, "started_at": _now(), "host": socket.gethostname()}
+        write_atomic(sweep_dir / SWEEP_FILE, json.dumps(stamp, indent=2) + "\n")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global _last_summary
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        since = None if self.started is None else self.started - 1.0  # file-time granularity
+        jobs = collect_jobs(sweep_dir, self.sweep_id, since)
+        report = summarize(sweep_dir, jobs, all_metrics=self.all_metrics)
+        _write_outputs(report)
+        print("\n" + report.text, flush=True)
+        _last_summary = report
+
+
+def exit_status() -> int:
+    """1 when the last sweep of this process had a job that did not end well, else 0."""
+    return 1 if _last_summary is not None and _last_summary.failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.sweep",
+        description="Print the summary of a sweep folder (jobs, failures, seed-aggregated rows).",
+    )
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--all-metrics", action="store_true", help="every metric, not only AUC/C")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a folder")
+    report = summarize(args.sweep_dir, collect_jobs(args.sweep_dir), all_metrics=args.all_metrics)
+    print(report.text)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""One throughput run: build the model from its config, sweep, time end-to-end, write the record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.results import git_commit, record_json, write_atomic
+from benchmark.throughput import record as records
+from benchmark.throughput.end_to_end import deep_end_to_end, pipeline_end_to_end
+from benchmark.throughput.environment import environment
+from benchmark.throughput.memory import CPU_METHOD, CUDA_METHOD
+from benchmark.throughput.peaks import SOURCE as PEAK_SOURCE
+from benchmark.throughput.peaks import peak_flops, peak_table
+from benchmark.throughput.settings import SweepSettings
+from benchmark.throughput.sweep import SweepResult, sweep
+from benchmark.throughput.targets import DeepTarget, deep_target
+
+log = logging.getLogger(__name__)
+
+GOAL_RATIO = 0.5  # warm end-to-end at least half of model-only (the issue's goal, on a GPU)
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"throughput.device={name} but torch sees no CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
+            "use throughput.device=cpu"
+        )
+    return device
+
+
+def load_cohorts(cfg: DictConfig, names: list[str]) -> dict[str, Any]:
+    """The labelled cohorts ``names`` of the configured data (simulated first if needed)."""
+    from benchmark.data import layout
+    from benchmark.data.source import resolve_root
+    from benchmark.protocol import LabelledCohort
+
+    cache_dir = Path(cfg.paths.cache_dir)
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    root = resolve_root(data_cfg, cache_dir, workers=cfg.hardware.workers)
+    scan = layout.scan(root, names, progress=True, cache_dir=cache_dir)
+    if scan.problems:
+        raise layout.CohortError(scan.problems, root)
+    view_dir = cache_dir / "views" / scan.fingerprint.removeprefix("sha256:")[:16]
+    loaded = {
+        name: LabelledCohort(*layout.load(root, name, view_dir=view_dir, cache_dir=cache_dir))
+        for name in names
+    }
+    return {"cohorts": loaded, "fingerprint": scan.fingerprint, "root": str(root)}
+
+
+def _with_flop_rates(e2e: dict[str, Any], flops: int | None, gpu: str | None) -> None:
+    for row in e2e.get("rows", []):
+        precision = (e2e.get("mode") or {}).get("precision")
+        if row["path"] == "harness-predict":  # the submission's own autocast setting
+            precision = "fp32" if row.get("amp") in (None, "off") else row.get("amp")
+        peak = peak_flops(gpu, precision) if precision else None
+        rate = row.get("lesions_per_s")
+        if flops and rate:
+            row["achieved_tflop_per_s"] = round(flops * rate / 1e12, 6)
+            row["peak_share"] = round(flops * rate / peak, 5) if peak else None
+
+
+def _ratio(e2e: dict[str, Any], result: SweepResult | None) -> None:
+    """warm stream lesions/s over model-only samples/s at the same mode and batch."""
+    mode = e2e.get("mode") or {}
+    reference = None
+    if result is not None:
+        for row in result.rows:
+            if (row.precision, row.layout, row.compile, row.batch) == (
+                mode.get("precision"),
+                mode.get("layout"),
+                mode.get("compile"),
+                mode.get("batch"),
+            ) and row.samples_per_s:
+                reference = row
+    rows = {r["cache"]: r for r in e2e.get("rows", []) if r["path"] == "stream"}
+    warm = rows.get("warm")
+    e2e["goal"] = {"ratio": GOAL_RATIO, "applies_to": "cuda"}
+    if reference is None or warm is None or not warm.get("lesions_per_s"):
+        e2e["ratio_warm_to_model_only"] = None
+        return
+    e2e["model_only_samples_per_s"] = reference.samples_per_s
+    e2e["ratio_warm_to_model_only"] = round(warm["lesions_per_s"] / reference.samples_per_s, 4)
+    resident = rows.get("in host memory") or {}
+    if resident.get("lesions_per_s"):
+        e2e["ratio_in_memory_to_model_only"] = round(
+            resident["lesions_per_s"] / reference.samples_per_s, 4
+        )
+    e2e["goal"]["met"] = e2e["ratio_warm_to_model_only"] >= GOAL_RATIO
+
+
+def measure(cfg: DictConfig) -> dict[str, Any]:
+    """The throughput record of ``cfg.model`` (nothing written)."""
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    settings = SweepSettings.from_config(OmegaConf.to_container(cfg.throughput, resolve=True))
+    device = resolve_device(settings.device)
+    if device.type == "cpu":
+        torch.set_num_threads(settings.threads)
+    else:
+        torch.backends.cudnn.benchmark = True  # autotuned during warm-up, which is not timed
+    submission = instantiate(cfg.model.submission, seed=cfg.seed, _convert_="all")
+    target: DeepTarget | None = deep_target(submission, cfg.model.name, seed=int(cfg.seed))
+    env = environment(device)
+    gpu = env.get("gpu")
+
+    record: dict[str, Any] = {
+        "schema": records.SCHEMA,
+        "model": cfg.model.name,
+        "tasks": list(getattr(submission, "tasks", ())),
+        "device": str(device),
+        "scope": {},
+        "input": None,
+        "flops_per_sample": None,
+        "gflop_per_sample": None,
+        "gate": {
+            "batch": settings.gate.batch,
+            "seed": settings.gate.seed,
+            "tolerance": dict(settings.gate.tolerance),
+            "metric": "max |p - p_fp32| over the gate batch, p = sigmoid(logit)",
+            "reference": "fp32 (TF32 off), contiguous, eager, same device and weights",
+        },
+        "model_only": {"measured": False},
+        "end_to_end": {},
+        "peak_flops": {"source": PEAK_SOURCE, "tflop_per_s": peak_table(gpu)},
+    }
+    result: SweepResult | None = None
+    if target is not None:
+        record["scope"]["model_only"] = records.SCOPE_MODEL_ONLY
+        record["scope"]["end_to_end"] = records.SCOPE_END_TO_END_DEEP
+        record["input"] = {
+            "crop_shape": list(target.crop_shape),
+            "network_input_shape": list(target.input_shape),
+            "random": "uniform [0, 1), float32",
+        }
+        result = sweep(target, settings, device, gpu)
+        record["flops_per_sample"] = result.flops_per_sample
+        record["gflop_per_sample"] = (
+            round(result.flops_per_sample / 1e9, 4) if result.flops_per_sample else None
+        )
+        if result.flops_error:
+            record["flops_error"] = result.flops_error
+        best = result.best()
+        record["model_only"] = {
+            "measured": True,
+            "rows": [r.to_dict() for r in result.rows],
+            "skipped": result.skipped,
+            "gate_reference_range": list(result.reference_range or []) or None,
+            "gate_reference_error": result.reference_error,
+            "best": best.to_dict() if best else None,
+            "memory_method": CUDA_METHOD if device.type == "cuda" else CPU_METHOD,
+        }
+    else:
+        imaging = bool(getattr(submission, "features", None))
+        record["model_only"]["reason"] = (
+            "no network: a radiomics model's work is feature extraction + a forest on the CPU, "
+            "timed end-to-end"
+            if imaging
+            else "no imaging and no network (clinical tables only)"
+        )
+        record["scope"]["end_to_end"] = (
+            records.SCOPE_END_TO_END_PIPELINE if imaging else records.SCOPE_CLINICAL
+        )
+
+    if settings.end_to_end.enabled:
+        e2e_settings = settings.end_to_end
+        setup = time.perf_counter()
+        names = list(dict.fromkeys([cfg.protocol.development, *e2e_settings.cohorts]))
+        data = load_cohorts(cfg, names if target is None else list(e2e_settings.cohorts))
+        cohorts = [data["cohorts"][n].cohort for n in e2e_settings.cohorts]
+        setup_s = time.perf_counter() - setup
+        if target is not None:
+            e2e = deep_end_to_end(target, cohorts, settings, device, result)
+            _with_flop_rates(e2e, result.flops_per_sample if result else None, gpu)
+            _ratio(e2e, result)
+        else:
+            if device.type != "cpu":
+                log.info("the %s pipeline runs on the CPU whatever the device", cfg.model.name)
+            development = data["cohorts"][cfg.protocol.development]
+            e2e = pipeline_end_to_end(submission, development, cohorts, settings)
+        e2e["setup_s"] = round(setup_s, 3)
+        e2e["data_fingerprint"] = data["fingerprint"]
+        record["end_to_end"] = e2e
+    else:
+        record["end_to_end"] = {"reason": "throughput.end_to_end.enabled=false"}
+
+    record["rows"] = records.published_rows(record)
+    record["hardware"] = env
+    record["git_commit"] = git_commit()
+    record["config"] = OmegaConf.to_container(cfg, resolve=True)
+    record["started_at"] = started_at
+    record["duration_s"] = round(time.perf_counter() - clock, 2)
+    record["suggested_name"] = records.file_name(record)
+    return record
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Measure, write ``throughput.json`` atomically into ``out_dir``, print the tables."""
+    record = measure(cfg)
+    path = out_dir / "throughput.json"
+    write_atomic(path, record_json(record))
+    print()
+    print(records.summary(record))
+    print(f"\nrecord: {path}\nleaderboard name: leaderboard/throughput/{record['suggested_name']}")
+    return record
+
+
+__all__ = ["GOAL_RATIO", "load_cohorts", "measure", "resolve_device", "run"]

@@ -1,0 +1,6 @@
+"""Hydra search-path plugin: every ``submissions/*/conf`` folder joins nsclc-io-bench's config path.
+
+So ``submissions/NAME/conf/model/NAME.yaml`` makes ``python -m benchmark model=NAME`` work without
+an edit to the harness. Hydra finds this module by scanning the ``hydra_plugins`` namespace
+package; it imports nothing from the project, so a broken submission cannot break Hydra itself.
+"""

@@ -1,0 +1,1 @@
+"""Gradient-boosted trees on radiomics, lesion context and clinical covariates (per-lesion PD)."""

@@ -1,0 +1,131 @@
+"""Per-lesion work on the CPU: radiomics extraction and lesion crops (fresh and cached)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from benchmark.data.crops import LesionCrops, crop_patient, views_25d
+from benchmark.features.radiomics import RadiomicsExtractor
+from benchmark.threads import torch_threads
+from benchmark.throughput.stream import cached_patients, read_patient
+
+pytestmark = pytest.mark.benchmark
+
+PROJECT = Path(__file__).resolve().parents[2]
+# (spacing mm, cube edge mm): conf/hardware/cpu.yaml and gpu.yaml `deep` presets.
+CROP_PRESETS = {"cpu": (1.5, 48.0), "gpu": (1.0, 64.0)}
+WINDOW = (-1000.0, 400.0)
+
+
+@pytest.fixture(scope="module")
+def pembro_rt(tiny_cohorts):
+    return tiny_cohorts["pembro_rt"].cohort
+
+
+@pytest.fixture(scope="module")
+def one_lesion(pembro_rt):
+    """The first patient of the cohort with a single lesion, as a one-patient cohort."""
+    counts = pembro_rt.lesions["patient_id"].value_counts()
+    pid = str(counts.index[counts.argmin()])
+    return pembro_rt.subset([pid])
+
+
+def _extractor(cache_dir: Path | None) -> RadiomicsExtractor:
+    conf = OmegaConf.load(PROJECT / "conf" / "radiomics" / "default.yaml")
+    return RadiomicsExtractor(
+        settings=conf.settings,
+        feature_classes=conf.feature_classes,
+        image_types=conf.image_types,
+        cache_dir=cache_dir,
+        workers=1,
+        progress=False,
+    )
+
+
+def test_radiomics_one_patient_no_cache(benchmark, one_lesion):
+    extractor = _extractor(None)
+    benchmark.extra_info["lesions"] = len(one_lesion.lesions)
+    frame = benchmark.pedantic(extractor, args=(one_lesion,), rounds=3, warmup_rounds=1)
+    assert frame.shape[0] == len(one_lesion.lesions) and frame.shape[1] > 50
+
+
+def test_radiomics_cohort_cache_hit(benchmark, pembro_rt, tmp_path):
+    extractor = _extractor(tmp_path)
+    extractor(pembro_rt)
+    benchmark.extra_info["lesions"] = len(pembro_rt.lesions)
+    assert benchmark(extractor, pembro_rt).shape[0] == len(pembro_rt.lesions)
+
+
+@pytest.mark.parametrize("preset", sorted(CROP_PRESETS))
+def test_crop_one_patient(benchmark, one_lesion, preset: str):
+    spacing, size_mm = CROP_PRESETS[preset]
+    pid = one_lesion.patient_ids[0]
+    args = (
+        str(one_lesion.images[pid]),
+        str(one_lesion.masks[pid]),
+        spacing,
+        round(size_mm / spacing),
+        WINDOW,
+    )
+    with torch_threads(1):  # as in the crop workers
+        out = benchmark.pedantic(crop_patient, args=args, rounds=5, warmup_rounds=1)
+    assert out["ct"].shape[1:] == (round(size_mm / spacing),) * 3
+
+
+def test_crops_cohort_cache_hit(benchmark, pembro_rt, tmp_path):
+    crops = LesionCrops(tmp_path, workers=1, progress=False)
+    crops(pembro_rt)
+    benchmark.extra_info["lesions"] = len(pembro_rt.lesions)
+    x, ids = benchmark(crops, pembro_rt)
+    assert x.shape[0] == len(ids) == len(pembro_rt.lesions)
+
+
+def test_stream_reads_cached_crops(benchmark, pembro_rt, tmp_path):
+    """The end-to-end path's reader: float16 crops straight from the cache files."""
+    crops = LesionCrops(tmp_path, workers=1, progress=False)
+    crops(pembro_rt)
+    items = cached_patients(crops, [pembro_rt])
+
+    def read_all() -> int:
+        return sum(len(read_patient(item)[0]) for item in items)
+
+    assert benchmark(read_all) == len(pembro_rt.lesions)
+
+
+def test_views_25d_with_resize(benchmark):
+    x = torch.rand((64, 2, 32, 32, 32))
+
+    def views() -> torch.Tensor:
+        images = views_25d(x)
+        return torch.nn.functional.interpolate(images, size=(64, 64), mode="bilinear")
+
+    assert benchmark(views).shape == (64, 6, 64, 64)
+
+
+def test_cnn3d_forward_at_the_cpu_preset(benchmark):
+    from monai.networks.nets import ResNet
+
+    torch.manual_seed(0)
+    net = ResNet(
+        block="basic",
+        layers=[1, 1, 1, 1],
+        block_inplanes=[16, 32, 64, 128],
+        spatial_dims=3,
+        n_input_channels=2,
+        conv1_t_size=3,
+        conv1_t_stride=2,
+        num_classes=1,
+    ).eval()
+    x = torch.rand((8, 2, 32, 32, 32))
+
+    def forward() -> np.ndarray:
+        with torch.inference_mode():
+            return net(x).numpy()
+
+    with torch_threads(1):  # conf/hardware/cpu.yaml deep.threads
+        assert benchmark(forward).shape == (8, 1)

@@ -1,0 +1,33 @@
+"""Shared fixtures: the tiny simulated cohorts, built once per test session in a temporary cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.cohort import COHORTS
+from benchmark.data import layout
+from benchmark.data.simulator import load_profile
+from benchmark.data.source import resolve_root
+from benchmark.protocol import LabelledCohort
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_root(cache_dir: Path) -> Path:
+    data = {"source": "simulated", "seed": 0, "profile": load_profile("tiny")}
+    return resolve_root(data, cache_dir, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohorts(tiny_root: Path, cache_dir: Path) -> dict[str, LabelledCohort]:
+    view_dir = cache_dir / "views" / "tiny"
+    return {
+        name: LabelledCohort(*layout.load(tiny_root, name, view_dir=view_dir, cache_dir=cache_dir))
+        for name in COHORTS
+    }

@@ -1,0 +1,201 @@
+"""Lesion crops: centred at the right physical size, cached by content, and their 2.5D views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import torch
+
+from benchmark.cohort import Cohort
+from benchmark.data import crops as crops_module
+from benchmark.data.crops import CropError, LesionCrops, view_channels, views_25d
+
+SPACING = (0.8, 0.8, 3.0)  # anisotropic, as thoracic CT: thin in-plane, thick slices
+SIZE = (96, 80, 24)  # x, y, z voxels
+ORIGIN = (-31.7, 12.4, -95.0)  # LPS mm
+RADIUS_MM = 9.0
+# Physical LPS centres: an off-centre sphere, and one whose cube crosses the volume border in x.
+CENTRES = {1: (15.0, 40.0, -60.0), 2: (-24.0, 45.0, -60.0)}
+LUNG_HU, TUMOUR_HU = -800, 40
+CROP = {"spacing_mm": 1.5, "size_mm": 48.0, "hu_window": (-1000.0, 400.0)}  # 32³ voxels
+
+
+def _write_patient(folder: Path, direction: tuple[float, ...]) -> tuple[Path, Path]:
+    """CT (HU) and instance mask with two spheres of RADIUS_MM, as NIfTI with the given axes."""
+    axes = np.asarray(direction).reshape(3, 3)
+    # A reversed axis starts at the far corner, so the volume covers the same physical box.
+    flipped = np.diag(axes) < 0
+    origin = np.asarray(ORIGIN) + np.where(flipped, (np.asarray(SIZE) - 1) * SPACING, 0.0)
+    reference = sitk.Image(SIZE, sitk.sitkInt16)
+    reference.SetSpacing(SPACING)
+    reference.SetOrigin(origin.tolist())
+    reference.SetDirection(direction)
+    index = np.stack(np.meshgrid(*(np.arange(n) for n in SIZE), indexing="ij"), -1).reshape(-1, 3)
+    physical = origin + (index * np.asarray(SPACING)) @ axes.T
+    labels = np.zeros(len(index), np.uint8)
+    for label, centre in CENTRES.items():
+        labels[np.linalg.norm(physical - np.asarray(centre), axis=1) <= RADIUS_MM] = label
+    mask = labels.reshape(SIZE).transpose(2, 1, 0)  # (x, y, z) -> SimpleITK's (z, y, x)
+    ct = np.where(mask > 0, TUMOUR_HU, LUNG_HU).astype(np.int16)
+    paths = []
+    for name, array in (("image", ct), ("mask", mask)):
+        image = sitk.GetImageFromArray(array)
+        image.CopyInformation(reference)
+        path = folder / f"{name}.nii.gz"
+        sitk.WriteImage(image, str(path))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _cohort(image: Path, mask: Path, labels=(1, 2), content_key: str = "sha256:abc123") -> Cohort:
+    lesions = pd.DataFrame(
+        {
+            "patient_id": ["P1"] * len(labels),
+            "mask_label": list(labels),
+            "site": ["lung"] * len(labels),
+            "irradiated": [0] * len(labels),
+        },
+        index=pd.Index([f"P1-L{k}" for k in labels], name="lesion_id"),
+    )
+    patients = pd.DataFrame({"arm": ["io"]}, index=pd.Index(["P1"], name="patient_id"))
+    return Cohort("synthetic", patients, lesions, {"P1": image}, {"P1": mask}, {"P1": content_key})
+
+
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+FLIPPED = (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # x and z stored reversed
+
+
+@pytest.mark.parametrize("direction", [IDENTITY, FLIPPED], ids=["identity", "flipped"])
+def test_lesion_is_centred_at_its_physical_size(tmp_path: Path, direction):
+    image, mask = _write_patient(tmp_path, direction)
+    crops = LesionCrops(cache_dir=None, progress=False, **CROP)
+    x, ids = crops(_cohort(image, mask))
+    assert ids == ["P1-L1", "P1-L2"]
+    assert x.shape == (2, 2, 32, 32, 32) and x.dtype == np.float32
+    centre = (32 - 1) / 2
+    for i in range(2):
+        lesion = x[i, 1]
+        assert set(np.unique(lesion)) == {0.0, 1.0}
+        voxels = np.argwhere(lesion > 0)
+        np.testing.assert_allclose(voxels.mean(axis=0), centre, atol=1.0)
+        # Extent and volume at the target spacing match the sphere's physical radius.
+        extent_mm = (voxels.max(axis=0) - voxels.min(axis=0) + 1) * 1.5
+        np.testing.assert_allclose(extent_mm, 2 * RADIUS_MM, rtol=0.15)
+        volume = lesion.sum() * 1.5**3
+        assert volume == pytest.approx(4 / 3 * np.pi * RADIUS_MM**3, rel=0.15)
+        # CT channel: tumour bright, lung dark, on the [0, 1] window scale.
+        ct = x[i, 0]
+        tumour, lung = (TUMOUR_HU + 1000) / 1400, (LUNG_HU + 1000) / 1400
+        core = lesion > 0
+        assert ct[13:19, 13:19, 13:19].mean() == pytest.approx(tumour, abs=0.02)  # within 4.5 mm
+        assert ct[core].mean() > (tumour + lung) / 2  # the edge voxels blur into lung
+        assert ct[~core & (ct > 0)].mean() == pytest.approx(lung, abs=0.05)
+    # Lesion 2's cube leaves the volume in x (its centre is 7.7 mm from the edge): padded with 0
+    # (air) on that side only; lesion 1's cube is inside the volume, all lung or tumour.
+    assert (x[1, 0, -9:] == 0).all() and (x[1, 0, :20] > 0).all()
+    assert (x[0, 0] > 0).all()
+
+
+def test_crop_axes_are_ras(tmp_path: Path):
+    """Index grows towards the patient's Right, Anterior, Superior, whatever the file's axes."""
+    image, mask = _write_patient(tmp_path, IDENTITY)
+    crops = LesionCrops(cache_dir=None, progress=False, **CROP)
+    x, _ = crops(_cohort(image, mask, labels=(2,)))
+    # Lesion 2 is 7.7 mm from the volume's rightmost plane (LPS x = -31.7 mm, RAS x = +31.7 mm,
+    # the first column of the file): in RAS the right is the high end of axis 0.
+    padded = np.flatnonzero((x[0, 0] == 0).all(axis=(1, 2)))
+    assert len(padded) > 0 and padded.min() > 16
+
+
+def test_cache_hit_reads_no_nifti_and_is_identical(tmp_path: Path, monkeypatch):
+    image, mask = _write_patient(tmp_path, IDENTITY)
+    crops = LesionCrops(cache_dir=tmp_path / "cache", progress=False, **CROP)
+    cohort = _cohort(image, mask)
+    first, ids = crops(cohort)
+    cached = crops.cache_path("sha256:abc123")
+    assert cached is not None and cached.is_file() and cached.parent.name == crops.key
+    assert not list(cached.parent.glob(".*.tmp"))  # atomic writes leave no temp file
+
+    image.unlink()
+    mask.unlink()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a cache hit must not crop (read NIfTI) again")
+
+    monkeypatch.setattr(crops_module, "crop_patient", no_reading)
+    again, ids_again = LesionCrops(cache_dir=tmp_path / "cache", progress=False, **CROP)(cohort)
+    assert ids_again == ids
+    np.testing.assert_array_equal(again, first)
+    # Another content key is another patient: it misses the cache (and the files are gone).
+    with pytest.raises(CropError, match="P1"):
+        crops(_cohort(image, mask, content_key="sha256:other"))
+
+
+def test_changing_a_setting_changes_the_key(monkeypatch):
+    base = LesionCrops(cache_dir=None, **CROP)
+    changed = [
+        LesionCrops(cache_dir=None, **{**CROP, "spacing_mm": 1.0}),
+        LesionCrops(cache_dir=None, **{**CROP, "size_mm": 64.0}),
+        LesionCrops(cache_dir=None, **{**CROP, "hu_window": (-1000.0, 200.0)}),
+    ]
+    keys = {base.key, *(c.key for c in changed)}
+    assert len(keys) == 4
+    # The mask channel only selects channels of the cached arrays: same key, same cache.
+    assert LesionCrops(cache_dir=None, mask_channel=False, **CROP).key == base.key
+    monkeypatch.setattr(crops_module, "CROP_VERSION", "test-bump")
+    assert LesionCrops(cache_dir=None, **CROP).key != base.key
+
+
+def test_mask_channel_off_gives_ct_only(tmp_path: Path):
+    image, mask = _write_patient(tmp_path, IDENTITY)
+    with_mask, _ = LesionCrops(cache_dir=tmp_path, progress=False, **CROP)(_cohort(image, mask))
+    ct_only, _ = LesionCrops(cache_dir=tmp_path, mask_channel=False, progress=False, **CROP)(
+        _cohort(image, mask)
+    )
+    assert ct_only.shape == (2, 1, 32, 32, 32)
+    np.testing.assert_array_equal(ct_only[:, 0], with_mask[:, 0])
+
+
+def test_a_missing_mask_label_names_the_lesion(tmp_path: Path):
+    image, mask = _write_patient(tmp_path, IDENTITY)
+    with pytest.raises(
+        CropError, match=r"mask_label 7 of lesion 'P1-L7'.*labels present: \[1, 2\]"
+    ):
+        LesionCrops(cache_dir=None, progress=False, **CROP)(_cohort(image, mask, labels=(1, 7)))
+
+
+def _coordinates(n: int = 2, channels: int = 2, size: int = 9) -> np.ndarray:
+    """Crops whose value encodes its own position: 10000*x + 100*y + z (+ 1e6 * channel)."""
+    x, y, z = np.meshgrid(*(np.arange(size),) * 3, indexing="ij")
+    cube = (10000 * x + 100 * y + z).astype(np.float32)
+    return np.stack([np.stack([cube + 1e6 * c for c in range(channels)])] * n)
+
+
+def test_orthogonal_views_are_the_three_planes_through_the_centre():
+    crops = _coordinates()
+    views = views_25d(crops, mode="orthogonal")
+    assert views.shape == (2, 6, 9, 9) and isinstance(views, np.ndarray)
+    assert view_channels(2, "orthogonal") == 6
+    mid = 4
+    x, y, z = views // 10000 % 100, views // 100 % 100, views % 100
+    channel = views // 1e6
+    # Plane by plane, CT then mask: axial (z = mid), coronal (y = mid), sagittal (x = mid).
+    assert (z[:, 0:2] == mid).all() and (y[:, 2:4] == mid).all() and (x[:, 4:6] == mid).all()
+    np.testing.assert_array_equal(channel[0, :, 0, 0], [0, 1, 0, 1, 0, 1])
+    # Each plane spans the other two axes fully.
+    assert set(np.unique(x[:, 0])) == set(range(9)) and set(np.unique(y[:, 0])) == set(range(9))
+
+
+def test_axial_views_are_adjacent_slices_around_the_centre():
+    crops = torch.from_numpy(_coordinates(channels=1))
+    views = views_25d(crops, mode="axial", n_slices=5)
+    assert isinstance(views, torch.Tensor) and views.shape == (2, 5, 9, 9)
+    assert view_channels(1, "axial", 5) == 5
+    slices = (views % 100)[0, :, 0, 0].tolist()
+    assert slices == [2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="mode"):
+        views_25d(crops, mode="coronal")

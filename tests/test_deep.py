@@ -1,0 +1,283 @@
+"""The deep baselines: shared training loop, determinism, weights, configs, and the harness run."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from monai.networks.nets import ResNet
+
+from baselines.cnn3d import CNN3D, build_with_input
+from baselines.timm25d import Timm25D
+from benchmark.data.crops import LesionCrops
+from benchmark.training import (
+    TrainSettings,
+    fit_binary,
+    inner_split,
+    predict_logits,
+    resolve_device,
+)
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+# Small and quick: 16³ crops (48 mm at 3 mm), two epochs.
+FAST_TRAIN = TrainSettings(epochs=2, batch_size=8, patience=2, progress=False, threads=2)
+
+
+def _crops(cache_dir: Path) -> LesionCrops:
+    return LesionCrops(cache_dir / "crops", workers=1, spacing_mm=3.0, size_mm=48.0, progress=False)
+
+
+def _resnet():
+    return functools.partial(
+        ResNet,
+        block="basic",
+        layers=[1, 1, 1, 1],
+        block_inplanes=[8, 16, 32, 64],
+        spatial_dims=3,
+        conv1_t_size=3,
+        conv1_t_stride=2,
+        num_classes=1,
+    )
+
+
+def _model(family: str, cache_dir: Path, seed: int, **kwargs):
+    if family == "cnn3d":
+        return CNN3D(_crops(cache_dir), _resnet(), FAST_TRAIN, seed=seed, **kwargs)
+    kwargs.setdefault("backbone", "test_resnet")  # timm's own tiny test network
+    return Timm25D(_crops(cache_dir), train=FAST_TRAIN, seed=seed, **kwargs)
+
+
+@pytest.mark.parametrize("family", ["cnn3d", "timm25d"])
+def test_same_seed_same_predictions_on_cpu(family, tiny_cohorts, cache_dir: Path, tmp_path):
+    dev = tiny_cohorts["pembro_rt"]
+    external = tiny_cohorts["mdacc"].cohort
+    runs = []
+    for seed in (0, 0, 1):
+        model = _model(family, cache_dir, seed, weights_dir=tmp_path / f"w{len(runs)}")
+        model.fit(dev.cohort, dev.outcomes)
+        runs.append(model.predict(external)["lesion_pd"])
+    first, again, other = runs
+    assert list(first.index) == external.lesion_ids
+    assert ((first > 0) & (first < 1)).all()
+    np.testing.assert_array_equal(first.to_numpy(), again.to_numpy())
+    assert not np.array_equal(first.to_numpy(), other.to_numpy())
+
+
+def test_weights_are_saved_per_fit_and_reload(tiny_cohorts, cache_dir: Path, tmp_path: Path):
+    dev = tiny_cohorts["pembro_rt"]
+    test = tiny_cohorts["nivorad"].cohort
+    paths = []
+    for _ in range(2):
+        model = _model("cnn3d", cache_dir, 0, weights_dir=tmp_path, n_folds=1, name="cnn3d_t")
+        model.fit(dev.cohort, dev.outcomes)
+        paths.append(model.weights_path_)
+    assert [p.name for p in paths] == ["cnn3d_t_fold0.pt", "cnn3d_t_final.pt"]
+    saved = torch.load(paths[1], weights_only=False)
+    assert saved["tag"] == "final" and saved["fit_index"] == 1
+    assert saved["train_patients"] == sorted(dev.cohort.patient_ids)
+    assert len(saved["history"]) >= 1 and saved["settings"]["epochs"] == 2
+    fresh = _model("cnn3d", cache_dir, 5)
+    fresh.net_ = fresh.build_net()
+    fresh.net_.load_state_dict(saved["state_dict"])
+    np.testing.assert_allclose(
+        fresh.predict(test)["lesion_pd"].to_numpy(), model.predict(test)["lesion_pd"].to_numpy()
+    )
+
+
+def test_inner_split_keeps_patients_together_and_both_classes():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"P{i}" for i in range(20)], 3)
+    y = rng.integers(0, 2, len(groups))
+    train, val = inner_split(y, groups, 0.2, seed=0)
+    assert len(val) > 0 and set(groups[train]).isdisjoint(groups[val])
+    assert sorted(np.concatenate([train, val])) == list(range(len(y)))
+    assert set(y[val]) == {0, 1}
+    # Too few patients: no validation (train on all, keep the last epoch).
+    train, val = inner_split(y[:9], groups[:9], 0.2, seed=0)
+    assert len(val) == 0 and len(train) == 9
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_auc"])
+def test_early_stopping_restores_the_best_epoch(monitor: str):
+    """Noise labels: validation stops improving, and the best epoch's weights are kept."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48, 1, 8, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 2, 48)
+    groups = np.repeat([f"P{i}" for i in range(16)], 3)
+    settings = TrainSettings(
+        epochs=12,
+        batch_size=8,
+        lr=3e-2,
+        patience=3,
+        augment=False,
+        progress=False,
+        monitor=monitor,
+        min_epochs=2,
+    )
+
+    def make_net():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(512, 1))
+
+    result = fit_binary(make_net, x, y, groups, settings, seed=0)
+    sign = 1 if monitor == "val_loss" else -1
+    values = [sign * row[monitor] for row in result.history]
+    # Epoch 1 is never kept (min_epochs=2); the best of the rest is, ties to the earliest.
+    assert result.best_epoch == int(np.argmin(values[1:])) + 2
+    assert len(values) == 12 or len(values) - result.best_epoch == 3  # stopped by patience
+    # The kept weights are those of the best epoch: predicting the validation set again
+    # reproduces its recorded value.
+    train, val = inner_split(y, groups, 0.2, 0)
+    logits = predict_logits(result.net, x[val], settings)
+    if monitor == "val_auc":
+        from sklearn.metrics import roc_auc_score
+
+        assert roc_auc_score(y[val], logits) == pytest.approx(-values[result.best_epoch - 1])
+    n_pos = y[train].sum()
+    assert result.pos_weight == pytest.approx((result.n_train - n_pos) / n_pos)
+
+
+def test_network_input_channels_follow_the_crops():
+    net = build_with_input(_resnet(), channels=1, size=16)
+    assert net(torch.zeros(2, 1, 16, 16, 16)).shape == (2, 1)
+    from monai.networks.nets import Classifier
+
+    factory = functools.partial(Classifier, classes=1, channels=(4, 8), strides=(2, 2))
+    assert build_with_input(factory, channels=2, size=16)(torch.zeros(2, 2, 16, 16, 16)).shape == (
+        2,
+        1,
+    )
+
+
+def test_timm_loads_a_local_pretrained_file(tmp_path: Path, cache_dir: Path):
+    import timm
+
+    source = timm.create_model("resnet18", pretrained=False)  # 3 channels, 1000 classes
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    model = _model("timm25d", cache_dir, 0, backbone="resnet18", pretrained_path=str(path))
+    net = model.build_net()
+    assert net.conv1.weight.shape[1] == model.in_chans == 6
+    torch.testing.assert_close(net.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert net.fc.weight.shape == (1, 512)
+    with pytest.raises(FileNotFoundError, match="pretrained_path"):
+        _model("timm25d", cache_dir, 0, pretrained_path=str(tmp_path / "missing.pth")).build_net()
+
+
+def test_a_backbone_too_deep_for_the_views_fails_with_the_fix(cache_dir: Path):
+    model = _model("timm25d", cache_dir, 0, backbone="convnext_nano")  # 16x16 views: too small
+    with pytest.raises(ValueError, match="image_size"):
+        model.build_net()
+    model.image_size = 32
+    assert model.build_net()(torch.zeros(2, 6, 32, 32)).shape == (2, 1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_a_gpu_fails_clearly(tiny_cohorts, tmp_path: Path):
+    with pytest.raises(RuntimeError, match="hardware=cpu"):
+        resolve_device("cuda")
+    crops = LesionCrops(tmp_path / "crops", progress=False)
+    model = CNN3D(crops, _resnet(), TrainSettings(device="cuda", progress=False))
+    dev = tiny_cohorts["pembro_rt"]
+    with pytest.raises(RuntimeError, match="hardware=cpu"):
+        model.fit(dev.cohort, dev.outcomes)
+    assert not (tmp_path / "crops").exists()  # it failed before cropping anything
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(PROJECT / "conf"), version_base="1.3"):
+        return compose("config", overrides=["paths.cache_dir=/tmp/unused", *overrides])
+
+
+@pytest.mark.parametrize(
+    ("model", "backbone"),
+    [
+        ("timm25d", "resnet18"),
+        ("timm25d_resnet18", "resnet18"),
+        ("timm25d_efficientnet_b0", "efficientnet_b0"),
+        ("timm25d_convnext_nano", "convnext_nano"),
+    ],
+)
+def test_timm_variants_compose(model: str, backbone: str):
+    cfg = _compose(f"model={model}")
+    assert cfg.model.name == model
+    sub = instantiate(cfg.model.submission, seed=0, _convert_="all")
+    assert isinstance(sub, Timm25D) and sub.backbone == backbone and sub.name == model
+    assert sub.in_chans == 6 and sub.settings.epochs == cfg.hardware.deep.epochs
+
+
+def test_hardware_presets_size_the_deep_models():
+    cpu = instantiate(_compose("model=cnn3d").model.submission, seed=0, _convert_="all")
+    gpu = instantiate(
+        _compose("model=cnn3d", "hardware=gpu").model.submission, seed=0, _convert_="all"
+    )
+    assert isinstance(cpu, CNN3D) and cpu.crops.size == 32 and cpu.settings.device == "cpu"
+    assert gpu.crops.size == 64 and gpu.settings.amp == "bf16" and gpu.settings.device == "cuda"
+    assert gpu.settings.batch_size > cpu.settings.batch_size
+    assert gpu.settings.epochs > cpu.settings.epochs
+    assert cpu.crops.key != gpu.crops.key
+    assert sum(p.numel() for p in gpu.build_net().parameters()) > 10 * sum(
+        p.numel() for p in cpu.build_net().parameters()
+    )
+
+
+def _bench(*args: str, cache_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NSCLC_IO_BENCH_CACHE": str(cache_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+# The CPU preset with fewer epochs, coarser crops and a tiny timm backbone: the full path in
+# seconds.
+QUICK = ("hardware.deep.epochs=2", "hardware.deep.min_epochs=0", "hardware.deep.spacing_mm=3.0")
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [("cnn3d", ()), ("timm25d", ("model.submission.backbone=test_resnet",))],
+)
+def test_a_tiny_run_through_the_harness(model: str, extra, tmp_path: Path, cache_dir: Path):
+    _bench(
+        f"model={model}",
+        "data=tiny",
+        *QUICK,
+        *extra,
+        f"hydra.run.dir={tmp_path}",
+        cache_dir=cache_dir,
+    )
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["model"] == model
+    for key in ("pembro_rt_cv", "nivorad", "mdacc"):
+        auc = record["metrics"][key]["lesion_pd"]["auc"]
+        assert auc["n"] > 0 and auc["n_pos"] > 0
+        assert auc["value"] is None or auc["ci95"][0] <= auc["value"] <= auc["ci95"][1]
+    weights = sorted(p.name for p in (tmp_path / "weights").glob("*.pt"))
+    assert weights == sorted([f"{model}_fold{k}.pt" for k in range(5)] + [f"{model}_final.pt"])
+    assert record["provenance"]["config"]["hardware"]["deep"]["epochs"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["cnn3d", "timm25d"])
+def test_a_tiny_run_at_the_cpu_defaults(model: str, tmp_path: Path, cache_dir: Path):
+    """The CPU preset unchanged (budget: 2 minutes on 2 cores, crops included)."""
+    _bench(f"model={model}", "data=tiny", f"hydra.run.dir={tmp_path}", cache_dir=cache_dir)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["metrics"]["pembro_rt_cv"]["lesion_pd"]["auc"]["n"] > 0
+    assert (tmp_path / "weights" / f"{model}_final.pt").is_file()
