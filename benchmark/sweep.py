@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import socket
 import time
@@ -144,6 +145,25 @@ def _sweep_id(sweep_dir: Path) -> str | None:
         return None
 
 
+STDLIB_START_METHODS = (None, "fork", "spawn", "forkserver")
+
+
+def _stdlib_start_method() -> None:
+    """Give a job a start method the standard library knows.
+
+    The joblib launcher runs jobs in loky workers, whose default start method is "loky"; a
+    process pool the job starts (simulation, radiomics, crops) then fails in every child with
+    "cannot find context for 'loky'" (a BrokenProcessPool in the parent).
+    """
+    if multiprocessing.get_start_method(allow_none=True) not in (
+        None,
+        "fork",
+        "spawn",
+        "forkserver",
+    ):
+        multiprocessing.set_start_method("spawn", force=True)
+
+
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
     """Run ``cfg`` into ``out_dir`` and leave ``status.json`` there saying how it ended.
 
@@ -152,6 +172,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
     """
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    _stdlib_start_method()
     status: dict[str, Any] = {
         "state": "running",
         "sweep_id": _sweep_id(Path(hydra_cfg.sweep.dir)) if multirun else None,

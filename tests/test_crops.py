@@ -199,3 +199,26 @@ def test_axial_views_are_adjacent_slices_around_the_centre():
     assert slices == [2, 3, 4, 5, 6]
     with pytest.raises(ValueError, match="mode"):
         views_25d(crops, mode="coronal")
+
+
+def test_a_process_pool_gives_the_same_crops(tmp_path: Path, monkeypatch):
+    image, mask = _write_patient(tmp_path, IDENTITY)
+    patients = [f"P{i}" for i in range(1, 4)]
+    lesions = pd.DataFrame(
+        {"patient_id": patients, "mask_label": [1, 2, 1], "site": "lung", "irradiated": 0},
+        index=pd.Index([f"{p}-L" for p in patients], name="lesion_id"),
+    )
+    cohort = Cohort(
+        "synthetic",
+        pd.DataFrame({"arm": ["io"] * 3}, index=pd.Index(patients, name="patient_id")),
+        lesions,
+        dict.fromkeys(patients, image),
+        dict.fromkeys(patients, mask),
+        {p: f"sha256:{p}" for p in patients},
+    )
+    serial, ids = LesionCrops(cache_dir=None, workers=1, progress=False, **CROP)(cohort)
+    monkeypatch.setattr(crops_module, "POOL_STARTUP_S", 0.0)  # always worth a pool
+    pooled, ids_pooled = LesionCrops(cache_dir=None, workers=2, progress=False, **CROP)(cohort)
+    assert ids_pooled == ids
+    np.testing.assert_array_equal(pooled, serial)
+    np.testing.assert_array_equal(serial[0], serial[2])  # same lesion, same crop

@@ -115,6 +115,22 @@ def test_joblib_sweep_writes_a_record_per_job_and_prints_a_summary(joblib_sweep)
     assert row["ci95_low"] <= row["mean"] <= row["ci95_high"]
 
 
+def test_joblib_jobs_can_start_process_pools(tmp_path: Path):
+    """A loky worker's start method is not the stdlib's: a job's own pools must still work."""
+    sweep = tmp_path / "sweep"
+    proc = bench(
+        "-m",
+        "model=cox_clinical",
+        "data=tiny",
+        "hardware.workers=2",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=1",
+        f"hydra.sweep.dir={sweep}",
+        cache_dir=tmp_path / "cold-cache",  # the simulator builds the data in a process pool
+    )
+    assert "1 job, 1 succeeded" in summary_of(proc)
+
+
 def test_submitit_local_sweep_goes_on_past_a_failed_job_and_names_it(
     tmp_path: Path, cache_dir: Path
 ):
