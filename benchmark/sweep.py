@@ -155,12 +155,7 @@ def _stdlib_start_method() -> None:
     process pool the job starts (simulation, radiomics, crops) then fails in every child with
     "cannot find context for 'loky'" (a BrokenProcessPool in the parent).
     """
-    if multiprocessing.get_start_method(allow_none=True) not in (
-        None,
-        "fork",
-        "spawn",
-        "forkserver",
-    ):
+    if multiprocessing.get_start_method(allow_none=True) not in STDLIB_START_METHODS:
         multiprocessing.set_start_method("spawn", force=True)
 
 
