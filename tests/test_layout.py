@@ -713,13 +713,13 @@ def test_fingerprint_ignores_formatting_and_truth(data: Path):
 
 def test_cache_skips_unchanged_files(data: Path, tmp_path: Path, monkeypatch):
     calls: list[Path] = []
-    real = layout._read_nifti
+    real = layout.images._read_nifti
 
     def counting(path: Path, is_mask: bool):
         calls.append(path)
         return real(path, is_mask)
 
-    monkeypatch.setattr(layout, "_read_nifti", counting)
+    monkeypatch.setattr(layout.images, "_read_nifti", counting)  # where _FileCache looks it up
     cache = tmp_path / "cache"
     first = layout.scan(data, cache_dir=cache)
     assert len(calls) == 20 and first.problems == []

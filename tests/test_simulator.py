@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from cohort_factory import LESION_HEADER, PATIENT_HEADER
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 from sklearn.metrics import roc_auc_score
@@ -144,26 +145,8 @@ def test_default_cohorts_are_trial_shaped(default_tables):
 
     for name, t in default_tables.items():
         p, les = t.patients, t.lesions
-        assert list(p.columns) == [
-            "patient_id",
-            "arm",
-            "pdl1_tps",
-            "age",
-            "sex",
-            "ecog",
-            "os_months",
-            "os_event",
-            "pfs_months",
-            "pfs_event",
-        ]
-        assert list(les.columns) == [
-            "lesion_id",
-            "patient_id",
-            "mask_label",
-            "site",
-            "irradiated",
-            "pd",
-        ]
+        assert list(p.columns) == PATIENT_HEADER
+        assert list(les.columns) == LESION_HEADER
         assert all(re.fullmatch(rf"{PREFIX[name]}-\d{{3}}", pid) for pid in p["patient_id"])
         assert (les["lesion_id"] == les["patient_id"] + "-L" + les["mask_label"].astype(str)).all()
         counts = les.groupby("patient_id").size().reindex(p["patient_id"], fill_value=0)
@@ -396,7 +379,7 @@ def test_simulate_refuses_a_non_empty_folder_and_leaves_no_half_dataset(tmp_path
             raise KeyboardInterrupt
         return job[1]["patient_id"]
 
-    monkeypatch.setattr(simulator, "_render_job", failing)
+    monkeypatch.setattr(simulator.write, "_render_job", failing)
     out = tmp_path / "data"
     with pytest.raises(KeyboardInterrupt):
         simulate("tiny", 0, out, progress=False)
@@ -405,7 +388,7 @@ def test_simulate_refuses_a_non_empty_folder_and_leaves_no_half_dataset(tmp_path
 
 
 def test_simulate_fills_an_empty_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(simulator, "_render_job", lambda job: job[1]["patient_id"])
+    monkeypatch.setattr(simulator.write, "_render_job", lambda job: job[1]["patient_id"])
     out = tmp_path / "empty"
     out.mkdir()
     assert simulate("tiny", 0, out, progress=False) == out

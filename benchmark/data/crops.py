@@ -26,9 +26,7 @@ import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.cohort import Cohort
+from benchmark.pool import run_jobs
 from benchmark.threads import torch_threads
 
 # Bump when this module changes how crops are computed or stored: it invalidates every cache.
@@ -359,32 +358,9 @@ class LesionCrops:
         """Yield ``(patient_id, arrays)`` for every patient of ``todo``."""
         settings = (self.spacing_mm, self.size, self.hu_window)
         jobs = [(pid, str(cohort.images[pid]), str(cohort.masks[pid]), *settings) for pid in todo]
-        if not jobs:
-            return
-        started = time.perf_counter()
-        yield jobs[0][0], _crop_job(*jobs[0])
-        per_patient = time.perf_counter() - started
-        jobs = jobs[1:]
-        saving = len(jobs) * per_patient * (1 - 1 / min(self.workers, max(len(jobs), 1)))
-        if self.workers == 1 or saving < POOL_STARTUP_S:
-            for job in jobs:
-                yield job[0], _crop_job(*job)
-            return
-        import multiprocessing as mp
-
-        # spawn: the parent holds torch/ITK threads; forking them is unsafe.
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(jobs)), mp_context=ctx, initializer=_init_worker
-        ) as pool:
-            futures = {pool.submit(_crop_job, *job): job[0] for job in jobs}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        results = run_jobs(_crop_job, jobs, self.workers, _init_worker, startup_s=POOL_STARTUP_S)
+        for job, arrays in results:
+            yield job[0], arrays
 
     def __repr__(self) -> str:
         return (

@@ -24,7 +24,6 @@ import re
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from benchmark.cohort import Cohort
+from benchmark.pool import run_jobs
 
 # Bump when this module changes how features are computed or stored: it invalidates every cache.
 FEATURE_VERSION = "1"
@@ -438,32 +438,17 @@ class RadiomicsExtractor:
             (self.key, params, pid, str(cohort.images[pid]), str(cohort.masks[pid]), items)
             for pid, items in todo
         ]
-        if self.workers == 1 or len(jobs) == 1:
-            _quiet_radiomics()
-            for job in jobs:
-                yield job[2], _extract_patient(*job)
-            return
-        import multiprocessing as mp
-
-        # spawn: the parent may hold threads (torch, ITK); forking them is unsafe.
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(jobs)), mp_context=ctx, initializer=_init_worker
-        ) as pool:
-            futures = {pool.submit(_extract_patient, *job): job[2] for job in jobs}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            except BrokenProcessPool as exc:
-                raise RadiomicsExtractionError(
-                    f"radiomics: a worker process died ({exc}). Workers are started with "
-                    "'spawn': a script that calls the extractor at import time needs an "
-                    "`if __name__ == '__main__':` guard; out of memory is the other usual cause. "
-                    "workers=1 runs in-process."
-                ) from exc
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        _quiet_radiomics()  # for jobs run in-process; pool workers: _init_worker
+        try:
+            for job, features in run_jobs(_extract_patient, jobs, self.workers, _init_worker):
+                yield job[2], features
+        except BrokenProcessPool as exc:
+            raise RadiomicsExtractionError(
+                f"radiomics: a worker process died ({exc}). Workers are started with "
+                "'spawn': a script that calls the extractor at import time needs an "
+                "`if __name__ == '__main__':` guard; out of memory is the other usual cause. "
+                "workers=1 runs in-process."
+            ) from exc
 
     def __repr__(self) -> str:
         return (

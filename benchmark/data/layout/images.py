@@ -1,0 +1,234 @@
+"""NIfTI images and masks, each read fully once: content key, geometry, labels, own issues.
+
+Every voxel is read (ITK would pass a truncated file as zeros), so the results are cached per
+file, keyed by path, size and mtime. Image/mask geometry is compared here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import math
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_VERSION = "layout-v1"
+GEOMETRY_RTOL = 1e-4
+
+
+class _Unreadable(Exception):
+    """A file that cannot be read as NIfTI; the message says why."""
+
+
+@dataclass(frozen=True)
+class _FileInfo:
+    key: str  # sha256 of geometry + pixel type + voxel bytes
+    geometry: dict[str, Any]  # dimension, size, spacing, origin, direction, pixel_type, components
+    labels: tuple[int, ...] | None  # the mask's non-zero labels (None for an image)
+    issues: tuple[str, ...]  # problems of the file on its own (not 3-D, non-integer mask, ...)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "geometry": self.geometry,
+            "labels": None if self.labels is None else list(self.labels),
+            "issues": list(self.issues),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _FileInfo:
+        labels = data["labels"]
+        return cls(
+            data["key"],
+            data["geometry"],
+            None if labels is None else tuple(labels),
+            tuple(data["issues"]),
+        )
+
+
+def _nifti_expected_bytes(head: bytes) -> int | None:
+    """Bytes a single-file NIfTI-1/2 needs (voxel offset + voxel data), from its header."""
+    for order in ("<", ">"):
+        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
+            dim = struct.unpack(order + "8h", head[40:56])
+            bitpix = struct.unpack(order + "h", head[72:74])[0]
+            offset = int(struct.unpack(order + "f", head[108:112])[0])
+            break
+        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:
+            bitpix = struct.unpack(order + "h", head[14:16])[0]
+            dim = struct.unpack(order + "8q", head[16:80])
+            offset = struct.unpack(order + "q", head[168:176])[0]
+            break
+    else:
+        return None
+    if not 1 <= dim[0] <= 7 or bitpix <= 0 or any(d < 0 for d in dim[1 : dim[0] + 1]):
+        return None
+    return offset + math.prod(dim[1 : dim[0] + 1]) * bitpix // 8
+
+
+def _check_stream(path: Path) -> None:
+    """Read the whole file: a corrupt or truncated gzip stream, or missing voxels, raise.
+
+    ITK's NIfTI reader fills a truncated .nii.gz with zeros without a word, so this cannot be
+    left to it.
+    """
+    with path.open("rb") as handle:
+        magic = handle.read(2)
+        handle.seek(0)
+        if magic != b"\x1f\x8b":  # not compressed: the header says how long the file must be
+            head, total = handle.read(544), os.fstat(handle.fileno()).st_size
+        else:
+            try:
+                with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+                    head = stream.read(544)
+                    total = len(head)
+                    while chunk := stream.read(1 << 22):
+                        total += len(chunk)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+                raise _Unreadable(f"corrupt or truncated gzip data ({err})") from err
+    expected = _nifti_expected_bytes(head)
+    if expected is not None and total < expected:
+        raise _Unreadable(
+            f"truncated: {total} bytes of NIfTI data where its header needs {expected}"
+        )
+
+
+def _itk_message(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "ERROR:" in line:
+            return line.split("ERROR:", 1)[1].strip()
+    return lines[-1] if lines else type(err).__name__
+
+
+def _labels(array: np.ndarray, issues: list[str]) -> tuple[int, ...]:
+    """The non-zero labels of a mask; non-integer or negative values go to ``issues``."""
+    if array.dtype.kind == "f":
+        whole = np.isfinite(array) & (array == np.round(array))
+        if not whole.all():
+            example = array[~whole].flat[0]
+            issues.append(
+                f"has non-integer values (e.g. {example:g}); expected an integer label map"
+            )
+            array = array[whole]
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iub":
+        issues.append(f"has voxel type {array.dtype}; expected an integer label map")
+        return ()
+    if array.size == 0:
+        return ()
+    low, high = int(array.min()), int(array.max())
+    if low < 0:
+        issues.append(f"has negative values (min {low}); expected labels >= 0 (0 = background)")
+    if low >= 0 and high <= 1 << 16:
+        counts = np.zeros(high + 1, np.int64)
+        planes = array.reshape(array.shape[0], -1) if array.ndim > 1 else array[None]
+        for plane in planes:  # one slice at a time, so as not to copy the volume as intp
+            counts += np.bincount(plane.astype(np.intp, copy=False), minlength=high + 1)
+        found = np.flatnonzero(counts)
+    else:
+        found = np.unique(array)
+    return tuple(int(v) for v in found if v > 0)
+
+
+def _read_nifti(path: Path, is_mask: bool) -> _FileInfo:
+    """Read one image or mask fully: its content key, geometry, labels and own issues."""
+    import SimpleITK as sitk
+
+    _check_stream(path)
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("NiftiImageIO")
+    reader.SetFileName(str(path))
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise _Unreadable(f"cannot read as NIfTI ({_itk_message(err)})") from err
+    geometry = {
+        "dimension": image.GetDimension(),
+        "size": list(image.GetSize()),
+        "spacing": list(image.GetSpacing()),
+        "origin": list(image.GetOrigin()),
+        "direction": list(image.GetDirection()),
+        "pixel_type": image.GetPixelIDTypeAsString(),
+        "components": image.GetNumberOfComponentsPerPixel(),
+    }
+    array = sitk.GetArrayViewFromImage(image)
+    digest = hashlib.sha256(json.dumps(geometry, sort_keys=True).encode())
+    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    issues: list[str] = []
+    if geometry["dimension"] != 3:
+        issues.append(f"is {geometry['dimension']}-D; expected a 3-D volume")
+    if geometry["components"] != 1:
+        issues.append(f"has {geometry['components']} components per voxel; expected a scalar image")
+    # (ITK's NIfTI reader turns NaN voxels into 0, so there is no NaN to look for here.)
+    labels = None
+    if is_mask:
+        labels = _labels(array, issues) if geometry["components"] == 1 else ()
+    return _FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues))
+
+
+class _FileCache:
+    """Per-file results in ``<cache_dir>/layout-v1/``, keyed by (absolute path, size, mtime_ns)."""
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self.folder = None if cache_dir is None else Path(cache_dir) / CACHE_VERSION
+
+    def _entry(self, path: Path, is_mask: bool) -> tuple[Path, dict[str, Any]] | None:
+        if self.folder is None:
+            return None
+        stat = path.stat()
+        ident = {
+            "path": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "mask": is_mask,
+        }
+        name = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+        return self.folder / f"{name}.json", ident
+
+    def read(self, path: Path, is_mask: bool) -> _FileInfo:
+        entry = self._entry(path, is_mask)
+        if entry is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                data = json.loads(entry[0].read_text())
+                if data["ident"] == entry[1]:
+                    return _FileInfo.from_json(data["info"])
+        info = _read_nifti(path, is_mask)
+        if entry is not None:
+            self._write(entry[0], {"ident": entry[1], "info": info.to_json()})
+        return info
+
+    def _write(self, target: Path, data: dict[str, Any]) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target.parent)
+        except OSError:
+            return  # a read-only cache only costs speed
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            os.replace(tmp, target)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _differs(a: Sequence[float], b: Sequence[float]) -> bool:
+    if len(a) != len(b):
+        return True
+    return any(
+        abs(x - y) > GEOMETRY_RTOL * max(1.0, abs(x), abs(y)) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"

@@ -1,0 +1,45 @@
+"""The voxel grid of a cohort's scans: shape and origin from the acquisition and field of view.
+
+Shared by the tables (``SimulatedTables.acquisition`` records the shape) and the renderer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _grid_of(acquisition: Mapping[str, Any], fov_mm: Sequence[float]) -> dict[str, Any]:
+    spacing = [float(s) for s in acquisition["spacing_mm"]]
+    shape = [int(math.ceil(f / s - 1e-9)) for f, s in zip(fov_mm, spacing, strict=True)]
+    origin = [-(shape[0] - 1) * spacing[0] / 2.0, -(shape[1] - 1) * spacing[1] / 2.0, 0.0]
+    return {"shape": shape, "origin": origin, "spacing_mm": spacing}
+
+
+class _Grid:
+    def __init__(self, acquisition: Mapping[str, Any], fov_mm: Sequence[float]):
+        g = _grid_of(acquisition, fov_mm)
+        self.nx, self.ny, self.nz = g["shape"]
+        self.spacing = np.array(g["spacing_mm"])  # x, y, z
+        self.origin = np.array(g["origin"])
+        self.shape = (self.nz, self.ny, self.nx)
+        self.xs = self.origin[0] + np.arange(self.nx) * self.spacing[0]
+        self.ys = self.origin[1] + np.arange(self.ny) * self.spacing[1]
+        self.zs = self.origin[2] + np.arange(self.nz) * self.spacing[2]
+        self.lo = np.array([self.xs[0], self.ys[0], self.zs[0]])
+        self.hi = np.array([self.xs[-1], self.ys[-1], self.zs[-1]])
+
+    def index(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest voxel (k, j, i) of points (..., 3) in mm (x, y, z), clipped to the grid."""
+        ijk = np.rint((points - self.origin) / self.spacing).astype(int)
+        i = np.clip(ijk[..., 0], 0, self.nx - 1)
+        j = np.clip(ijk[..., 1], 0, self.ny - 1)
+        k = np.clip(ijk[..., 2], 0, self.nz - 1)
+        return k, j, i
+
+    def position(self, flat: np.ndarray) -> np.ndarray:
+        k, j, i = np.unravel_index(flat, self.shape)
+        return np.stack([self.xs[i], self.ys[j], self.zs[k]], axis=-1)

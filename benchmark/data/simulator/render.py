@@ -1,0 +1,86 @@
+"""One patient's CT and mask: phantom, lesions, then the cohort's scanner acquisition.
+
+Each patient has its own random stream, so patients render in any order or process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from benchmark.data.simulator.grid import _Grid
+from benchmark.data.simulator.lesions import _draw_lesion, _Shape
+from benchmark.data.simulator.phantom import _phantom
+from benchmark.data.simulator.placement import _Placer
+from benchmark.data.simulator.streams import _STREAM_RENDER, _code, _rng
+from benchmark.data.simulator.tables import SimulatedTables
+
+_HU_RANGE = (-1024, 3071)
+
+
+@dataclass(frozen=True)
+class RenderedPatient:
+    """One patient's CT (HU, int16), instance mask and phantom tissue labels; arrays (z, y, x)."""
+
+    patient_id: str
+    image: np.ndarray
+    mask: np.ndarray
+    anatomy: np.ndarray
+    spacing: tuple[float, float, float]  # x, y, z (mm), as SimpleITK
+    origin: tuple[float, float, float]
+
+
+def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, acq: Mapping) -> np.ndarray:
+    """Scanner: PSF blur (plus the slice profile in z), kernel-grained noise, offset, int16."""
+    sx, sy, sz = grid.spacing
+    blur = float(acq["blur_mm"])
+    sigma_z = math.sqrt(blur**2 + (sz / 2.355) ** 2)
+    image = ndimage.gaussian_filter(
+        hu, (sigma_z / sz, blur / sy, blur / sx), mode="nearest", truncate=3.0
+    )
+    noise = rng.standard_normal(hu.shape, dtype=np.float32)
+    corr = float(acq.get("noise_corr_mm", 0.0))
+    if corr > 0:
+        noise = ndimage.gaussian_filter(noise, (0.0, corr / sy, corr / sx), truncate=3.0)
+        noise /= max(float(noise.std()), 1e-6)
+    image += np.float32(acq["noise_hu"]) * noise + np.float32(acq["hu_offset"])
+    return np.clip(np.rint(image), *_HU_RANGE).astype(np.int16)
+
+
+def _render(spec: Mapping[str, Any]) -> RenderedPatient:
+    code = _code(spec["cohort"])
+    rng = _rng(spec["seed"], code, _STREAM_RENDER, spec["index"])
+    grid = _Grid(spec["acquisition"], spec["fov_mm"])
+    lab, hu, geometry = _phantom(rng, grid)
+    mask = np.zeros(grid.shape, np.uint8 if len(spec["lesions"]) < 256 else np.uint16)
+    placer = _Placer(rng, grid, lab, geometry)
+    shapes = [_Shape(rng, lesion) for lesion in spec["lesions"]]
+    order = sorted(range(len(shapes)), key=lambda n: -shapes[n].rmax)  # largest first
+    for n in order:
+        lesion, shape = spec["lesions"][n], shapes[n]
+        centre, normal = placer.place(lesion["site"], shape, float(lesion["halo_mm"]))
+        _draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal)
+    image = _acquire(rng, hu, grid, spec["acquisition"])
+    return RenderedPatient(
+        patient_id=spec["patient_id"],
+        image=image,
+        mask=mask,
+        anatomy=lab,
+        spacing=tuple(float(s) for s in grid.spacing),
+        origin=tuple(float(o) for o in grid.origin),
+    )
+
+
+def render_patient(tables: SimulatedTables, patient: int | str) -> RenderedPatient:
+    """The CT, mask and tissue labels of one patient (by index or id), as ``simulate`` writes it."""
+    if isinstance(patient, str):
+        matches = np.flatnonzero(tables.patients["patient_id"].to_numpy() == patient)
+        if len(matches) != 1:
+            raise KeyError(f"no patient {patient!r} in {tables.cohort}")
+        patient = int(matches[0])
+    return _render(tables.render_spec(patient))
