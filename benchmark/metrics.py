@@ -55,6 +55,8 @@ __all__ = [
     "TAU_QUANTILE",
     "TIED_TOL",
     "Metric",
+    "Replicates",
+    "bootstrap_replicates",
     "format_metric",
     "lesion_pd_metrics",
     "paired_bootstrap_difference",
@@ -680,36 +682,19 @@ def paired_bootstrap_difference(
     ``extra`` holds ``a`` and ``b`` (the two point estimates) and ``p_boot``, a two-sided
     bootstrap p-value for "no difference" (2 x the smaller tail share, capped at 1).
     """
-    if metric in _LESION_METRICS:
-        if label is None or patient_id is None:
-            raise ValueError(f"{metric!r} needs label= and patient_id=")
-        y, pa, pidx, n_units = _lesion_inputs(label, a, patient_id)
-        pb = _vector(b, "b", float)
-        _same_length(a=pa, b=pb)
-        counts = _resample_counts(n_units, n_boot, seed)
-        ea = _lesion_eval(y, pa, pidx, counts)[metric]
-        eb = _lesion_eval(y, pb, pidx, counts)[metric]
-    elif metric in ("c_index", "c_index_uno") or _TD_AUC_RE.match(metric):
-        if time is None or event is None:
-            raise ValueError(f"{metric!r} needs time= and event=")
-        horizons: tuple[float, ...] = ()
-        if metric.startswith("td_auc_"):
-            horizons = (float(_TD_AUC_RE.match(metric).group(1)),)
-        if train_time is None:
-            if metric != "c_index":
-                raise ValueError(f"{metric!r} needs train_time= and train_event=")
-            train_time, train_event = time, event
-        ctx = _survival_context(time, event, train_time, train_event, tau, horizons)
-        ra, rb = _vector(a, "a", float), _vector(b, "b", float)
-        order = _unit_order(patient_id, len(ctx.time))
-        counts = _resample_counts(len(ctx.time), n_boot, seed)[:, order]
-        ea = _survival_eval(ctx, ra, counts)[metric]
-        eb = _survival_eval(ctx, rb, counts)[metric]
-    else:
-        raise ValueError(
-            f"unknown metric {metric!r}: use auc, brier, c_index, c_index_uno or td_auc_<h>m"
-        )
-
+    ea, eb = _evals_on_resamples(
+        metric,
+        {"a": a, "b": b},
+        label=label,
+        patient_id=patient_id,
+        time=time,
+        event=event,
+        train_time=train_time,
+        train_event=train_event,
+        tau=tau,
+        n_boot=n_boot,
+        seed=seed,
+    )
     extra: dict[str, Any] = {**ea.extra, "a": ea.value, "b": eb.value}
     if ea.value is None or eb.value is None:
         which = "a" if ea.value is None else "b"
@@ -722,3 +707,96 @@ def paired_bootstrap_difference(
         d = diff[np.isfinite(diff)]
         extra["p_boot"] = float(min(1.0, 2.0 * min((d <= 0).mean(), (d >= 0).mean())))
     return Metric(ea.value - eb.value, ci, ea.n, ea.n_pos, ea.n_events, None, extra)
+
+
+def _evals_on_resamples(
+    metric: str,
+    predictions: dict[str, Any],
+    *,
+    label: Any,
+    patient_id: Any,
+    time: Any,
+    event: Any,
+    train_time: Any,
+    train_event: Any,
+    tau: float | None,
+    n_boot: int,
+    seed: int,
+) -> list[_Eval]:
+    """``metric`` of each prediction set (named for error messages), on the same resamples."""
+    names = list(predictions)
+    if metric in _LESION_METRICS:
+        if label is None or patient_id is None:
+            raise ValueError(f"{metric!r} needs label= and patient_id=")
+        y, first, pidx, n_units = _lesion_inputs(label, predictions[names[0]], patient_id)
+        preds = [first]
+        for name in names[1:]:
+            preds.append(_vector(predictions[name], name, float))
+            _same_length(**{names[0]: first, name: preds[-1]})
+        counts = _resample_counts(n_units, n_boot, seed)
+        return [_lesion_eval(y, p, pidx, counts)[metric] for p in preds]
+    if metric in ("c_index", "c_index_uno") or _TD_AUC_RE.match(metric):
+        if time is None or event is None:
+            raise ValueError(f"{metric!r} needs time= and event=")
+        horizons: tuple[float, ...] = ()
+        if metric.startswith("td_auc_"):
+            horizons = (float(_TD_AUC_RE.match(metric).group(1)),)
+        if train_time is None:
+            if metric != "c_index":
+                raise ValueError(f"{metric!r} needs train_time= and train_event=")
+            train_time, train_event = time, event
+        ctx = _survival_context(time, event, train_time, train_event, tau, horizons)
+        risks = [_vector(predictions[name], name, float) for name in names]
+        order = _unit_order(patient_id, len(ctx.time))
+        counts = _resample_counts(len(ctx.time), n_boot, seed)[:, order]
+        return [_survival_eval(ctx, r, counts)[metric] for r in risks]
+    raise ValueError(
+        f"unknown metric {metric!r}: use auc, brier, c_index, c_index_uno or td_auc_<h>m"
+    )
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """A metric's point estimate and its value on each resample (NaN: not computable)."""
+
+    value: float | None
+    boot: np.ndarray
+    reason: str | None = None
+
+
+def bootstrap_replicates(
+    metric: str,
+    prediction: Any,
+    *,
+    label: Any = None,
+    patient_id: Any = None,
+    time: Any = None,
+    event: Any = None,
+    train_time: Any = None,
+    train_event: Any = None,
+    tau: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Replicates:
+    """``metric`` of one prediction set and its value on each of the ``n_boot`` resamples.
+
+    Arguments and resamples as in :func:`paired_bootstrap_difference` (so as in
+    ``lesion_pd_metrics`` / ``survival_metrics`` for the same seed): the percentile interval of
+    ``boot`` is the metric's CI, and values of several models on the same cohort are paired
+    resample by resample. ``boot`` is all NaN when the metric is not computable (``reason``).
+    """
+    (ev,) = _evals_on_resamples(
+        metric,
+        {"prediction": prediction},
+        label=label,
+        patient_id=patient_id,
+        time=time,
+        event=event,
+        train_time=train_time,
+        train_event=train_event,
+        tau=tau,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    boot = np.full(n_boot, np.nan) if ev.boot is None else np.asarray(ev.boot, dtype=float)
+    return Replicates(ev.value, boot, ev.reason)

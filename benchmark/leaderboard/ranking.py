@@ -14,9 +14,8 @@ with one seed gets back exactly the CI in its record). For each resample:
   percentile CI (for single-seed models this is ``benchmark.metrics.paired_bootstrap_difference``;
   tests/test_leaderboard.py checks that they agree).
 
-The per-resample values come from ``benchmark.metrics``' own bootstrap code (private helpers:
-the module exposes CIs, not the resample values); :func:`replicates` is the one place that
-reaches in.
+The per-resample values come from ``benchmark.metrics``' own bootstrap code
+(:func:`benchmark.metrics.bootstrap_replicates`, the resamples behind every CI it reports).
 """
 
 from __future__ import annotations
@@ -29,26 +28,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
-from benchmark.metrics import (
-    CI_LEVEL,
-    _lesion_eval,
-    _lesion_inputs,
-    _resample_counts,
-    _survival_context,
-    _survival_eval,
-    _unit_order,
-)
+from benchmark.metrics import CI_LEVEL, Replicates, bootstrap_replicates
 
 Interval = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Replicates:
-    """A primary metric's point estimate and its value on each resample (NaN: not computable)."""
-
-    value: float | None
-    boot: np.ndarray
-    reason: str | None = None
 
 
 def replicates(task: str, group: pd.DataFrame, n_boot: int, seed: int) -> Replicates:
@@ -59,19 +41,15 @@ def replicates(task: str, group: pd.DataFrame, n_boot: int, seed: int) -> Replic
     slice does not matter and every model is paired on the same patients.
     """
     prediction = group["prediction"].to_numpy(float)
+    patient_id = group["patient_id"].to_numpy()
     if task == "lesion_pd":
-        y, p, pidx, n_units = _lesion_inputs(
-            group["label"].to_numpy(float), prediction, group["patient_id"].to_numpy()
-        )
-        ev = _lesion_eval(y, p, pidx, _resample_counts(n_units, n_boot, seed))["auc"]
+        outcome = {"label": group["label"].to_numpy(float)}
     else:
         time, event = group["time"].to_numpy(float), group["event"].to_numpy(float)
-        ctx = _survival_context(time, event, time, event, None, ())
-        order = _unit_order(group["patient_id"].to_numpy(), len(time))
-        counts = _resample_counts(len(time), n_boot, seed)[:, order]
-        ev = _survival_eval(ctx, prediction, counts)[PRIMARY_METRIC[task]]
-    boot = np.full(n_boot, np.nan) if ev.boot is None else np.asarray(ev.boot, dtype=float)
-    return Replicates(ev.value, boot, ev.reason)
+        outcome = {"time": time, "event": event, "train_time": time, "train_event": event}
+    return bootstrap_replicates(
+        PRIMARY_METRIC[task], prediction, patient_id=patient_id, n_boot=n_boot, seed=seed, **outcome
+    )
 
 
 def percentile_ci(boot: np.ndarray) -> Interval | None:
