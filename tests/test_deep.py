@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from monai.networks.nets import ResNet
+from tiny_runs import bench, cnn3d_net
 
 from baselines.cnn3d import CNN3D, build_with_input
 from baselines.timm25d import Timm25D
@@ -38,16 +35,7 @@ def _crops(cache_dir: Path) -> LesionCrops:
 
 
 def _resnet():
-    return functools.partial(
-        ResNet,
-        block="basic",
-        layers=[1, 1, 1, 1],
-        block_inplanes=[8, 16, 32, 64],
-        spatial_dims=3,
-        conv1_t_size=3,
-        conv1_t_stride=2,
-        num_classes=1,
-    )
+    return cnn3d_net([8, 16, 32, 64])
 
 
 def _model(family: str, cache_dir: Path, seed: int, **kwargs):
@@ -230,20 +218,6 @@ def test_hardware_presets_size_the_deep_models():
     )
 
 
-def _bench(*args: str, cache_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NSCLC_IO_BENCH_CACHE": str(cache_dir)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmark", *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
-    return proc
-
-
 # The CPU preset with fewer epochs, coarser crops and a tiny timm backbone: the full path in
 # seconds.
 QUICK = ("hardware.deep.epochs=2", "hardware.deep.min_epochs=0", "hardware.deep.spacing_mm=3.0")
@@ -254,7 +228,7 @@ QUICK = ("hardware.deep.epochs=2", "hardware.deep.min_epochs=0", "hardware.deep.
     [("cnn3d", ()), ("timm25d", ("model.submission.backbone=test_resnet",))],
 )
 def test_a_tiny_run_through_the_harness(model: str, extra, tmp_path: Path, cache_dir: Path):
-    _bench(
+    bench(
         f"model={model}",
         "data=tiny",
         *QUICK,
@@ -277,7 +251,7 @@ def test_a_tiny_run_through_the_harness(model: str, extra, tmp_path: Path, cache
 @pytest.mark.parametrize("model", ["cnn3d", "timm25d"])
 def test_a_tiny_run_at_the_cpu_defaults(model: str, tmp_path: Path, cache_dir: Path):
     """The CPU preset unchanged (budget: 2 minutes on 2 cores, crops included)."""
-    _bench(f"model={model}", "data=tiny", f"hydra.run.dir={tmp_path}", cache_dir=cache_dir)
+    bench(f"model={model}", "data=tiny", f"hydra.run.dir={tmp_path}", cache_dir=cache_dir)
     record = json.loads((tmp_path / "result.json").read_text())
     assert record["metrics"]["pembro_rt_cv"]["lesion_pd"]["auc"]["n"] > 0
     assert (tmp_path / "weights" / f"{model}_final.pt").is_file()

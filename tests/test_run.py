@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_runs import bench
 
 from benchmark.results import SCHEMA
-
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def bench(*args: str, cache_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NSCLC_IO_BENCH_CACHE": str(cache_dir)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmark", *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from tiny_runs import bench
 
 from benchmark.cohort import COHORTS
 from benchmark.records import config_key
@@ -30,21 +31,6 @@ SWEEP = (
     "hydra.launcher.n_jobs=2",
     ONE_WORKER,
 )
-
-
-def bench(*args: str, cache_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NSCLC_IO_BENCH_CACHE": str(cache_dir)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmark", *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def summary_of(proc: subprocess.CompletedProcess) -> str:

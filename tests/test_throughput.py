@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from monai.networks.nets import ResNet
+from tiny_runs import cnn3d_net
 from torch import nn
 
 from benchmark.leaderboard.throughput_table import ThroughputRecord, render_throughput
@@ -51,16 +51,7 @@ def _target(make_net, name: str = "fake") -> DeepTarget:
 
 
 def _tiny_resnet() -> nn.Module:
-    return ResNet(
-        block="basic",
-        layers=[1, 1, 1, 1],
-        block_inplanes=[4, 8, 8, 8],
-        spatial_dims=3,
-        n_input_channels=2,
-        conv1_t_size=3,
-        conv1_t_stride=2,
-        num_classes=1,
-    )
+    return cnn3d_net([4, 8, 8, 8])(n_input_channels=2)
 
 
 class _Pooled(nn.Module):

@@ -2,23 +2,31 @@
 
 ``tiny_run(name, seed, ...)`` runs ``benchmark.run.run`` in-process (no interpreter start-up)
 into a session temporary folder, with every ``predict`` call of the model watched by the
-contract's spy; later calls with the same (name, seed) return the same folder.
+contract's spy; later calls with the same (name, seed) return the same folder. ``bench(...)``
+runs ``python -m benchmark`` in a subprocess, as a user would. ``cnn3d_net(widths)`` is the
+cnn3d baseline's network at other widths, for tests that need a small real one.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from contract import label_files, view_problems, watching_files
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class
-from omegaconf import DictConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark.run import run
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+PROJECT = Path(__file__).resolve().parents[1]
+CONF = PROJECT / "conf"
 # Deep models at the CPU preset train for minutes: the contract needs the interface, not accuracy.
 QUICK_DEEP = (
     "hardware.deep.epochs=2",
@@ -42,6 +50,33 @@ def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
                 *overrides,
             ],
         )
+
+
+def bench(*args: str, cache_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m benchmark *args`` from the project root with ``cache_dir`` as its cache.
+
+    ``check``: raise AssertionError (exit code, stdout, end of stderr) unless it exits 0.
+    """
+    env = {**os.environ, "NSCLC_IO_BENCH_CACHE": str(cache_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def cnn3d_net(widths: Sequence[int]) -> functools.partial:
+    """The cnn3d baseline's MONAI ResNet-10 (``net`` of conf/model/cnn3d.yaml) with stage widths
+    ``widths``, as the partial the baseline gets: call it with ``n_input_channels``."""
+    net = OmegaConf.load(CONF / "model" / "cnn3d.yaml").submission.net
+    net.block_inplanes = list(widths)
+    return instantiate(net, _convert_="all")
 
 
 @dataclass

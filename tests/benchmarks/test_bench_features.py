@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tiny_runs import cnn3d_net
 
 from benchmark.data.crops import LesionCrops, crop_patient, views_25d
 from benchmark.features.radiomics import RadiomicsExtractor
@@ -108,19 +109,8 @@ def test_views_25d_with_resize(benchmark):
 
 
 def test_cnn3d_forward_at_the_cpu_preset(benchmark):
-    from monai.networks.nets import ResNet
-
     torch.manual_seed(0)
-    net = ResNet(
-        block="basic",
-        layers=[1, 1, 1, 1],
-        block_inplanes=[16, 32, 64, 128],
-        spatial_dims=3,
-        n_input_channels=2,
-        conv1_t_size=3,
-        conv1_t_stride=2,
-        num_classes=1,
-    ).eval()
+    net = cnn3d_net([16, 32, 64, 128])(n_input_channels=2).eval()  # hardware/cpu.yaml widths
     x = torch.rand((8, 2, 32, 32, 32))
 
     def forward() -> np.ndarray:
