@@ -20,6 +20,8 @@ set -uo pipefail # not -e: a failing step must not stop the others
 set -x
 export PYTHONUNBUFFERED=1
 export HYDRA_FULL_ERROR=1
+# Progress bars stay on (a step stopped by its limit must show where it was), thinned for logs.
+export TQDM_MININTERVAL=10
 
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
@@ -104,7 +106,7 @@ cat "$SUMMARY"
 THROUGHPUT=(
   "$PY" -m benchmark.throughput hardware=gpu hardware.workers=12
   throughput.batch_sizes=[1,64,256] throughput.min_time_s=0.4 throughput.latency_iters=50
-  throughput.warmup=5 throughput.progress=false crops.progress=false "${EXTRA_T[@]}"
+  throughput.warmup=5 "${EXTRA_T[@]}"
 )
 run_dir() { echo "hydra.run.dir=$WORK/runs/$1"; }
 keep() { cp -f "$WORK/runs/$1/throughput.json" "$OUT/throughput_$1.json" 2>/dev/null || true; }
@@ -126,7 +128,7 @@ print(root, layout.scan(root, progress=False, cache_dir=cache, workers=8).finger
 
 # (a) cnn3d: model-only sweep + end-to-end, crop cache cold (fills the shared cache) and warm.
 if want cnn3d; then
-  step cnn3d 150 "${THROUGHPUT[@]}" model=cnn3d "$(run_dir cnn3d)"
+  step cnn3d 210 "${THROUGHPUT[@]}" model=cnn3d "$(run_dir cnn3d)"
   keep cnn3d
 fi
 

@@ -63,6 +63,18 @@ def _rates(seconds: float, counts: dict[str, int]) -> dict[str, float | None]:
     }
 
 
+def _add_row(out: dict[str, Any], row: dict[str, Any]) -> None:
+    """Append an end-to-end row and log it at once, so a run stopped later keeps the figure."""
+    out["rows"].append(row)
+    log.info(
+        "end-to-end %s (%s cache): %s lesions/s, %s s",
+        row.get("path"),
+        row.get("cache"),
+        row.get("lesions_per_s"),
+        row.get("seconds"),
+    )
+
+
 def cache_objects(submission: Any) -> dict[str, Any]:
     """The submission's per-lesion caches (crops, radiomics): objects with ``cache_path``."""
     return {
@@ -234,7 +246,8 @@ def deep_end_to_end(
                 synchronize(device)
                 seconds = time.perf_counter() - clock
                 del computed
-            out["rows"].append(
+            _add_row(
+                out,
                 {
                     "path": "stream",
                     "cache": "cold",
@@ -245,7 +258,7 @@ def deep_end_to_end(
                         "infer_s": round(seconds - crops_s, 4),
                     },
                     "repeats": 1,
-                }
+                },
             )
         clock = time.perf_counter()
         missing = _missing([crops], cohorts)
@@ -272,7 +285,8 @@ def deep_end_to_end(
             synchronize(device)
             in_memory.append(time.perf_counter() - clock)
         del resident
-        out["rows"].append(
+        _add_row(
+            out,
             {
                 "path": "stream",
                 "cache": "warm",
@@ -283,9 +297,10 @@ def deep_end_to_end(
                 "all_seconds": [round(s, 4) for s in warm],
                 "batches": result.batches if result else 0,
                 "padded": result.padded if result else 0,
-            }
+            },
         )
-        out["rows"].append(
+        _add_row(
+            out,
             {
                 "path": "stream",
                 "cache": "in host memory",
@@ -294,13 +309,13 @@ def deep_end_to_end(
                 "repeats": e2e.repeats,
                 "all_seconds": [round(s, 4) for s in in_memory],
                 "note": "crops read beforehand (untimed): packing + copy + device work only",
-            }
+            },
         )
         del predict
     stream_p = dict(zip(result.lesion_ids, result.probabilities, strict=True)) if result else {}
 
     if e2e.harness_predict:
-        out["rows"].append(_harness_row(target, base, cohorts, counts, device, e2e, stream_p))
+        _add_row(out, _harness_row(target, base, cohorts, counts, device, e2e, stream_p))
     free_memory(device)
     return out
 
@@ -376,7 +391,8 @@ def pipeline_end_to_end(
 
     if not caches:
         times = [predict_all() for _ in range(e2e.repeats)]
-        out["rows"].append(
+        _add_row(
+            out,
             {
                 "path": "submission.predict",
                 "cache": "none",
@@ -384,21 +400,22 @@ def pipeline_end_to_end(
                 "lesions_per_s": None,  # no per-lesion work: patients/s is the figure
                 "repeats": e2e.repeats,
                 "note": "no per-lesion work and no cache: cold and warm are the same",
-            }
+            },
         )
         return out
     objects = list(caches.values())
     if e2e.cold:
         with cold_cache(objects, cohorts) as where:
             seconds = predict_all()
-        out["rows"].append(
+        _add_row(
+            out,
             {
                 "path": "submission.predict",
                 "cache": "cold",
                 "cache_dir": where,
                 **_rates(seconds, counts),
                 "repeats": 1,
-            }
+            },
         )
     clock = time.perf_counter()
     prefilled = _missing(objects, cohorts)
@@ -406,7 +423,8 @@ def pipeline_end_to_end(
         predict_all()
     prefill_s = time.perf_counter() - clock if prefilled else 0.0
     times = [predict_all() for _ in range(e2e.repeats)]
-    out["rows"].append(
+    _add_row(
+        out,
         {
             "path": "submission.predict",
             "cache": "warm",
@@ -415,7 +433,7 @@ def pipeline_end_to_end(
             "repeats": e2e.repeats,
             "all_seconds": [round(s, 4) for s in times],
             "stages": {"prefill_s": round(prefill_s, 4)},
-        }
+        },
     )
     return out
 

@@ -206,6 +206,17 @@ def _run_row(
         row.peak_share = round(achieved / peak, 5) if peak else None
     if ooms and row.status == STATUS_OK:
         row.status = STATUS_OOM_RETRIED
+    # One line per row: a sweep stopped by a time limit still leaves what it measured in the log.
+    log.info(
+        "model-only %s batch %d: %s samples/s (%s), %d iters in %.2f s, warm-up %.2f s",
+        row.mode.label,
+        ran,
+        row.samples_per_s,
+        row.status,
+        row.iters,
+        row.seconds,
+        row.warmup_s,
+    )
 
 
 def sweep(
