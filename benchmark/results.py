@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -34,22 +33,6 @@ TRACKED_PACKAGES = (
     "monai",
     "hydra-core",
 )
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(content, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def git_commit() -> str:

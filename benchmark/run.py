@@ -12,12 +12,13 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.atomic import write_atomic
 from benchmark.cohort import COHORTS
 from benchmark.data import layout
 from benchmark.data.source import resolve_root
 from benchmark.protocol import CV_KEY_SUFFIX, LabelledCohort, folds_digest, run_protocol
 from benchmark.report import metrics_table
-from benchmark.results import build_record, record_json, write_atomic
+from benchmark.results import build_record, record_json
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
 from benchmark.sweep import existing_record
 

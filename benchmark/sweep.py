@@ -44,8 +44,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.atomic import write_atomic
 from benchmark.records import SeedRow, aggregate_seeds, config_key, seed_group
-from benchmark.results import SCHEMA, write_atomic
+from benchmark.results import SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ import copy
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark.atomic import write_atomic
 from benchmark.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -534,15 +534,7 @@ def save_weights(
         "state_dict": state,
         **(meta or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda handle: torch.save(payload, handle))
     return path
 
 

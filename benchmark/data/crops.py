@@ -19,13 +19,10 @@ Files are written atomically (temp file + ``os.replace``): concurrent runs never
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.atomic import write_atomic
 from benchmark.cohort import Cohort
 from benchmark.pool import run_jobs
 from benchmark.threads import torch_threads
@@ -53,22 +51,6 @@ log = logging.getLogger(__name__)
 
 class CropError(RuntimeError):
     """Cropping failed for one patient or lesion; the message names them and their files."""
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a temp file in ``path``'s folder, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # ---- the per-patient work unit (top level, so that a process pool can pickle it) ----------------
@@ -308,11 +290,11 @@ class LesionCrops:
         path = self.cache_path(content_key)
         if path is None:
             return
-        _atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
+        write_atomic(path, lambda fh: np.savez(fh, **arrays))
         spec = path.parent / "crops.json"
         if not spec.exists():
             text = json.dumps({"key": self.key, **self.settings}, indent=1).encode()
-            _atomic_write_bytes(spec, lambda fh: fh.write(text))
+            write_atomic(spec, text)
 
     def __call__(self, cohort: Cohort) -> tuple[np.ndarray, list[str]]:
         """Crops of every lesion of ``cohort``: float32 ``[n_lesions, C, s, s, s]`` (C = ct, then

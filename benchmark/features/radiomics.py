@@ -15,13 +15,10 @@ leave half a file; a cached patient is never read from disk again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +31,7 @@ import SimpleITK as sitk
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from benchmark.atomic import write_atomic
 from benchmark.cohort import Cohort
 from benchmark.pool import run_jobs
 
@@ -235,20 +233,8 @@ def _extract_patient(
     return out
 
 
-def _atomic_write_json(path: Path, payload: Any) -> None:
-    """Write JSON to a temp file in the same folder, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=None, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _compact_json(payload: Any) -> str:
+    return json.dumps(payload, indent=None, separators=(",", ":"))
 
 
 class RadiomicsExtractor:
@@ -363,18 +349,16 @@ class RadiomicsExtractor:
                 "pyradiomics": self.pyradiomics_version,
                 "features": dict(sorted(merged.items(), key=lambda kv: int(kv[0]))),
             }
-            _atomic_write_json(path, payload)
+            write_atomic(path, _compact_json(payload))
         spec = path.parent / "extractor.json"
         if not spec.exists():
-            _atomic_write_json(
-                spec,
-                {
-                    "key": self.key,
-                    "pyradiomics": self.pyradiomics_version,
-                    "feature_version": FEATURE_VERSION,
-                    "params": self.params,
-                },
-            )
+            spec_payload = {
+                "key": self.key,
+                "pyradiomics": self.pyradiomics_version,
+                "feature_version": FEATURE_VERSION,
+                "params": self.params,
+            }
+            write_atomic(spec, _compact_json(spec_payload))
 
     # -- extraction --------------------------------------------------------------------------
 

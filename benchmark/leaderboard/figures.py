@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from benchmark.atomic import write_atomic
+
 if TYPE_CHECKING:
     from benchmark.leaderboard.board import Board
 
@@ -59,8 +61,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    fmt = path.suffix.lstrip(".")
+    write_atomic(path, lambda fh: fig.savefig(fh, format=fmt, dpi=DPI, metadata={"Software": None}))
 
 
 def _cohorts(board: Board, tasks: tuple[str, ...]) -> list[str]:

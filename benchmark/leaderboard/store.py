@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.atomic import write_atomic
 from benchmark.catalog import ModelEntry
 from benchmark.leaderboard.predictions import (
     PREDICTIONS_SUFFIX,
@@ -33,7 +34,6 @@ from benchmark.records import (
     parse_record,
     record_problems,
 )
-from benchmark.results import write_atomic
 
 RECORD_NAME = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)__seed(?P<seed>\d+)\.json$")
 

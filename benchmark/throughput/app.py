@@ -12,7 +12,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.results import git_commit, record_json, write_atomic
+from benchmark.atomic import write_atomic
+from benchmark.results import git_commit, record_json
 from benchmark.throughput import record as records
 from benchmark.throughput.end_to_end import deep_end_to_end, pipeline_end_to_end
 from benchmark.throughput.environment import environment

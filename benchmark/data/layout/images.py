@@ -13,7 +13,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmark.atomic import write_atomic
 
 CACHE_VERSION = "layout-v1"
 GEOMETRY_RTOL = 1e-4
@@ -209,17 +210,8 @@ class _FileCache:
         return info
 
     def _write(self, target: Path, data: dict[str, Any]) -> None:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target.parent)
-        except OSError:
-            return  # a read-only cache only costs speed
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle)
-            os.replace(tmp, target)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only cache only costs speed
+            write_atomic(target, json.dumps(data))
 
 
 def _differs(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -1,0 +1,57 @@
+"""Atomic file writes: readers (other runs sharing a cache, CI, a crashed run's successor) see the
+old file or the new one, never half of one.
+
+The temporary file sits in the target's folder (``os.replace`` is atomic only within one file
+system) and gets the permissions a plain ``open`` would give (``0o666`` less the umask), not
+``mkstemp``'s ``0o600``: a cache or leaderboard shared by a group must stay readable by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import (os.umask can only be read by setting it, which is not thread-safe).
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def write_atomic(path: Path, content: str | bytes | Callable[[BinaryIO], object]) -> None:
+    """Write ``content`` to ``path`` atomically.
+
+    ``content`` is text (UTF-8), bytes, or a function that writes into the binary file it is given
+    (``np.savez``, ``torch.save``, ...). On any error the temporary file is removed and ``path``
+    is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(content, str):
+                handle.write(content.encode("utf-8"))
+            elif isinstance(content, bytes | bytearray | memoryview):
+                handle.write(content)
+            else:
+                content(handle)
+            handle.flush()
+            os.fchmod(handle.fileno(), _FILE_MODE)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["write_atomic"]
