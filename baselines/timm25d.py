@@ -51,6 +51,7 @@ class Timm25D(CropClassifier):
 
     def build_net(self) -> nn.Module:
         net = self._create()
+        _zero_head(net)
         size = int(self.image_size or self.crops.size)
         try:  # fail here, with the fix, rather than deep inside the first batch
             with torch.no_grad():
@@ -94,3 +95,21 @@ class Timm25D(CropClassifier):
             size = (int(self.image_size),) * 2
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         return images
+
+
+def _zero_head(net: nn.Module) -> None:
+    """Start the single-logit classifier at zero (every lesion p = 0.5).
+
+    timm initialises heads by each family's convention, and some are scaled for 1000 classes:
+    EfficientNet's Google init draws U(-1/sqrt(num_classes), ...), i.e. U(-1, 1) for one logit,
+    which puts the logits at init around +-13 (train-mode BN): the loss starts near 8 and the
+    network ends up predicting 0 or 1 for most lesions. A zero head removes that dependence.
+    """
+    head = net.get_classifier()
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, torch.Tensor):  # e.g. nn.Identity: nothing to start at zero
+        return
+    with torch.no_grad():
+        weight.zero_()
+        if getattr(head, "bias", None) is not None:
+            head.bias.zero_()

@@ -161,6 +161,20 @@ def test_timm_loads_a_local_pretrained_file(tmp_path: Path, cache_dir: Path):
         _model("timm25d", cache_dir, 0, pretrained_path=str(tmp_path / "missing.pth")).build_net()
 
 
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_b0", "convnext_nano"])
+def test_every_backbone_starts_at_p_one_half(backbone: str, cache_dir: Path):
+    """timm's EfficientNet head init is U(-1, 1) for one class: logits of +-13 at init, and a
+    network that then predicted 0 or 1 for most lesions. The head starts at zero instead."""
+    model = _model("timm25d", cache_dir, 0, backbone=backbone, image_size=32)
+    net = model.build_net()  # train mode, as the first step sees it
+    with torch.no_grad():
+        logits = net(
+            torch.rand(8, model.in_chans, 32, 32, generator=torch.Generator().manual_seed(0))
+        )
+    assert torch.count_nonzero(net.get_classifier().weight) == 0
+    torch.testing.assert_close(logits, torch.zeros_like(logits))
+
+
 def test_a_backbone_too_deep_for_the_views_fails_with_the_fix(cache_dir: Path):
     model = _model("timm25d", cache_dir, 0, backbone="convnext_nano")  # 16x16 views: too small
     with pytest.raises(ValueError, match="image_size"):
