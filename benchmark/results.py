@@ -36,7 +36,11 @@ TRACKED_PACKAGES = (
 
 
 def git_commit() -> str:
-    """HEAD of the project checkout, with ``-dirty`` when tracked files differ from it."""
+    """HEAD of the project checkout, with ``-dirty`` when tracked files differ from it.
+
+    ``leaderboard/`` is left out of the check: it holds results (records, tables, figures), not
+    code, and scripts/leaderboard_runs.sh submits each run there before the next one starts.
+    """
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -45,7 +49,7 @@ def git_commit() -> str:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!leaderboard")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
