@@ -15,6 +15,7 @@ any problem (:class:`CohortError`) and otherwise returns the blinded :class:`Coh
 column, image paths into a folder of hard links that holds no table) and its :class:`Outcomes`.
 
 Loaded tables are sorted by id, and the fingerprint hashes the tables sorted the same way, so
+the row order of a CSV file changes neither the fingerprint nor anything computed downstream.
 
 One concept per module: :mod:`.names` (files, folders, required columns), :mod:`.problems`,
 :mod:`.tables` (CSV reading), :mod:`.rows` (row checks), :mod:`.images` (NIfTI reading and
