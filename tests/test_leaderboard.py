@@ -20,7 +20,7 @@ from benchmark.catalog import by_name
 from benchmark.leaderboard.__main__ import main
 from benchmark.leaderboard.board import Paths, load_board
 from benchmark.leaderboard.predictions import predictions_path, read_predictions
-from benchmark.leaderboard.ranking import percentile_ci, rank_models, replicates
+from benchmark.leaderboard.ranking import rank_models, replicates, resample_ci
 from benchmark.leaderboard.store import LeaderboardError, load_entries, submit
 from benchmark.leaderboard.table import render_readme
 from benchmark.metrics import paired_bootstrap_difference
@@ -341,7 +341,7 @@ def test_pooled_ci_and_differences_use_the_records_resamples(runs, cohort, task,
     ga, gb = _slice(runs[a], cohort, task), _slice(runs[b], cohort, task)
     gb = gb.set_index("id").loc[ga["id"]].reset_index()
     ra = replicates(task, ga, 1000, 0)
-    assert percentile_ci(ra.boot) == pytest.approx(
+    assert resample_ci(ra.boot, ra.value, ra.jackknife) == pytest.approx(
         tuple(_record(runs, a)["metrics"][cohort][task][metric]["ci95"])
     )
     standings = rank_models(task, {"a": [(0, ga)], "b": [(0, gb)]}, n_boot=1000, seed=0)

@@ -5,13 +5,13 @@ Every model is scored on literally the same bootstrap resamples of the patients 
 with one seed gets back exactly the CI in its record). For each resample:
 
 - a model's value is the mean over its seeds of the primary metric (AUC for ``lesion_pd``,
-  Harrell's C for ``os``/``pfs``); the **pooled 95% CI** is the percentile interval of that
-  seed-mean over the resamples;
+  Harrell's C for ``os``/``pfs``); the **pooled 95% CI** is the BCa interval of that seed-mean
+  over the resamples (its jackknife: the seed-mean of the leave-one-patient-out values);
 - the models are ranked (1 = best, ties share the average rank); the **rank interval** is the
   2.5-97.5 percentile range of a model's rank over the resamples, ``p_best`` the share of
   resamples where it ranks first;
 - the **difference to the top model** is the paired difference of seed-means, with its
-  percentile CI (for single-seed models this is ``benchmark.metrics.paired_bootstrap_difference``;
+  BCa CI (for single-seed models this is ``benchmark.metrics.paired_bootstrap_difference``;
   tests/test_leaderboard.py checks that they agree).
 
 The per-resample values come from ``benchmark.metrics``' own bootstrap code
@@ -28,7 +28,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
-from benchmark.metrics import CI_LEVEL, Replicates, bootstrap_replicates
+from benchmark.metrics import Replicates, bootstrap_interval, bootstrap_replicates
 
 Interval = tuple[float, float]
 
@@ -52,15 +52,13 @@ def replicates(task: str, group: pd.DataFrame, n_boot: int, seed: int) -> Replic
     )
 
 
-def percentile_ci(boot: np.ndarray) -> Interval | None:
-    """Percentile 95% interval over the finite resamples; None if fewer than half are finite
-    (the rule ``benchmark.metrics`` applies to every CI)."""
+def resample_ci(boot: np.ndarray, value: float, jackknife: np.ndarray) -> Interval | None:
+    """95% interval (as ``benchmark.metrics`` makes every CI) over the finite resamples; None if
+    fewer than half are finite (the rule ``benchmark.metrics`` applies to every CI)."""
     ok = boot[np.isfinite(boot)]
     if boot.size == 0 or 2 * ok.size < boot.size:
         return None
-    alpha = (1.0 - CI_LEVEL) / 2.0
-    lo, hi = np.percentile(ok, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    return float(lo), float(hi)
+    return bootstrap_interval(ok, value, jackknife)[0]
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ class Standing:
     seeds: tuple[int, ...]
     value: float | None  # mean over seeds of the point estimates
     sd: float | None  # across seeds (ddof=1); None with one seed
-    ci95: Interval | None  # pooled: percentile CI of the seed-mean over the shared resamples
+    ci95: Interval | None  # pooled: CI of the seed-mean over the shared resamples
     rank: int | None  # by ``value``, 1 = best; ties share the lowest rank
     rank_median: float | None
     rank_ci95: Interval | None
@@ -86,6 +84,52 @@ def _aligned(group: pd.DataFrame, order: pd.Index, where: str) -> pd.DataFrame:
     if len(ids) != len(order) or set(ids) != set(order):
         raise ValueError(f"{where}: predicted ids differ from the other models' (another dataset?)")
     return group.set_index("id").loc[order].reset_index()
+
+
+@dataclass(frozen=True)
+class SeedMean:
+    """One model's primary metric averaged over its seeds, on every shared resample."""
+
+    values: list[float]  # one point estimate per seed
+    boot: np.ndarray  # seed-mean per resample
+    jackknife: np.ndarray  # seed-mean per left-out patient
+    reason: str | None = None  # why a seed's metric is not computable (then nothing else is set)
+
+    @property
+    def value(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def ci95(self) -> Interval | None:
+        return resample_ci(self.boot, self.value, self.jackknife)
+
+    def minus(self, other: SeedMean) -> tuple[float, Interval | None]:
+        """Paired difference ``self - other`` with its CI (same resamples, same patients)."""
+        diff = self.value - other.value
+        return diff, resample_ci(self.boot - other.boot, diff, self.jackknife - other.jackknife)
+
+
+def seed_mean(
+    task: str,
+    seeds: Sequence[tuple[int, pd.DataFrame]],
+    order: pd.Index,
+    *,
+    n_boot: int,
+    seed: int,
+    where: str = "model",
+) -> SeedMean:
+    """The seed-mean of a model's runs ``[(seed, slice)]``, rows aligned to the ids ``order``."""
+    reps = [
+        replicates(task, _aligned(g, order, f"{where} seed {s}"), n_boot, seed) for s, g in seeds
+    ]
+    failed = next((r for r in reps if r.value is None), None)
+    if failed is not None:
+        return SeedMean([], np.empty(0), np.empty(0), failed.reason)
+    return SeedMean(
+        [r.value for r in reps],
+        np.mean([r.boot for r in reps], axis=0),
+        np.mean([r.jackknife for r in reps], axis=0),
+    )
 
 
 def rank_models(
@@ -103,35 +147,28 @@ def rank_models(
     models = sorted(runs)
     if not models:
         return []
-    first = runs[models[0]][0][1]
-    order = pd.Index(first["id"])
-    means: dict[str, np.ndarray] = {}
+    order = pd.Index(runs[models[0]][0][1]["id"])
+    means: dict[str, SeedMean] = {}
     out: dict[str, dict] = {}
     for model in models:
-        seeds = tuple(s for s, _ in runs[model])
-        reps = [
-            replicates(task, _aligned(g, order, f"{model} seed {s}"), n_boot, seed)
-            for s, g in runs[model]
-        ]
-        failed = next((r for r in reps if r.value is None), None)
-        values = [r.value for r in reps if r.value is not None]
-        base = {"model": model, "seeds": seeds}
-        if failed is not None:
+        found = seed_mean(task, runs[model], order, n_boot=n_boot, seed=seed, where=model)
+        base = {"model": model, "seeds": tuple(s for s, _ in runs[model])}
+        if found.reason is not None:
             out[model] = {**base, "value": None, "sd": None, "ci95": None}
-            out[model]["not_computable"] = failed.reason
+            out[model]["not_computable"] = found.reason
             continue
-        means[model] = np.mean([r.boot for r in reps], axis=0)
+        means[model] = found
         out[model] = {
             **base,
-            "value": float(np.mean(values)),
-            "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-            "ci95": percentile_ci(means[model]),
+            "value": found.value,
+            "sd": float(np.std(found.values, ddof=1)) if len(found.values) > 1 else None,
+            "ci95": found.ci95,
         }
 
     ranked = sorted(means, key=lambda m: (-out[m]["value"], m))
     if ranked:
         point = rankdata([-out[m]["value"] for m in ranked], method="min")
-        matrix = np.vstack([means[m] for m in ranked])
+        matrix = np.vstack([means[m].boot for m in ranked])
         usable = matrix[:, np.isfinite(matrix).all(axis=0)]
         ranks = rankdata(-usable, axis=0, method="average") if usable.size else None
         top = ranked[0]
@@ -146,8 +183,7 @@ def rank_models(
                 )
                 stats["p_best"] = float(np.mean(ranks[i] == 1.0))
             if model != top:
-                stats["diff_to_top"] = stats["value"] - out[top]["value"]
-                stats["diff_ci95"] = percentile_ci(means[model] - means[top])
+                stats["diff_to_top"], stats["diff_ci95"] = means[model].minus(means[top])
     defaults = {
         "rank": None,
         "rank_median": None,

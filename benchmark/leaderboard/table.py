@@ -188,8 +188,8 @@ Every number below is rebuilt from the committed result records by
 
 How to read a table:
 - **value**: mean over a model's seeds ± their standard deviation (no ± with one seed).
-- **95% CI (pooled)**: percentile interval, over {boot["n_boot"]} bootstrap resamples of the
-  patients (lesions resampled with their patient; seed {boot["seed"]}), of the seed-averaged metric.
+- **95% CI (pooled)**: BCa interval, over {boot["n_boot"]} bootstrap resamples of the patients
+  (lesions resampled with their patient; seed {boot["seed"]}), of the seed-averaged metric.
   Every model is scored on the same resamples; with one seed this is the CI of its record.
 - **rank [95% interval]**: median and 2.5–97.5 percentiles of the model's rank on those resamples
   (1 = best; ties share the average rank); **P(best)**: share of resamples where it alone ranks
