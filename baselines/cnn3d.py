@@ -19,7 +19,7 @@ _CHANNEL_ARGS = ("n_input_channels", "in_channels", "in_chans")
 
 def build_with_input(net: Callable[..., nn.Module], channels: int, size: int) -> nn.Module:
     """Call a network factory (a Hydra partial) with the crops' channels (and shape if needed),
-    so that ``crops.mask_channel`` can change without editing the network config."""
+    so that ``crops.label_channel`` can change without editing the network config."""
     target = getattr(net, "func", net)
     params = inspect.signature(target).parameters
     for name in _CHANNEL_ARGS:

@@ -98,7 +98,7 @@ class CropClassifier(Submission):
                 "crops": {
                     "key": self.crops.key,
                     **self.crops.settings,
-                    "mask_channel": self.crops.mask_channel,
+                    "label_channel": self.crops.label_channel,
                 },
                 "train_patients": sorted(set(groups)),
                 "n_lesions": len(ids),

@@ -62,6 +62,9 @@ class TrainSettings:
     min_epochs: int = 0  # first epoch early stopping may keep (earlier: LR warm-up, not kept)
     balance: str = "pos_weight"  # pos_weight | sampler | none
     augment: bool = True
+    rotate_deg: float = 15.0  # augmentation: largest rotation about each axis (180: any)
+    shift_voxels: float = 0.0  # augmentation: largest translation per axis
+    noise_std: float = 0.0  # augmentation: Gaussian noise on the CT channel (window units)
     amp: str = "off"  # off | bf16 | fp16; CUDA only (always off on CPU)
     channels_last: bool = False  # NHWC / NDHWC memory layout for the net and its inputs
     device: str = "cpu"
@@ -158,46 +161,55 @@ def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManag
 
 
 class LesionAugment:
-    """Random flips, axial 90° turns, small rotations/scaling and CT intensity jitter (MONAI).
+    """Random flips, axial 90° turns, rotations/scaling/shifts and CT intensity jitter (MONAI).
 
-    Applied per sample ``[C, x, y, z]``: channel 0 is CT (bilinear, intensity jitter), the other
-    channels are labels (nearest). Padding is 0, the window minimum (air).
+    Applied per sample ``[C, x, y, z]``: channel 0 is CT (bilinear, intensity jitter and noise),
+    the other channels are labels (nearest). Padding is 0, the window minimum (air).
+
+    ``rotate_deg`` bounds the rotation about each axis. Small (15°) keeps the source CT's slice
+    direction in place; 180 (any orientation) suits isotropic crops of biology that has no
+    orientation (a lesion, its margin) and is what keeps a 3D CNN from memorising ~200 training
+    lesions: at 15° cnn3d fitted them (train AUC 0.93) and ranked held-out lesions at chance.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, rotate_deg: float = 15.0, shift_voxels: float = 0.0, noise_std: float = 0.0
+    ) -> None:
         from monai.transforms import (
             Compose,
             RandAffined,
             RandFlipd,
+            RandGaussianNoised,
             RandRotate90d,
             RandScaleIntensityd,
             RandShiftIntensityd,
         )
 
         keys = ("image", "label")
-        self.transform = Compose(
-            [
-                RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
-                RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
-                RandFlipd(keys, prob=0.5, spatial_axis=2, allow_missing_keys=True),
-                # Quarter turns in the axial plane only: slices are thicker than in-plane pixels
-                # in the source CT, so x/y and z are not interchangeable.
-                RandRotate90d(
-                    keys, prob=0.5, max_k=3, spatial_axes=(0, 1), allow_missing_keys=True
-                ),
-                RandAffined(
-                    keys,
-                    prob=0.5,
-                    rotate_range=(math.radians(15),) * 3,
-                    scale_range=(0.1,) * 3,
-                    mode=("bilinear", "nearest"),
-                    padding_mode="zeros",
-                    allow_missing_keys=True,
-                ),
-                RandScaleIntensityd("image", factors=0.1, prob=0.5),
-                RandShiftIntensityd("image", offsets=0.05, prob=0.5),
-            ]
-        )
+        full = rotate_deg >= 90.0  # turns anywhere: the affine then does every rotation
+        transforms = [
+            RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
+            RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
+            RandFlipd(keys, prob=0.5, spatial_axis=2, allow_missing_keys=True),
+            # Quarter turns in the axial plane only: slices are thicker than in-plane pixels in
+            # the source CT, so x/y and z are not interchangeable.
+            RandRotate90d(keys, prob=0.5, max_k=3, spatial_axes=(0, 1), allow_missing_keys=True),
+            RandAffined(
+                keys,
+                prob=1.0 if full else 0.5,
+                rotate_range=(math.radians(rotate_deg),) * 3,
+                scale_range=(0.1,) * 3,
+                translate_range=(shift_voxels,) * 3,
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+                allow_missing_keys=True,
+            ),
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+        ]
+        if noise_std > 0:
+            transforms.append(RandGaussianNoised("image", prob=0.5, std=noise_std))
+        self.transform = Compose(transforms)
 
     def set_random_state(self, seed: int) -> LesionAugment:
         self.transform.set_random_state(seed=seed)
@@ -269,7 +281,10 @@ def _loader(
 ) -> torch.utils.data.DataLoader:
     from monai.data.utils import worker_init_fn
 
-    augmenter = LesionAugment().set_random_state(seed) if augment else None
+    augmenter = None
+    if augment:
+        augmenter = LesionAugment(settings.rotate_deg, settings.shift_voxels, settings.noise_std)
+        augmenter.set_random_state(seed)
     generator = torch.Generator().manual_seed(seed)
     sampler = None
     if settings.balance == "sampler":

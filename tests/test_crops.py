@@ -12,7 +12,13 @@ import torch
 
 from benchmark.cohort import Cohort
 from benchmark.data import crops as crops_module
-from benchmark.data.crops import CropError, LesionCrops, view_channels, views_25d
+from benchmark.data.crops import (
+    DISTANCE_SCALE_MM,
+    CropError,
+    LesionCrops,
+    view_channels,
+    views_25d,
+)
 
 SPACING = (0.8, 0.8, 3.0)  # anisotropic, as thoracic CT: thin in-plane, thick slices
 SIZE = (96, 80, 24)  # x, y, z voxels
@@ -22,6 +28,7 @@ RADIUS_MM = 9.0
 CENTRES = {1: (15.0, 40.0, -60.0), 2: (-24.0, 45.0, -60.0)}
 LUNG_HU, TUMOUR_HU = -800, 40
 CROP = {"spacing_mm": 1.5, "size_mm": 48.0, "hu_window": (-1000.0, 400.0)}  # 32³ voxels
+MASKED = {**CROP, "label_channel": "mask"}
 
 
 def _write_patient(folder: Path, direction: tuple[float, ...]) -> tuple[Path, Path]:
@@ -72,7 +79,7 @@ FLIPPED = (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # x and z stored reve
 @pytest.mark.parametrize("direction", [IDENTITY, FLIPPED], ids=["identity", "flipped"])
 def test_lesion_is_centred_at_its_physical_size(tmp_path: Path, direction):
     image, mask = _write_patient(tmp_path, direction)
-    crops = LesionCrops(cache_dir=None, progress=False, **CROP)
+    crops = LesionCrops(cache_dir=None, progress=False, **MASKED)
     x, ids = crops(_cohort(image, mask))
     assert ids == ["P1-L1", "P1-L2"]
     assert x.shape == (2, 2, 32, 32, 32) and x.dtype == np.float32
@@ -144,20 +151,39 @@ def test_changing_a_setting_changes_the_key(monkeypatch):
     ]
     keys = {base.key, *(c.key for c in changed)}
     assert len(keys) == 4
-    # The mask channel only selects channels of the cached arrays: same key, same cache.
-    assert LesionCrops(cache_dir=None, mask_channel=False, **CROP).key == base.key
+    # The label channel is computed from the cached mask: same key, same cache.
+    for label_channel in ("mask", None):
+        assert LesionCrops(cache_dir=None, label_channel=label_channel, **CROP).key == base.key
     monkeypatch.setattr(crops_module, "CROP_VERSION", "test-bump")
     assert LesionCrops(cache_dir=None, **CROP).key != base.key
 
 
-def test_mask_channel_off_gives_ct_only(tmp_path: Path):
+def test_no_label_channel_gives_ct_only(tmp_path: Path):
     image, mask = _write_patient(tmp_path, IDENTITY)
     with_mask, _ = LesionCrops(cache_dir=tmp_path, progress=False, **CROP)(_cohort(image, mask))
-    ct_only, _ = LesionCrops(cache_dir=tmp_path, mask_channel=False, progress=False, **CROP)(
+    ct_only, _ = LesionCrops(cache_dir=tmp_path, label_channel=None, progress=False, **CROP)(
         _cohort(image, mask)
     )
     assert ct_only.shape == (2, 1, 32, 32, 32)
     np.testing.assert_array_equal(ct_only[:, 0], with_mask[:, 0])
+
+
+def test_distance_channel_is_the_signed_distance_to_the_lesion_surface(tmp_path: Path):
+    """Negative inside, zero at the surface, mm / DISTANCE_SCALE_MM outside, clipped at 1."""
+    image, mask = _write_patient(tmp_path, IDENTITY)
+    cohort = _cohort(image, mask, labels=(1,))
+    (distance,), _ = LesionCrops(cache_dir=None, progress=False, **CROP)(cohort)
+    (masked,), _ = LesionCrops(cache_dir=None, progress=False, **MASKED)(cohort)
+    d_mm = distance[1] * DISTANCE_SCALE_MM
+    inside = masked[1] > 0
+    assert (d_mm[inside] < 0).all() and (d_mm[~inside] > 0).all()
+    # Outwards along x from the lesion, the distance grows with the mm beyond the radius.
+    c = 16
+    xs = np.arange(32) * 1.5 - 15.5 * 1.5  # mm from the cube centre, along +x
+    outside = xs > RADIUS_MM + 1.5
+    np.testing.assert_allclose(d_mm[outside, c, c], xs[outside] - RADIUS_MM, atol=1.6)
+    assert -RADIUS_MM - 1.5 < d_mm[c, c, c] < -0.5 * RADIUS_MM  # the centre is deep inside
+    assert distance[1].max() <= 1.0 and distance[1].min() >= -1.0
 
 
 def test_a_missing_mask_label_names_the_lesion(tmp_path: Path):

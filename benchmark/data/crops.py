@@ -4,8 +4,9 @@ Both deep families (``cnn3d``, ``timm25d``) see a lesion through the same crop, 
 transforms: the patient's CT and mask are loaded once and oriented to RAS; for each lesion, a box
 around the centroid of its mask voxels is resampled to an isotropic grid (bilinear CT, nearest
 mask), the HU window is mapped to ``[0, 1]``, and a cube of fixed *physical* size is cut centred
-on the lesion (padded with 0 = air beyond the scan). Channels are ``[ct, lesion mask]`` (the mask
-is binary for that lesion only, so neighbouring lesions do not leak into its label channel).
+on the lesion (padded with 0 = air beyond the scan). Channels are ``[ct, label]``, the label channel
+being that lesion's signed distance map (default), its binary mask, or absent (see
+:data:`LABEL_CHANNELS`); it describes that lesion only, so neighbouring lesions do not leak into it.
 
 Array axes follow MONAI after ``Orientationd("RAS")``: ``[lesion, channel, x (R), y (A), z (S)]``,
 so the axial plane is ``[..., :, :, z]``.
@@ -38,6 +39,13 @@ from benchmark.threads import torch_threads
 
 # Bump when this module changes how crops are computed or stored: it invalidates every cache.
 CROP_VERSION = "1"
+
+# What the second channel tells a network about the lesion. "distance": the signed distance to
+# its surface (mm, negative inside), divided by DISTANCE_SCALE_MM and clipped to [-1, 1], so a
+# network sees where every voxel lies relative to the lesion (peritumoral tissue is a band of
+# distances, which a binary mask only implies); "mask": the binary mask; None: CT only.
+LABEL_CHANNELS = ("distance", "mask", None)
+DISTANCE_SCALE_MM = 20.0
 
 # Starting a process pool costs seconds (spawn, then each worker imports torch and MONAI: ~8 s on
 # the 2-core reference box), while a simulated patient crops in ~0.2 s: the pool is used only when
@@ -199,6 +207,40 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def signed_distance(mask: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """Signed distance (mm) of every voxel of a binary crop to the lesion surface, < 0 inside."""
+    from scipy import ndimage
+
+    inside = np.asarray(mask) > 0
+    if not inside.any():
+        return np.full(inside.shape, DISTANCE_SCALE_MM, dtype=np.float32)
+    outside = ndimage.distance_transform_edt(~inside, sampling=spacing_mm)
+    depth = ndimage.distance_transform_edt(inside, sampling=spacing_mm)
+    return (outside - depth).astype(np.float32)
+
+
+def lesion_channels(
+    ct: np.ndarray, mask: np.ndarray, label_channel: str | None, spacing_mm: float
+) -> np.ndarray:
+    """Network input of cached crops (``ct``, ``mask``: [L, s, s, s]): float32 [L, C, s, s, s]."""
+    if label_channel not in LABEL_CHANNELS:
+        raise ValueError(
+            f"crops: label_channel must be one of {LABEL_CHANNELS}, got {label_channel!r}"
+        )
+    channels = 1 if label_channel is None else 2
+    out = np.empty((len(ct), channels, *ct.shape[1:]), dtype=np.float32)
+    out[:, 0] = ct
+    for i in range(len(ct) if label_channel else 0):
+        if label_channel == "mask":
+            out[i, 1] = mask[i]
+        else:
+            distance = np.clip(signed_distance(mask[i], spacing_mm) / DISTANCE_SCALE_MM, -1, 1)
+            # Half precision, as the cached CT: every reader (the throughput stream moves half
+            # precision to the device) then feeds the network the same numbers.
+            out[i, 1] = distance.astype(np.float16)
+    return out
+
+
 # ---- the extractor ------------------------------------------------------------------------------
 
 
@@ -207,8 +249,8 @@ class LesionCrops:
 
     Hydra-instantiable (``conf/crops/default.yaml``). ``spacing_mm`` is the isotropic voxel size,
     ``size_mm`` the cube's edge (``size = round(size_mm / spacing_mm)`` voxels), ``hu_window``
-    the HU range mapped to [0, 1]. ``mask_channel`` adds the lesion mask as a second channel; it
-    only selects channels of the cached arrays, so it is not part of ``key``. ``cache_dir=None``
+    the HU range mapped to [0, 1]. ``label_channel`` (one of :data:`LABEL_CHANNELS`) is computed
+    from the cached mask when the crops are read, so it is not part of ``key``. ``cache_dir=None``
     disables the cache. ``workers`` > 1 crops patients in a process pool when that pays for its
     start-up (same result either way).
     """
@@ -220,7 +262,7 @@ class LesionCrops:
         spacing_mm: float = 1.5,
         size_mm: float = 48.0,
         hu_window: Sequence[float] = (-1000.0, 400.0),
-        mask_channel: bool = True,
+        label_channel: str | None = "distance",
         progress: bool = True,
     ) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -228,7 +270,11 @@ class LesionCrops:
         self.spacing_mm = float(spacing_mm)
         self.size_mm = float(size_mm)
         self.hu_window = (float(hu_window[0]), float(hu_window[1]))
-        self.mask_channel = bool(mask_channel)
+        if label_channel not in LABEL_CHANNELS:
+            raise ValueError(
+                f"crops: label_channel must be one of {LABEL_CHANNELS}, got {label_channel!r}"
+            )
+        self.label_channel = label_channel
         self.progress = bool(progress)
         if self.spacing_mm <= 0 or self.size_mm < self.spacing_mm:
             raise ValueError(
@@ -246,7 +292,7 @@ class LesionCrops:
 
     @property
     def channels(self) -> int:
-        return 2 if self.mask_channel else 1
+        return 1 if self.label_channel is None else 2
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -298,7 +344,7 @@ class LesionCrops:
 
     def __call__(self, cohort: Cohort) -> tuple[np.ndarray, list[str]]:
         """Crops of every lesion of ``cohort``: float32 ``[n_lesions, C, s, s, s]`` (C = ct, then
-        the lesion mask if ``mask_channel``), and the lesion ids in ``cohort.lesions`` order."""
+        the ``label_channel``), and the lesion ids in ``cohort.lesions`` order."""
         lesions = cohort.lesions
         patients = list(dict.fromkeys(str(p) for p in lesions["patient_id"]))
         found: dict[str, dict[str, np.ndarray]] = {}
@@ -321,7 +367,8 @@ class LesionCrops:
                 found[pid] = arrays
                 bar.update(1)
 
-        out = np.zeros((len(lesions), self.channels, *(self.size,) * 3), dtype=np.float32)
+        ct = np.zeros((len(lesions), *(self.size,) * 3), dtype=np.float32)
+        mask = np.zeros(ct.shape, dtype=np.uint8)
         for i, (lesion_id, row) in enumerate(lesions.iterrows()):
             pid, label = str(row["patient_id"]), int(row["mask_label"])
             arrays = found[pid]
@@ -331,9 +378,8 @@ class LesionCrops:
                     f"crops: mask_label {label} of lesion {lesion_id!r} (patient {pid!r}) is not "
                     f"in mask {cohort.masks[pid]}; labels present: {arrays['labels'].tolist()}"
                 )
-            out[i, 0] = arrays["ct"][where[0]]
-            if self.mask_channel:
-                out[i, 1] = arrays["mask"][where[0]]
+            ct[i], mask[i] = arrays["ct"][where[0]], arrays["mask"][where[0]]
+        out = lesion_channels(ct, mask, self.label_channel, self.spacing_mm)
         return out, [str(i) for i in lesions.index]
 
     def _run(self, cohort: Cohort, todo: list[str]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -348,7 +394,8 @@ class LesionCrops:
         return (
             f"LesionCrops(key={self.key}, spacing_mm={self.spacing_mm}, size_mm={self.size_mm} "
             f"({self.size} voxels), hu_window={list(self.hu_window)}, "
-            f"mask_channel={self.mask_channel}, workers={self.workers}, cache_dir={self.cache_dir})"
+            f"label_channel={self.label_channel}, workers={self.workers}, "
+            f"cache_dir={self.cache_dir})"
         )
 
 
@@ -391,4 +438,14 @@ def view_channels(channels: int, mode: str, n_slices: int = 3) -> int:
     return channels * (3 if mode == "orthogonal" else n_slices)
 
 
-__all__ = ["CROP_VERSION", "CropError", "LesionCrops", "view_channels", "views_25d"]
+__all__ = [
+    "CROP_VERSION",
+    "DISTANCE_SCALE_MM",
+    "LABEL_CHANNELS",
+    "CropError",
+    "LesionCrops",
+    "lesion_channels",
+    "signed_distance",
+    "view_channels",
+    "views_25d",
+]

@@ -221,7 +221,7 @@ def deep_end_to_end(
     def cached_chunks() -> Iterator[streams.Chunk]:
         items = streams.cached_patients(crops, cohorts)
         return streams.prefetch(
-            lambda item: streams.read_patient(item, crops.mask_channel),
+            lambda item: streams.read_patient(item, crops.label_channel),
             items,
             e2e.read_workers,
             depth=4 * e2e.read_workers,

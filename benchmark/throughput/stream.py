@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.cohort import Cohort
+from benchmark.data.crops import lesion_channels
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,8 +75,9 @@ def missing_cache(crops: Any, cohorts: Iterable[Cohort]) -> int:
     return missing
 
 
-def read_patient(item: PatientCrops, mask_channel: bool = True) -> Chunk:
-    """One patient's wanted crops from its cache file, in stored precision: [L, C, s, s, s]."""
+def read_patient(item: PatientCrops, label_channel: str | None = "distance") -> Chunk:
+    """One patient's wanted crops from its cache file, as the network sees them, in the cache's
+    half precision (half the bytes to move to the device): [L, C, s, s, s]."""
     with np.load(item.path) as npz:
         labels = npz["labels"]
         where = []
@@ -84,14 +86,8 @@ def read_patient(item: PatientCrops, mask_channel: bool = True) -> Chunk:
             if not len(found):
                 raise KeyError(f"label {label} of lesion {lesion_id!r} not in {item.path}")
             where.append(int(found[0]))
-        ct = npz["ct"][where]
-        if not mask_channel:
-            return item.lesion_ids, ct[:, None]
-        mask = npz["mask"][where]
-    out = np.empty((len(where), 2, *ct.shape[1:]), dtype=np.float16)
-    out[:, 0] = ct
-    out[:, 1] = mask
-    return item.lesion_ids, out
+        ct, mask, spacing = npz["ct"][where], npz["mask"][where], float(npz["spacing_mm"])
+    return item.lesion_ids, lesion_channels(ct, mask, label_channel, spacing).astype(np.float16)
 
 
 def prefetch(fn: Callable[[T], R], items: Iterable[T], workers: int, depth: int) -> Iterator[R]:
