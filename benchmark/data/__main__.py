@@ -2,9 +2,12 @@
 
     python -m benchmark.data validate ROOT [--cohorts pembro_rt,nivorad] [--cache-dir DIR]
     python -m benchmark.data simulate --profile default [--seed N] [--workers N] OUT
+    python -m benchmark.data calibrate [--seeds 20] [--coverage N] [--out leaderboard/calibration]
 
 ``validate`` prints every problem, one per line, then a summary line; it exits 1 when there is
-any problem and 0 when the dataset is valid.
+any problem and 0 when the dataset is valid. ``calibrate`` prints each simulator calibration
+target beside the study's figure and ours (README, "What the simulator encodes") and exits 1
+when an evaluated target fails.
 """
 
 from __future__ import annotations
@@ -79,6 +82,39 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip validating what was written",
     )
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="the simulator's calibration targets beside the study's figures",
+        description="Each calibration target of the default cohorts beside the study's figure "
+        "and ours: model-free targets from the simulator's truth over data seeds, the coverage "
+        "of the bootstrap CIs, and the targets from the committed leaderboard records. Writes "
+        "calibration.json and calibration.png under --out.",
+    )
+    calibrate.add_argument("--profile", default="default", help="simulator profile (conf/data/)")
+    calibrate.add_argument(
+        "--seeds", type=int, default=20, help="data seeds for the model-free targets (default 20)"
+    )
+    calibrate.add_argument(
+        "--coverage",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-run the CI coverage study over N data seeds (minutes for 1000) and write it "
+        "to --out; default: read the committed one",
+    )
+    calibrate.add_argument(
+        "--results",
+        type=Path,
+        default=Path("leaderboard/results"),
+        help="the leaderboard records (default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("leaderboard/calibration"),
+        help="where calibration.json, calibration.png and coverage.json go (default: %(default)s)",
+    )
+    calibrate.add_argument("--no-figure", action="store_true", help="skip calibration.png")
     return parser
 
 
@@ -120,6 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.check:
             return 0
         return _report(Path(args.out), COHORTS, progress=sys.stderr.isatty())
+    if args.command == "calibrate":
+        from benchmark.calibration import calibrate, render
+
+        report = calibrate(
+            profile=args.profile,
+            seeds=range(args.seeds),
+            coverage_seeds=args.coverage,
+            results=args.results,
+            out=args.out,
+            figure=not args.no_figure,
+            progress=sys.stderr.isatty(),
+        )
+        print(render(report))
+        return 1 if report.failing else 0
     raise AssertionError(args.command)  # argparse allows no other
 
 

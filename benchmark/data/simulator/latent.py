@@ -27,12 +27,13 @@ def _draw_latent(
     """Covariates and lesion biology (no outcome yet) for patients with the given arms."""
     n = len(arms)
     sabr = arms == "io+sabr"
-    cl, pl, les, agg, app = (
+    cl, pl, les, agg, app, peri = (
         cfg["clinical"],
         cfg["pdl1"],
         cfg["lesions"],
         cfg["aggressiveness"],
         cfg["appearance"],
+        cfg["peritumoral"],
     )
     age = np.clip(np.rint(rng.normal(cl["age_mean"], cl["age_sd"], n)), *cl["age_range"])
     male = rng.random(n) < cl["male"]
@@ -42,6 +43,7 @@ def _draw_latent(
     tps = np.where(category == 0, 0, np.where(category == 1, low, high)).astype(float)
     missing = rng.random(n) < pl["missing"]
     u = rng.normal(0.0, agg["patient_sd"], n)
+    v = rng.normal(0.0, peri["patient_sd"], n)
     weeks = rng.uniform(*cfg["pd"]["interval_weeks"], n)
     counts = rng.choice(np.arange(1, len(les["count"]) + 1), size=n, p=_probs(les["count"]))
 
@@ -64,8 +66,10 @@ def _draw_latent(
     m = len(pidx)
 
     a = u[pidx] + rng.normal(0.0, agg["lesion_sd"], m)
+    margin = v[pidx] + rng.normal(0.0, peri["lesion_sd"], m)
     hidden = rng.normal(0.0, 1.0, m)
-    z = rng.normal(0.0, app["readout_noise"], (6, m))
+    z = rng.normal(0.0, app["readout_noise"], (5, m))
+    zp = rng.normal(0.0, 1.0, (2, m)) * np.array([[peri["readout_noise"]], [1.0]])
 
     # Longest diameter: lognormal around the site median, shifted by a, truncated (inverse CDF).
     median = np.array([les["median_diameter_mm"][s] for s in SITES])[site]
@@ -83,7 +87,7 @@ def _draw_latent(
         np.exp(mu + sd * special.ndtri(np.clip(q, 1e-12, 1 - 1e-12))), dmin, les["diameter_mm"][1]
     )
 
-    # The visible readouts of a (each with its own noise).
+    # Inside the mask: the readouts of a (each with its own noise).
     spic_site = np.array([app["spicule_sites"][s] for s in SITES])[site]
     lobulation = app["lobulation_max"] * special.expit(1.2 * a + z[0] - 0.3)
     spicule_rate = app["spicules_max"] * spic_site * special.expit(1.4 * a + z[1] - 1.0)
@@ -97,7 +101,11 @@ def _draw_latent(
         * special.expit(1.8 * (a + z[4]) - 1.6)
         * np.clip((diameter - 16.0) / 12.0, 0.0, 1.0)
     )
-    halo_mm = app["halo_mm_max"] * special.expit(1.6 * (a + z[5]) - 1.4)
+    # Outside the mask: how far the margin reaches reads the peritumoral factor; its density next
+    # to the lesion does not (a nuisance), so what blurs into the mask's edge carries no signal.
+    w_lo, w_hi = peri["halo_mm"]
+    halo_mm = w_lo + (w_hi - w_lo) * special.expit(peri["slope"] * (margin + zp[0]))
+    halo_density = special.expit(zp[1])
     tumour_hu = np.array([app["tumour_hu"][s] for s in SITES])[site] + rng.normal(
         0.0, app["tumour_hu_sd"], m
     )
@@ -113,6 +121,7 @@ def _draw_latent(
     pd_noise = rng.random(m)
     volume_ml = np.bincount(pidx, np.pi / 6.0 * diameter**3 / 1000.0, minlength=n)
     mean_a = np.bincount(pidx, a, minlength=n) / counts
+    mean_margin = np.bincount(pidx, margin, minlength=n) / counts
 
     patients = {
         "arm": arms,
@@ -128,12 +137,14 @@ def _draw_latent(
         "n_lesions": counts,
         "log_volume": np.log(volume_ml),
         "mean_aggressiveness": mean_a,
+        "mean_peritumoral": mean_margin,
     }
     lesions = {
         "pidx": pidx,
         "slot": slot,
         "site": site,
         "aggressiveness": a,
+        "peritumoral": margin,
         "hidden": hidden,
         "diameter_mm": diameter,
         "lobulation": lobulation,
@@ -142,6 +153,7 @@ def _draw_latent(
         "texture_hu": texture_hu,
         "necrosis": necrosis,
         "halo_mm": halo_mm,
+        "halo_density": halo_density,
         "tumour_hu": tumour_hu,
         "irradiated": irradiated,
         "pd_noise": pd_noise,

@@ -1,6 +1,8 @@
 """What a lesion looks like: its lobulated, spiculated surface and how it is drawn into a scan.
 
-Shape, texture, necrosis and halo are the visible readouts of the lesion's latent aggressiveness.
+Shape, texture and necrosis (inside the mask) are the visible readouts of the lesion's latent
+aggressiveness; the margin outside it (halo width and density) is the readout of its peritumoral
+factor.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from scipy import ndimage
 from benchmark.data.simulator.grid import _Grid
 from benchmark.data.simulator.phantom import (
     ADRENAL,
+    CORTEX,
     FAT,
     HALO,
     HEART,
     LESION,
     LIVER,
     LUNG,
+    MARROW,
     SOFT,
     VESSEL,
 )
@@ -77,6 +81,54 @@ def _smooth_field(rng: np.random.Generator, shape, sigma_vox) -> np.ndarray:
     return field / max(float(field.std()), 1e-6)
 
 
+# The peritumoral margin by the tissue around the lesion: ground glass in aerated lung, stranding
+# in fat, a hypo-attenuating (oedema) rim in solid organs, a permeative lytic rim in bone. Each
+# moves the tissue's HU towards a target, by the margin's density and its fall-off with distance.
+_GGO_HU = (-650.0, -350.0)  # faint .. dense ground glass
+_STRANDING_HU = 10.0  # fat stranding target
+_OEDEMA_HU = -40.0  # shift of a solid organ's rim at full density
+_LYTIC_HU = 60.0  # bone rim target (marrow/cortex lose their mineral)
+_TAPER_MM = 1.5
+_LUNGISH = (LUNG, VESSEL)
+_FATTY = (FAT,)
+_SOLID = (SOFT, LIVER, ADRENAL, HEART)
+_BONY = (MARROW, CORTEX)
+
+
+def _draw_margin(
+    hu: np.ndarray,
+    lab: np.ndarray,
+    r: np.ndarray,
+    radius: np.ndarray,
+    width: float,
+    density: float,
+    field: np.ndarray,
+    ggo_base: float,
+    visible: bool = True,
+) -> None:
+    """The peritumoral margin: a shell ``width`` mm wide outside the lesion surface (never
+    inside it), of strength ``density`` (0..1), tapering off over its last ``_TAPER_MM``.
+
+    The taper has a fixed length, so the tissue next to the surface looks the same whatever the
+    width: the width (the signal) shows only beyond it, where the mask's edge voxels do not see.
+    ``visible=False`` labels the shell without changing its HU (the placement of later lesions,
+    which avoids margins, then stays the same).
+    """
+    shell = (r > radius) & (r <= radius + width) & (lab != LESION) & (lab != HALO)
+    w = np.clip((radius + width - r) / _TAPER_MM, 0.0, 1.0) * float(visible)
+    strength = 0.6 + 0.4 * density
+    lungish = shell & np.isin(lab, _LUNGISH)
+    ggo = _GGO_HU[0] + (_GGO_HU[1] - _GGO_HU[0]) * density + ggo_base + 40.0 * field
+    hu[lungish] += (w * (ggo - hu))[lungish]
+    fatty = shell & np.isin(lab, _FATTY)
+    hu[fatty] += (w * strength * (_STRANDING_HU - hu))[fatty]
+    solid = shell & np.isin(lab, _SOLID)
+    hu[solid] += (w * strength * _OEDEMA_HU)[solid]
+    bony = shell & np.isin(lab, _BONY)
+    hu[bony] += (w * strength * (_LYTIC_HU - hu))[bony]
+    lab[lungish | fatty | solid | bony] = HALO
+
+
 def _draw_lesion(
     rng: np.random.Generator,
     grid: _Grid,
@@ -87,7 +139,11 @@ def _draw_lesion(
     shape: _Shape,
     centre: np.ndarray,
     normal: np.ndarray | None,
+    peritumoral: bool = True,
 ) -> None:
+    """Draw one lesion (and its margin, unless ``peritumoral`` is False) into ``hu``/``lab``/
+    ``mask``; the random draws are the same either way, so the two renders differ by the margin
+    only (how its partial-volume leak into the mask is measured)."""
     halo = float(lesion["halo_mm"])
     ext = shape.rmax + halo + grid.spacing
     lo = np.maximum(np.floor((centre - ext - grid.origin) / grid.spacing).astype(int), 0)
@@ -112,15 +168,10 @@ def _draw_lesion(
 
     sub_hu, sub_lab, sub_mask = hu[box], lab[box], mask[box]
     field = _smooth_field(rng, inside.shape, 1.5 / grid.spacing[::-1])
+    ggo_base = rng.uniform(-40.0, 40.0)
     if halo > 0:
-        shell = (r > radius) & (r <= radius + halo) & (sub_lab != LESION) & (sub_lab != HALO)
-        w = np.clip(1.0 - (r - radius) / halo, 0.0, 1.0) ** 0.8
-        lungish = shell & np.isin(sub_lab, [LUNG, VESSEL])
-        ggo = rng.uniform(-560.0, -380.0) + 40.0 * field
-        sub_hu[lungish] += (w * (ggo - sub_hu))[lungish]
-        softish = shell & np.isin(sub_lab, [FAT, SOFT, LIVER, ADRENAL, HEART])
-        sub_hu[softish] += (0.45 * w * (float(lesion["tumour_hu"]) - sub_hu))[softish]
-        sub_lab[lungish | softish] = HALO
+        density = float(lesion["halo_density"])
+        _draw_margin(sub_hu, sub_lab, r, radius, halo, density, field, ggo_base, peritumoral)
     values = float(lesion["tumour_hu"]) + float(lesion["texture_hu"]) * field
     necrotic = r < float(lesion["necrosis"]) * radius * (1.0 + 0.15 * field)
     values = np.where(necrotic, rng.uniform(5.0, 18.0) + 3.0 * field, values)

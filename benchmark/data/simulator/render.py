@@ -52,7 +52,7 @@ def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, acq: Mapping
     return np.clip(np.rint(image), *_HU_RANGE).astype(np.int16)
 
 
-def _render(spec: Mapping[str, Any]) -> RenderedPatient:
+def _render(spec: Mapping[str, Any], peritumoral: bool = True) -> RenderedPatient:
     code = _code(spec["cohort"])
     rng = _rng(spec["seed"], code, _STREAM_RENDER, spec["index"])
     grid = _Grid(spec["acquisition"], spec["fov_mm"])
@@ -64,7 +64,7 @@ def _render(spec: Mapping[str, Any]) -> RenderedPatient:
     for n in order:
         lesion, shape = spec["lesions"][n], shapes[n]
         centre, normal = placer.place(lesion["site"], shape, float(lesion["halo_mm"]))
-        _draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal)
+        _draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal, peritumoral)
     image = _acquire(rng, hu, grid, spec["acquisition"])
     return RenderedPatient(
         patient_id=spec["patient_id"],
@@ -76,11 +76,17 @@ def _render(spec: Mapping[str, Any]) -> RenderedPatient:
     )
 
 
-def render_patient(tables: SimulatedTables, patient: int | str) -> RenderedPatient:
-    """The CT, mask and tissue labels of one patient (by index or id), as ``simulate`` writes it."""
+def render_patient(
+    tables: SimulatedTables, patient: int | str, peritumoral: bool = True
+) -> RenderedPatient:
+    """The CT, mask and tissue labels of one patient (by index or id), as ``simulate`` writes it.
+
+    ``peritumoral=False`` renders the same patient without the lesions' margins (same placement,
+    same noise), so the difference of the two images is the margin after the scanner's blur.
+    """
     if isinstance(patient, str):
         matches = np.flatnonzero(tables.patients["patient_id"].to_numpy() == patient)
         if len(matches) != 1:
             raise KeyError(f"no patient {patient!r} in {tables.cohort}")
         patient = int(matches[0])
-    return _render(tables.render_spec(patient))
+    return _render(tables.render_spec(patient), peritumoral)

@@ -7,7 +7,6 @@ Fast and image-free, so analyses of the tables need no rendering; images follow 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +19,12 @@ from benchmark.cohort import ARMS
 from benchmark.data.simulator.grid import _grid_of
 from benchmark.data.simulator.latent import _draw_latent
 from benchmark.data.simulator.outcomes import (
-    _arm_scales,
-    _copula,
-    _linear_predictor,
-    _pd_intercept,
+    MONTHS_PER_WEEK,
     _pd_logit,
-    _stratified,
-    _weibull_unit,
+    calibration,
+    observed_pfs,
+    patient_uniforms,
+    unit_event_times,
 )
 from benchmark.data.simulator.profiles import SITES, cohort_settings, resolve_profile
 from benchmark.data.simulator.streams import _STREAM_TABLES, _check_seed, _code, _rng
@@ -70,7 +68,7 @@ class SimulatedTables:
 
 
 def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> SimulatedTables:
-    intercept = _pd_intercept(name, json.dumps(cfg, sort_keys=True))
+    reference = calibration(name, cfg)
     rng = _rng(seed, _code(name), _STREAM_TABLES)
     arms = np.concatenate([np.repeat(arm, int(cfg["arms"].get(arm, 0))) for arm in ARMS])
     arms = arms[rng.permutation(len(arms))]
@@ -78,7 +76,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
     pat, les = _draw_latent(rng, arms, cfg)
 
     # Per-lesion PD: latent growth with logistic noise; pd ~ Bernoulli(p_pd) exactly.
-    logit = _pd_logit(pat, les, intercept, cfg)
+    logit = _pd_logit(pat, les, reference.pd_intercept, cfg)
     p_pd = special.expit(logit)
     eps = special.logit(np.clip(les["pd_noise"], 1e-12, 1 - 1e-12))
     pd_flag = logit + eps >= 0
@@ -86,28 +84,18 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
     interval = pat["interval_weeks"][les["pidx"]] / 10.0
     growth = threshold + interval * cfg["pd"]["growth_scale"] * (logit + eps)
 
-    # OS and PFS: Weibull PH with per-arm scales calibrated to the medians, LHS uniforms per arm,
-    # a Gaussian copula between progression and death; PFS = min(progression, death).
+    # OS and PFS: Weibull PH, each arm's scales from the reference draw, independent uniforms per
+    # patient (a stream each), a Gaussian copula between progression and death; PFS = min(both).
     surv = cfg["survival"]
-    lp_os_x = _linear_predictor(pat, surv["os"])
-    lp_pfs_x = _linear_predictor(pat, surv["pfs"])
-    u_os, u_other = np.empty(n), np.empty(n)
-    for arm in ARMS:
-        idx = np.flatnonzero(arms == arm)
-        u_os[idx] = _stratified(rng, len(idx))
-        u_other[idx] = _stratified(rng, len(idx))
-    u_pfs = _copula(u_os, u_other, surv["rho"])
-    unit_os = _weibull_unit(u_os, lp_os_x, surv["os"]["shape"])
-    unit_pfs = _weibull_unit(u_pfs, lp_pfs_x, surv["pfs"]["shape"])
-    scales = {
-        arm: _arm_scales(unit_os[arms == arm], unit_pfs[arms == arm], cfg["medians"][arm])
-        for arm in ARMS
-        if (arms == arm).any()
-    }
+    draws = patient_uniforms(seed, name, n)
+    unit_os, unit_pfs, lp_os_x, lp_pfs_x = unit_event_times(pat, *draws, cfg)
+    scales = reference.scales
     scale_os = np.array([scales[arm][0] for arm in arms])
     scale_pfs = np.array([scales[arm][1] for arm in arms])
     death = scale_os * unit_os
-    progression = np.minimum(scale_pfs * unit_pfs, death)
+    # Progression is seen at the CT that shows it (the first follow-up, then every few weeks).
+    first_ct = pat["interval_weeks"] * MONTHS_PER_WEEK
+    progression = observed_pfs(scale_pfs * unit_pfs, death, first_ct, cfg["pd"]["assessment_weeks"])
 
     cens = cfg["censoring"]
     admin = cens["min_followup_months"] + cens["accrual_months"] * rng.random(n)
@@ -175,6 +163,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
             "site": site_names,
             "irradiated": les["irradiated"].astype(int),
             "aggressiveness": les["aggressiveness"],
+            "peritumoral": les["peritumoral"],
             "hidden": les["hidden"],
             "diameter_mm": les["diameter_mm"],
             "lobulation": les["lobulation"],
@@ -183,6 +172,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
             "texture_hu": les["texture_hu"],
             "necrosis": les["necrosis"],
             "halo_mm": les["halo_mm"],
+            "halo_density": les["halo_density"],
             "tumour_hu": les["tumour_hu"],
             "log_growth": growth,
             "diameter_followup_mm": les["diameter_mm"] * np.exp(growth),
@@ -200,6 +190,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
             "n_lesions": pat["n_lesions"],
             "log_volume_ml": pat["log_volume"],
             "mean_aggressiveness": pat["mean_aggressiveness"],
+            "mean_peritumoral": pat["mean_peritumoral"],
             "death_months": death,
             "progression_months": progression,
             "censor_months": censor,

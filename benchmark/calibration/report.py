@@ -1,0 +1,381 @@
+"""The calibration report: each target beside the study's figure and ours, as a table, JSON and
+one figure (``python -m benchmark.data calibrate``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from benchmark.atomic import write_atomic
+from benchmark.calibration.board import DEEP, DEVELOPMENT, EXTERNAL, Board
+from benchmark.calibration.coverage import Coverage
+from benchmark.calibration.study import STUDY_FIGURES
+from benchmark.calibration.truth import MarginLeak, SurvivalRoom
+
+COVERAGE_RANGE = (0.94, 0.96)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One calibration target: what it checks, the study's figure, ours, and whether it holds."""
+
+    name: str
+    study: str  # the study's figure or direction, as text
+    rule: str  # what must be true, as text
+    value: float | None
+    ci95: tuple[float, float] | None = None
+    holds: bool | None = None  # None: not evaluated (no records, or no coverage run)
+    source: str = ""
+    accept: tuple[float | None, float | None] = (None, None)  # the range `value` must lie in
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    generator: str
+    profile: str
+    data_seeds: list[int]
+    targets: list[Target] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failing(self) -> list[Target]:
+        return [t for t in self.targets if t.holds is False]
+
+    def to_json(self) -> str:
+        payload = {
+            "schema": "nsclc-io-bench/calibration/v1",
+            "generator": self.generator,
+            "profile": self.profile,
+            "data_seeds": self.data_seeds,
+            "targets": [t.to_dict() for t in self.targets],
+            "details": self.details,
+        }
+        return json.dumps(payload, indent=2, default=_plain) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _mean_ci(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
+    """Mean and its normal 95% interval over independent data seeds."""
+    arr = np.asarray(values, float)
+    half = 1.96 * arr.std(ddof=1) / math.sqrt(len(arr)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), (float(arr.mean() - half), float(arr.mean() + half))
+
+
+def truth_targets(oracle, medians, room: list[SurvivalRoom], leak: MarginLeak) -> list[Target]:
+    """Model-free targets from the simulator's truth (``oracle``: one row per seed and cohort)."""
+    out = []
+    dev = oracle[oracle["cohort"] == "pembro_rt"].set_index("seed")["lesion_pd"]
+    seed0 = float(dev.loc[0]) if 0 in dev.index else float("nan")
+    mean, ci = _mean_ci(dev)
+    out.append(
+        Target(
+            "oracle AUC, PEMBRO-RT",
+            ">= 0.92 (deep learning reached 0.92)",
+            "in [0.92, 0.97], data seed 0 and mean over seeds",
+            seed0,
+            ci,
+            0.92 <= seed0 <= 0.97 and 0.92 <= mean <= 0.97,
+            f"truth, data seed 0 (mean {mean:.3f} over {len(dev)} seeds)",
+            (0.92, 0.97),
+        )
+    )
+    for cohort in EXTERNAL:
+        ext = oracle[oracle["cohort"] == cohort].set_index("seed")["lesion_pd"]
+        gap, gap_ci = _mean_ci(dev.loc[ext.index] - ext)
+        out.append(
+            Target(
+                f"oracle AUC gap, PEMBRO-RT - {cohort}",
+                "external lower",
+                ">= 0.03, mean over data seeds",
+                gap,
+                gap_ci,
+                gap >= 0.03,
+                f"truth, {len(ext)} data seeds",
+                (0.03, None),
+            )
+        )
+    for published, values in medians:
+        value = values[0]
+        inside = float(np.mean([published.holds(v) for v in values]))
+        hi = "NR" if published.hi is None else f"{published.hi:g}"
+        out.append(
+            Target(
+                f"KM median {published.endpoint.upper()}, {published.cohort} {published.arm}",
+                f"{published.median:g} ({published.lo:g}-{hi}) months",
+                "inside the published 95% CI, data seed 0",
+                value,
+                None,
+                published.holds(value),
+                f"truth, seed 0; inside in {inside:.0%} of {len(values)} seeds",
+                (published.lo, published.hi),
+                published.source,
+            )
+        )
+    for r in room:
+        out.append(
+            Target(
+                f"room for covariates in the truth, {r.task.upper()}",
+                "+0.04 OS / +0.06 PFS (RSF + PD-L1 + arm)",
+                "full minus imaging-only true C >= the study's gain",
+                r.room,
+                None,
+                r.room >= (0.04 if r.task == "os" else 0.06),
+                f"truth, PEMBRO-RT: imaging part C {r.imaging_c:.3f}, full {r.full_c:.3f}",
+                (0.04 if r.task == "os" else 0.06, None),
+            )
+        )
+    out.append(
+        Target(
+            "margin leak into the mask",
+            "(partial volume only)",
+            "shift inside the mask < 1/3 of the shift next to it; uncorrelated with the width",
+            leak.ratio,
+            None,
+            leak.ratio < 1 / 3 and abs(leak.width_correlation) < 0.3,
+            f"render, PEMBRO-RT seed 0, {leak.n_lesions} lesions: inside {leak.inside_hu:.1f} HU, "
+            f"0-3 mm outside {leak.shell_hu:.1f} HU, rho(width) {leak.width_correlation:+.2f}",
+            (None, 1 / 3),
+        )
+    )
+    return out
+
+
+def coverage_targets(coverage: Sequence[Coverage]) -> list[Target]:
+    out = []
+    for c in coverage:
+        if c.method != "bca":
+            continue
+        pct = next(
+            (
+                x
+                for x in coverage
+                if (x.cohort, x.task, x.method) == (c.cohort, c.task, "percentile")
+            ),
+            None,
+        )
+        note = f"percentile interval: {pct.rate:.3f}" if pct else ""
+        metric = "AUC" if c.task == "lesion_pd" else f"C {c.task.upper()}"
+        out.append(
+            Target(
+                f"CI coverage, oracle {metric}, {c.cohort}",
+                "95%",
+                "in [0.94, 0.96]",
+                c.rate,
+                c.ci95,
+                COVERAGE_RANGE[0] <= c.rate <= COVERAGE_RANGE[1],
+                f"BCa, {c.n_seeds} data seeds, population {c.population:.3f}",
+                COVERAGE_RANGE,
+                note,
+            )
+        )
+    return out
+
+
+def board_targets(board: Board | None, refused: Sequence[str]) -> list[Target]:
+    """Targets from the committed records (mean over model seeds)."""
+    if board is None:
+        why = f"records refused ({len(refused)} problems): re-run and submit them"
+        return [Target("records", "", "", None, None, None, why)]
+    out = []
+
+    def mean(model, cohort=DEVELOPMENT, task="lesion_pd"):
+        return board.mean(model, cohort, task)
+
+    rf = mean("rf_radiomics")
+    out.append(
+        Target(
+            "rf_radiomics AUC, PEMBRO-RT",
+            f"{STUDY_FIGURES['rf_radiomics_auc']:.2f}",
+            "in [0.53, 0.63]",
+            rf,
+            None,
+            None if rf is None else 0.53 <= rf <= 0.63,
+            _seeds(board, "rf_radiomics"),
+            (0.53, 0.63),
+        )
+    )
+    ext = [mean("rf_radiomics", c) for c in EXTERNAL]
+    if rf is not None and None not in ext:
+        drop = rf - float(np.mean(ext))
+        out.append(
+            Target(
+                "rf_radiomics external drop",
+                "external lower",
+                "PEMBRO-RT minus mean external >= 0.03",
+                drop,
+                None,
+                drop >= 0.03,
+                f"{_seeds(board, 'rf_radiomics')}; NIVORAD {ext[0]:.3f}, MDACC {ext[1]:.3f}",
+                (0.03, None),
+            )
+        )
+    diff = board.difference("cnn3d", "rf_radiomics", DEVELOPMENT, "lesion_pd")
+    out.append(
+        Target(
+            "cnn3d - rf_radiomics AUC, PEMBRO-RT",
+            f"{STUDY_FIGURES['deep_learning_auc'] - STUDY_FIGURES['rf_radiomics_auc']:+.2f}",
+            "> 0 with the paired 95% CI above 0",
+            None if diff is None else diff[0],
+            None if diff is None else diff[1],
+            None if diff is None or diff[1] is None else diff[1][0] > 0,
+            f"paired bootstrap of seed-means; {_seeds(board, 'cnn3d')}",
+            (0.0, None),
+        )
+    )
+    floor = mean("lr_volume")
+    for model in DEEP:
+        value = mean(model)
+        out.append(
+            Target(
+                f"{model} - lr_volume AUC, PEMBRO-RT",
+                "(a ruler is the floor)",
+                ">= 0",
+                None if value is None or floor is None else value - floor,
+                None,
+                None if value is None or floor is None else value >= floor,
+                f"{model} {_fmt(value)}, lr_volume {_fmt(floor)}",
+                (0.0, None),
+            )
+        )
+    for task in ("os", "pfs"):
+        study = STUDY_FIGURES[f"rsf_c_{task}"]
+        value = mean("rsf", task=task)
+        out.append(
+            Target(
+                f"rsf C {task.upper()}, PEMBRO-RT",
+                f"{study:.2f}",
+                f"within 0.04 of {study:.2f}",
+                value,
+                None,
+                None if value is None else abs(value - study) <= 0.04,
+                _seeds(board, "rsf"),
+                (study - 0.04, study + 0.04),
+            )
+        )
+        gain = board.difference("rsf_clinical", "rsf", DEVELOPMENT, task)
+        study_gain = STUDY_FIGURES[f"rsf_clinical_c_{task}"] - study
+        out.append(
+            Target(
+                f"rsf_clinical - rsf C {task.upper()}, PEMBRO-RT",
+                f"{study_gain:+.2f}",
+                ">= +0.03 with the paired 95% CI above 0",
+                None if gain is None else gain[0],
+                None if gain is None else gain[1],
+                None if gain is None or gain[1] is None else gain[0] >= 0.03 and gain[1][0] > 0,
+                f"paired bootstrap of seed-means; {_seeds(board, 'rsf_clinical')}",
+                (0.03, None),
+            )
+        )
+    peri, oracle = mean("peritumoral_radiomics"), board.oracle(DEVELOPMENT, "lesion_pd")
+    out.append(
+        Target(
+            "peritumoral_radiomics AUC, PEMBRO-RT",
+            "(between radiomics and the oracle)",
+            "rf_radiomics < it < oracle",
+            peri,
+            None,
+            None if peri is None or rf is None or oracle is None else rf < peri < oracle,
+            f"{_seeds(board, 'peritumoral_radiomics')}; rf {_fmt(rf)}, oracle {_fmt(oracle)}",
+            (rf, oracle),
+        )
+    )
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _seeds(board: Board, model: str) -> str:
+    n = len(board.entries.get(model, []))
+    return f"records, {n} seed{'s' if n != 1 else ''}" if n else "no records"
+
+
+def render(report: Report) -> str:
+    rows = []
+    for t in report.targets:
+        ci = "" if t.ci95 is None else f" [{t.ci95[0]:.3f}, {t.ci95[1]:.3f}]"
+        holds = {True: "yes", False: "NO", None: "-"}[t.holds]
+        rows.append([t.name, t.study, _fmt(t.value) + ci, t.rule, holds, t.source])
+    table = tabulate(
+        rows,
+        headers=["target", "study", "ours [95% CI]", "must be", "holds", "from"],
+        tablefmt="github",
+    )
+    failing = report.failing
+    summary = (
+        f"{len(failing)} of {sum(t.holds is not None for t in report.targets)} evaluated "
+        f"targets fail"
+        if failing
+        else "every evaluated target holds"
+    )
+    return f"{table}\n\n{summary} ({report.generator}, profile {report.profile})"
+
+
+def draw(report: Report, path: Path) -> None:
+    """One panel per target: the accepted range (band), the study's figure where numeric (x),
+    ours with its CI (dot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = [t for t in report.targets if t.value is not None]
+    cols = 3
+    rows = max(1, math.ceil(len(targets) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 1.15 * rows), squeeze=False)
+    for ax in axes.ravel()[len(targets) :]:
+        ax.axis("off")
+    for ax, t in zip(axes.ravel(), targets, strict=False):
+        lo, hi = t.accept
+        points = [t.value, *(t.ci95 or ())] + [v for v in (lo, hi) if v is not None]
+        span = max(points) - min(points) or abs(t.value) or 1.0
+        left, right = min(points) - 0.25 * span, max(points) + 0.25 * span
+        ax.axvspan(left if lo is None else lo, right if hi is None else hi, color="#d8ecd8")
+        color = {True: "#1b7837", False: "#b2182b", None: "#555555"}[t.holds]
+        if t.ci95 is not None:
+            ax.plot(t.ci95, [0, 0], color=color, lw=2)
+        ax.plot([t.value], [0], "o", color=color)
+        ax.set_xlim(left, right)
+        ax.set_yticks([])
+        ax.set_title(t.name, fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"Simulator calibration ({report.generator}): green band = accepted", fontsize=9)
+    fig.tight_layout()
+    from io import BytesIO
+
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+
+
+def write(report: Report, folder: Path, figure: bool = True) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "calibration.json"]
+    write_atomic(written[0], report.to_json())
+    if figure:
+        written.append(folder / "calibration.png")
+        draw(report, written[1])
+    return written
+
+
+def coverage_json(coverage: Sequence[Coverage], meta: Mapping[str, Any]) -> str:
+    payload = {**meta, "coverage": [c.to_dict() for c in coverage]}
+    return json.dumps(payload, indent=2) + "\n"
