@@ -8,12 +8,15 @@ slow. README, "What the simulator encodes", says what each target stands for.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmark.calibration import calibrate
-from benchmark.calibration.coverage import coverage_study
+from benchmark.calibration.board import load_board
+from benchmark.calibration.coverage import Coverage, coverage_study
+from benchmark.calibration.report import board_targets, coverage_targets
 from benchmark.calibration.study import PUBLISHED_MEDIANS
 from benchmark.calibration.truth import (
     km_medians,
@@ -25,6 +28,7 @@ from benchmark.calibration.truth import (
 from benchmark.data.simulator import load_profile
 
 SEEDS = range(20)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +118,36 @@ def test_the_margin_barely_leaks_into_the_mask(profile):
 def test_bootstrap_cis_cover_the_population_value(profile):
     """The BCa intervals of the oracle's AUC and C cover the population value ~95% of the time
     (200 seeds here: the committed study has 1000)."""
-    coverage = coverage_study(profile, range(200), progress=False)
+    coverage = coverage_study(profile, range(200), workers=2, progress=False)
     for c in coverage:
         if c.method == "bca":
             lo, hi = c.ci95
             assert lo <= 0.95 <= hi or 0.93 <= c.rate <= 0.97, c
+
+
+def test_coverage_target_pools_cells_per_metric():
+    def cell(cohort, task, method, covered):
+        return Coverage(cohort, task, method, 0.9, 1000, covered)
+
+    cells = [cell(c, "lesion_pd", "bca", k) for c, k in zip("abc", (938, 939, 953), strict=True)]
+    cells += [cell(c, "os", "bca", 960) for c in "abc"]
+    cells += [cell(c, "pfs", "bca", 990) for c in "abc"]
+    cells += [cell(c, "lesion_pd", "percentile", 920) for c in "abc"]
+    targets = {t.name: t for t in coverage_targets(cells)}
+    auc, c_index = targets["CI coverage, oracle AUC"], targets["CI coverage, oracle C"]
+    assert auc.value == pytest.approx((938 + 939 + 953) / 3000) and auc.holds
+    assert auc.ci95[0] < auc.value < auc.ci95[1] and "0.920" in auc.note
+    assert c_index.value == pytest.approx(0.975) and c_index.holds is False
+    details = [t for t in targets.values() if t.rule == "(detail)"]
+    assert len(details) == 9 and all(t.holds is None for t in details)
+
+
+def test_coverage_counts_do_not_depend_on_the_workers():
+    tiny = load_profile("tiny")
+    one = coverage_study(tiny, range(3), n_boot=100, progress=False)
+    two = coverage_study(tiny, range(3), n_boot=100, workers=2, progress=False)
+    assert one == two
+    assert {c.n_seeds for c in one} == {3} and len(one) == 3 * 3 * 2  # cohorts x tasks x methods
 
 
 @pytest.mark.slow
@@ -129,3 +158,16 @@ def test_calibrate_writes_the_report(tmp_path, profile):
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
     names = [t["name"] for t in payload["targets"]]
     assert "oracle AUC, PEMBRO-RT" in names and len(names) == len(report.targets)
+
+
+@pytest.mark.slow
+def test_the_committed_board_meets_every_model_target():
+    """The targets only models can show, from the committed leaderboard records."""
+    board, refused = load_board(ROOT / "leaderboard" / "results")
+    assert board is not None, refused[:3]
+    targets = board_targets(board, refused)
+    assert len(targets) >= 10
+    missing = [t.name for t in targets if t.holds is None]
+    assert not missing, missing
+    failing = [(t.name, t.value, t.ci95) for t in targets if t.holds is False]
+    assert not failing, failing

@@ -56,13 +56,15 @@ def calibrate(
     profile: str = "default",
     seeds: Sequence[int] = range(20),
     coverage_seeds: int = 0,
+    workers: int = 1,
     results: Path,
     out: Path | None,
     figure: bool = True,
     progress: bool = True,
 ) -> Report:
     """Build the report (and write it under ``out``); ``coverage_seeds`` > 0 re-runs the
-    coverage study and writes it to ``out/coverage.json``, else the committed one is read."""
+    coverage study (over ``workers`` processes) and writes it to ``out/coverage.json``, else the
+    committed one is read."""
     prof = load_profile(profile)
     seeds = list(seeds)
     report = Report(_generator(), profile, seeds)
@@ -82,7 +84,7 @@ def calibrate(
         for cohort, rows in oracle.groupby("cohort")
     }
     if coverage_seeds > 0:
-        coverage = coverage_study(prof, range(coverage_seeds), progress=progress)
+        coverage = coverage_study(prof, range(coverage_seeds), workers=workers, progress=progress)
         if out is not None:
             from benchmark.atomic import write_atomic
 

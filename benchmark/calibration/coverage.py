@@ -17,8 +17,9 @@ from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
 from benchmark.calibration.truth import population_values
-from benchmark.data.simulator import simulate_tables
+from benchmark.data.simulator import resolve_profile, simulate_tables
 from benchmark.metrics import bootstrap_interval, bootstrap_replicates
+from benchmark.pool import run_jobs
 
 METRICS = {"lesion_pd": "auc", "os": "c_index", "pfs": "c_index"}
 
@@ -68,30 +69,55 @@ def _replicates(tables, task: str, n_boot: int, seed: int):
     )
 
 
+def _seed_hits(
+    profile: Mapping[str, Any],
+    seed: int,
+    population: Mapping[str, Mapping[str, float]],
+    n_boot: int,
+    boot_seed: int,
+) -> dict[tuple[str, str, str], int]:
+    """(cohort, task, method) -> 1 if that interval covers the population value on this seed."""
+    hits = {}
+    for name, tables in simulate_tables(profile, seed).items():
+        for task in METRICS:
+            rep = _replicates(tables, task, n_boot, boot_seed)
+            boot = rep.boot[np.isfinite(rep.boot)]
+            truth = population[name][task]
+            for method, (lo, hi) in (
+                ("bca", bootstrap_interval(boot, rep.value, rep.jackknife)[0]),
+                ("percentile", bootstrap_interval(boot)[0]),
+            ):
+                hits[(name, task, method)] = int(lo <= truth <= hi)
+    return hits
+
+
+def _no_init() -> None:
+    """Pool workers need no set-up: the study draws tables, never images."""
+
+
 def coverage_study(
     profile: Mapping[str, Any],
     seeds: Sequence[int],
     *,
     n_boot: int = 1000,
     boot_seed: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> list[Coverage]:
-    """Coverage of the oracle's 95% CIs (BCa and percentile), per cohort and task."""
+    """Coverage of the oracle's 95% CIs (BCa and percentile), per cohort and task.
+
+    Seeds are independent, so ``workers > 1`` spreads them over processes; the counts are the
+    same whatever ``workers`` is."""
+    profile = resolve_profile(profile)
     population = population_values(profile)
-    hits: dict[tuple[str, str, str], int] = {}
-    for seed in tqdm(seeds, desc="coverage", unit="seed", disable=not progress):
-        for name, tables in simulate_tables(profile, seed).items():
-            for task in METRICS:
-                rep = _replicates(tables, task, n_boot, boot_seed)
-                boot = rep.boot[np.isfinite(rep.boot)]
-                truth = population[name][task]
-                for method, (lo, hi) in (
-                    ("bca", bootstrap_interval(boot, rep.value, rep.jackknife)[0]),
-                    ("percentile", bootstrap_interval(boot)[0]),
-                ):
-                    key = (name, task, method)
-                    hits[key] = hits.get(key, 0) + int(lo <= truth <= hi)
+    totals: dict[tuple[str, str, str], int] = {}
+    jobs = [(profile, seed, population, n_boot, boot_seed) for seed in seeds]
+    with tqdm(total=len(jobs), desc="coverage", unit="seed", disable=not progress) as bar:
+        for _, hits in run_jobs(_seed_hits, jobs, workers, _no_init):
+            for key, hit in hits.items():
+                totals[key] = totals.get(key, 0) + hit
+            bar.update()
     return [
-        Coverage(name, task, method, population[name][task], len(seeds), covered)
-        for (name, task, method), covered in hits.items()
+        Coverage(name, task, method, population[name][task], len(jobs), covered)
+        for (name, task, method), covered in sorted(totals.items())
     ]

@@ -2,7 +2,7 @@
 
     python -m benchmark.data validate ROOT [--cohorts pembro_rt,nivorad] [--cache-dir DIR]
     python -m benchmark.data simulate --profile default [--seed N] [--workers N] OUT
-    python -m benchmark.data calibrate [--seeds 20] [--coverage N] [--out leaderboard/calibration]
+    python -m benchmark.data calibrate [--seeds 20] [--coverage N [--workers N]] [--out ...]
 
 ``validate`` prints every problem, one per line, then a summary line; it exits 1 when there is
 any problem and 0 when the dataset is valid. ``calibrate`` prints each simulator calibration
@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         "to --out; default: read the committed one",
     )
     calibrate.add_argument(
+        "--workers", type=int, default=1, help="processes for the coverage study (default 1)"
+    )
+    calibrate.add_argument(
         "--results",
         type=Path,
         default=Path("leaderboard/results"),
@@ -163,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile=args.profile,
             seeds=range(args.seeds),
             coverage_seeds=args.coverage,
+            workers=args.workers,
             results=args.results,
             out=args.out,
             figure=not args.no_figure,

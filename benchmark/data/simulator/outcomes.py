@@ -24,6 +24,7 @@ from benchmark.data.simulator.streams import _STREAM_OUTCOMES, _STREAM_REFERENCE
 
 _REFERENCE_SEED = 20260401  # the calibration draw: fixed, independent of the data seed
 _N_REFERENCE = 20000  # reference patients per arm
+MONTHS_PER_WEEK = 12.0 / 52.1775
 
 
 def _pd_logit(pat: Mapping, les: Mapping, intercept: float, cfg: Mapping) -> np.ndarray:
@@ -152,9 +153,6 @@ def _calibration(cohort: str, settings_json: str) -> Calibration:
 def calibration(cohort: str, cfg: Mapping) -> Calibration:
     """The reference calibration of one cohort's settings (cached per settings)."""
     return _calibration(cohort, json.dumps(cfg, sort_keys=True))
-
-
-MONTHS_PER_WEEK = 12.0 / 52.1775
 
 
 def seen_at(progression: np.ndarray, first_ct: np.ndarray, every_weeks: float) -> np.ndarray:
