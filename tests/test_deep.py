@@ -234,7 +234,12 @@ def test_hardware_presets_size_the_deep_models():
 
 # The CPU preset with fewer epochs, coarser crops and a tiny timm backbone: the full path in
 # seconds.
-QUICK = ("hardware.deep.epochs=2", "hardware.deep.min_epochs=0", "hardware.deep.spacing_mm=3.0")
+QUICK = (
+    "hardware.deep.epochs=2",
+    "hardware.deep.epochs_3d=2",
+    "hardware.deep.min_epochs=0",
+    "hardware.deep.spacing_mm=3.0",
+)
 
 
 @pytest.mark.parametrize(

@@ -309,7 +309,7 @@ def test_three_jobs_fill_a_cold_cache_at_once(tmp_path: Path, tiny_root: Path, t
     jobs = {
         "rf_radiomics": ["model.submission.n_estimators=50"],
         "rsf": ["model.submission.n_estimators=50"],
-        "cnn3d": ["hardware.deep.epochs=1", "hardware.deep.min_epochs=0"],
+        "cnn3d": ["hardware.deep.epochs_3d=1", "hardware.deep.min_epochs=0"],
     }
     procs = {
         model: subprocess.Popen(

@@ -30,6 +30,7 @@ CONF = PROJECT / "conf"
 # Deep models at the CPU preset train for minutes: the contract needs the interface, not accuracy.
 QUICK_DEEP = (
     "hardware.deep.epochs=2",
+    "hardware.deep.epochs_3d=2",
     "hardware.deep.min_epochs=0",
     "hardware.deep.spacing_mm=3.0",  # 16^3 crops...
     "hardware.deep.image_size=32",  # ...and 2.5D views resized to 32^2 (convnext needs >= 32)
