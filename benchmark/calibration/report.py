@@ -195,7 +195,7 @@ def coverage_targets(coverage: Sequence[Coverage]) -> list[Target]:
         metric = "AUC" if c.task == "lesion_pd" else f"C {c.task.upper()}"
         out.append(
             Target(
-                f"  cell: oracle {metric}, {c.cohort}",
+                f"cell: oracle {metric}, {c.cohort}",
                 "95%",
                 "(detail)",
                 c.rate,
