@@ -1,4 +1,4 @@
-"""Metrics with one tested convention (DESIGN section 5), for model rows and the oracle row alike.
+"""Metrics with one tested convention (README, "Metrics"), for model rows and the oracle row alike.
 
 Conventions
 -----------

@@ -37,7 +37,7 @@ _METRIC: dict[str, Any] = {
     },
     # Metric.to_dict is the only writer: an unknown key is a typo or a foreign record.
     "additionalProperties": False,
-    # DESIGN section 5: a number that cannot be computed says why, and has no CI.
+    # README, "Metrics": a number that cannot be computed says why, and has no CI.
     "if": {"properties": {"value": {"type": "null"}}},
     "then": {"required": ["not_computable"], "not": {"required": ["ci95"]}},
 }

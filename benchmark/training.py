@@ -142,8 +142,9 @@ def determinism(device: torch.device, seed: int, threads: int) -> Iterator[None]
 def _layout(example: torch.Tensor, channels_last: bool) -> torch.memory_format:
     """Memory format for inputs shaped like ``example`` (2D or 3D images).
 
-    Channels-last is not uniformly faster (DESIGN section 7): for a small 3D ResNet on CPU it
-    halved the step time, for timm 2D nets on CPU it was slower; so it is a setting.
+    Channels-last is not uniformly faster (measured): for a small 3D ResNet on CPU it halved the
+    step time, for timm 2D nets on CPU it was slower, and on an H200 it was slower for 3D
+    convolutions and faster for timm 2D; so it is a setting (``conf/hardware/*.yaml``).
     """
     if not channels_last:
         return torch.contiguous_format

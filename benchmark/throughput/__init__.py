@@ -1,4 +1,4 @@
-"""Inference throughput of a model: model-only sweep and end-to-end (DESIGN section 7).
+"""Inference throughput of a model: model-only sweep and end-to-end (README, "Throughput").
 
 ``python -m benchmark.throughput model=NAME [throughput.device=cuda ...]`` writes
 ``throughput.json`` (schema ``nsclc-io-bench/throughput/v1``) into its Hydra run folder.

@@ -1,6 +1,6 @@
 """The built-in trial simulator: three synthetic cohorts shaped like PEMBRO-RT, NIVORAD and MDACC.
 
-It writes the cohort layout of DESIGN section 3 (tables, CT images, instance masks) plus the truth
+It writes the cohort layout of README, "Data" (tables, CT images, instance masks) plus the truth
 no submission sees (each lesion's true p(PD), each patient's true linear predictors)::
 
     <out>/<cohort>/patients.csv, lesions.csv, images/<pid>.nii.gz, masks/<pid>.nii.gz
