@@ -19,8 +19,8 @@ from benchmark.data.source import resolve_root
 from benchmark.protocol import CV_KEY_SUFFIX, LabelledCohort, folds_digest, run_protocol
 from benchmark.report import metrics_table
 from benchmark.results import build_record, record_json
+from benchmark.run_folder import PREDICTIONS, RECORD, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
-from benchmark.sweep import existing_record
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         peak_rss_mib=_peak_rss_mib(),
     )
     # predictions first: result.json's presence is what marks a complete run.
-    write_atomic(
-        out_dir / "predictions.csv", attach_outcomes(predictions, by_key).to_csv(index=False)
-    )
-    write_atomic(out_dir / "result.json", record_json(record))
+    write_atomic(out_dir / PREDICTIONS, attach_outcomes(predictions, by_key).to_csv(index=False))
+    write_atomic(out_dir / RECORD, record_json(record))
     print(f"\n{model_name} (seed {cfg.seed}) on {fingerprint[:19]}…\n")
     print(metrics_table(metrics, oracle))
-    print(f"\nrecord: {out_dir / 'result.json'}")
+    print(f"\nrecord: {out_dir / RECORD}")
     return record

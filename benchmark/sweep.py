@@ -8,10 +8,8 @@ benchmark sweep needs on top of them:
   Hydra 1.3's basic sweeper raises at the first failed job *after* its batch and then never calls
   ``on_multirun_end``, so a raising job would hide every other job's outcome. The sweep's exit
   status carries the failure instead (:func:`exit_status`, read by ``benchmark/__main__.py``).
-- :func:`existing_record` is the skip hook of ``benchmark/run.py``: a job folder that already holds
-  a complete record of the same model, seed, config (``benchmark.records.config_key``: the
-  resolved config minus the cache location and progress bars) and data fingerprint is not
-  recomputed.
+- A job folder that already holds a complete record of the same model, seed, config and data is
+  not recomputed (``benchmark.run_folder.existing_record``, called by ``benchmark/run.py``).
 - :class:`SweepSummary` (a Hydra callback, ``hydra.callbacks`` in ``conf/config.yaml``) prints,
   at the end of the sweep, which jobs succeeded, which failed and why, and the seed-aggregated
   rows (``benchmark.records.aggregate_seeds``, the leaderboard's: mean ± sd over seeds and a
@@ -45,14 +43,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.atomic import write_atomic
-from benchmark.records import SeedRow, aggregate_seeds, config_key, seed_group
-from benchmark.results import SCHEMA
+from benchmark.records import SeedRow, aggregate_seeds, seed_group
+from benchmark.run_folder import RECORD, STATUS
 
 log = logging.getLogger(__name__)
 
-STATUS = "status.json"
-RECORD = "result.json"
-PREDICTIONS = "predictions.csv"
 SWEEP_FILE = ".sweep.json"  # in the sweep folder: this sweep's id, so jobs can claim their status
 SUMMARY_TXT = "summary.txt"
 SEEDS_CSV = "seeds.csv"
@@ -62,65 +57,6 @@ HEADLINE = {"lesion_pd": "auc", "os": "c_index", "pfs": "c_index"}
 
 # Set by SweepSummary.on_multirun_end in the launching process; read by benchmark/__main__.py.
 _last_summary: SweepReport | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# Skip / resume
-
-
-def existing_record(out_dir: Path, cfg: DictConfig, data_fingerprint: str) -> dict[str, Any] | None:
-    """The complete record in ``out_dir`` of this model, seed, config and data, or None.
-
-    Called by ``benchmark.run.run`` once the data fingerprint is known: re-running a finished
-    sweep (same ``hydra.sweep.dir``, same overrides, so the same job folders) then costs a data
-    scan per job, not a protocol. A record of another seed, config or dataset is recomputed (and
-    replaced when the new run finishes). The git commit is deliberately not compared: start a new
-    sweep folder to re-run after a code change.
-    """
-    path = Path(out_dir) / RECORD
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-        prov = record["provenance"]
-        found = {
-            "schema": record["schema"],
-            "model": record["model"],
-            "seed": record["seed"],
-            "config": config_key(prov["config"]),
-            "data": prov["data_fingerprint"],
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("record %s unreadable (%s); running again", path, exc)
-        return None
-    wanted = {
-        "schema": SCHEMA,
-        "model": str(cfg.model.name),
-        "seed": int(cfg.seed),
-        "config": config_key(OmegaConf.to_container(cfg, resolve=True)),
-        "data": data_fingerprint,
-    }
-    differs = [k for k in wanted if found[k] != wanted[k]]
-    if differs:
-        log.info(
-            "record %s is of another %s (%s); running again",
-            path,
-            "/".join(differs),
-            ", ".join(f"{k}: {found[k]} -> {wanted[k]}" for k in differs),
-        )
-        return None
-    if not (path.parent / PREDICTIONS).is_file():
-        log.info("record %s has no %s beside it; running again", path, PREDICTIONS)
-        return None
-    log.info(
-        "skip: %s seed %s already has a record %s (config %s, data %s)",
-        wanted["model"],
-        wanted["seed"],
-        path,
-        wanted["config"],
-        data_fingerprint[:19],
-    )
-    return record
 
 
 # --------------------------------------------------------------------------------------------

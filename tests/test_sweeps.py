@@ -16,7 +16,8 @@ from tiny_runs import bench
 
 from benchmark.cohort import COHORTS
 from benchmark.records import config_key
-from benchmark.sweep import SEEDS_CSV, STATUS, existing_record
+from benchmark.run_folder import STATUS, existing_record
+from benchmark.sweep import SEEDS_CSV
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONF = PROJECT / "conf"

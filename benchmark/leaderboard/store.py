@@ -34,6 +34,7 @@ from benchmark.records import (
     parse_record,
     record_problems,
 )
+from benchmark.run_folder import PREDICTIONS, RECORD
 
 RECORD_NAME = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)__seed(?P<seed>\d+)\.json$")
 
@@ -143,17 +144,17 @@ def submit(
     replaced. Returns the record's path on the board.
     """
     run_dir, results_dir = Path(run_dir), Path(results_dir)
-    source = run_dir / "result.json"
+    source = run_dir / RECORD
     try:
         text = source.read_text(encoding="utf-8")
-        raw_predictions = (run_dir / "predictions.csv").read_bytes()
+        raw_predictions = (run_dir / PREDICTIONS).read_bytes()
     except OSError as err:
         raise RecordError(run_dir, [f"not a complete run folder ({err})"]) from None
     record = parse_record(text, source)
     problems = record_problems(record)
     if problems:
         raise RecordError(source, problems)
-    reasons, _ = _entry_problems(record, run_dir / "predictions.csv", reference, models)
+    reasons, _ = _entry_problems(record, run_dir / PREDICTIONS, reference, models)
     if reasons:
         raise RecordError(source, reasons)
 
