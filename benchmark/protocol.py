@@ -15,9 +15,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
 from benchmark.cohort import Cohort, Outcomes
+from benchmark.results import CV_KEY_SUFFIX
 from benchmark.submission import Submission, check_declared_tasks, check_predictions
-
-CV_KEY_SUFFIX = "_cv"
 
 
 @dataclass(frozen=True)

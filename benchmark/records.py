@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.results import PROJECT_ROOT, SCHEMA
+from benchmark.results import CV_KEY_SUFFIX, PROJECT_ROOT, SCHEMA
 
 KNOWN_SCHEMAS = (SCHEMA,)
 CONF_DIR = PROJECT_ROOT / "conf"
-CV_SUFFIX = "_cv"  # benchmark.protocol.CV_KEY_SUFFIX (not imported: it pulls in scikit-learn)
 # Config keys that never change a number (progress bars); the cache location is masked too.
 VOLATILE_KEYS = frozenset({"progress"})
 CACHE_PLACEHOLDER = "${paths.cache_dir}"
@@ -76,7 +75,7 @@ def parse_record(text: str, source: str | Path) -> dict[str, Any]:
 
 def expected_cohort_keys(protocol: Mapping[str, Any]) -> list[str]:
     """Metric keys of a protocol's cohorts: ``<development>_cv``, then the external cohorts."""
-    return [protocol["development"] + CV_SUFFIX, *protocol["external"]]
+    return [protocol["development"] + CV_KEY_SUFFIX, *protocol["external"]]
 
 
 def record_problems(record: Mapping[str, Any]) -> list[str]:

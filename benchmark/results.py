@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "nsclc-io-bench/result/v1"
+# The record key of the development cohort's pooled out-of-fold predictions: "pembro_rt_cv".
+CV_KEY_SUFFIX = "_cv"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TRACKED_PACKAGES = (
     "nsclc-io-bench",

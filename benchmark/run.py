@@ -16,9 +16,9 @@ from benchmark.atomic import write_atomic
 from benchmark.cohort import COHORTS
 from benchmark.data import layout
 from benchmark.data.source import resolve_root
-from benchmark.protocol import CV_KEY_SUFFIX, LabelledCohort, folds_digest, run_protocol
+from benchmark.protocol import LabelledCohort, folds_digest, run_protocol
 from benchmark.report import metrics_table
-from benchmark.results import build_record, record_json
+from benchmark.results import CV_KEY_SUFFIX, build_record, record_json
 from benchmark.run_folder import PREDICTIONS, RECORD, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
 
