@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 from tabulate import tabulate
 
 from benchmark.atomic import write_atomic
@@ -157,8 +156,17 @@ def truth_targets(oracle, medians, room: list[SurvivalRoom], leak: MarginLeak) -
     return out
 
 
-def _pooled(cells: Sequence[Coverage]) -> tuple[int, int]:
-    return sum(c.covered for c in cells), sum(c.n_seeds for c in cells)
+def _pooled(cells: Sequence[Coverage]) -> Coverage:
+    """Cells as one: their trials and hits summed (rate and Wilson interval from Coverage)."""
+    tasks = "+".join(dict.fromkeys(c.task for c in cells))
+    return Coverage(
+        "pooled",
+        tasks,
+        cells[0].method,
+        float("nan"),
+        sum(c.n_seeds for c in cells),
+        sum(c.covered for c in cells),
+    )
 
 
 def coverage_targets(coverage: Sequence[Coverage]) -> list[Target]:
@@ -171,21 +179,19 @@ def coverage_targets(coverage: Sequence[Coverage]) -> list[Target]:
     for metric, tasks in (("AUC", ("lesion_pd",)), ("C", ("os", "pfs"))):
         cells = [c for c in bca if c.task in tasks]
         pct = [c for c in coverage if c.method == "percentile" and c.task in tasks]
-        covered, n = _pooled(cells)
-        interval = binomtest(covered, n).proportion_ci(method="wilson")
-        rate = covered / n
+        pooled = _pooled(cells)
         pooled_over = "cohorts" if metric == "AUC" else "cohorts, OS and PFS"
         out.append(
             Target(
                 f"CI coverage, oracle {metric}",
                 "95%",
                 f"in [0.94, 0.96], pooled over {pooled_over}",
-                rate,
-                (float(interval.low), float(interval.high)),
-                COVERAGE_RANGE[0] <= rate <= COVERAGE_RANGE[1],
+                pooled.rate,
+                pooled.ci95,
+                COVERAGE_RANGE[0] <= pooled.rate <= COVERAGE_RANGE[1],
                 f"BCa, {cells[0].n_seeds} data seeds x {len(cells)} cells",
                 COVERAGE_RANGE,
-                f"percentile interval: {_pooled(pct)[0] / _pooled(pct)[1]:.3f}" if pct else "",
+                f"percentile interval: {_pooled(pct).rate:.3f}" if pct else "",
             )
         )
     for c in bca:
