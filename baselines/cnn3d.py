@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -40,12 +39,9 @@ class CNN3D(CropClassifier):
         crops: LesionCrops,
         net: Callable[..., nn.Module],
         train: Any = None,
-        name: str = "cnn3d",
-        weights_dir: str | Path | None = None,
-        n_folds: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(crops, train, name, weights_dir, n_folds, seed)
+        super().__init__(crops, train, seed)
         self.net = net
 
     def build_net(self) -> nn.Module:

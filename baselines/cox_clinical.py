@@ -9,7 +9,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 
 
 class ClinicalCox(Submission):
@@ -29,7 +29,9 @@ class ClinicalCox(Submission):
         self.alpha = alpha  # small ridge penalty: keeps rare categories (tiny cohorts) finite
         self.seed = seed  # the fit is deterministic; kept for the common constructor
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> ClinicalCox:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> ClinicalCox:
         self.encoder_ = ClinicalEncoder(self.covariates, self.pdl1_coding).fit(cohort.patients)
         x = self.encoder_.transform(cohort.patients)
         self.models_ = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,14 @@ from torch import nn
 
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.data.crops import LesionCrops
-from benchmark.submission import Predictions, Submission
+from benchmark.devices import resolve_device
+from benchmark.submission import FitContext, Predictions, Submission
 from benchmark.training import (
     FitResult,
     TrainSettings,
     fit_binary,
     fit_summary,
     predict_proba,
-    resolve_device,
     save_weights,
 )
 
@@ -33,9 +34,9 @@ from benchmark.training import (
 class CropClassifier(Submission):
     """Fits a network to the crops of the training lesions; predicts p(PD) per lesion.
 
-    ``train`` is a :class:`~benchmark.training.TrainSettings` or a mapping of its fields.
-    Weights of every fit go to ``weights_dir`` (default: ``<Hydra run dir>/weights``), tagged
-    ``fold<k>``/``final`` when ``n_folds`` (the protocol's CV folds) is given.
+    ``train`` is a :class:`~benchmark.training.TrainSettings` or a mapping of its fields
+    (``conf/train/default.yaml``); the device is the fit context's, not a training setting.
+    :meth:`save_artefacts` keeps the fitted weights with the training curve.
     """
 
     tasks = ("lesion_pd",)
@@ -44,16 +45,10 @@ class CropClassifier(Submission):
         self,
         crops: LesionCrops,
         train: TrainSettings | Mapping[str, Any] | None = None,
-        name: str = "deep",
-        weights_dir: str | Path | None = None,
-        n_folds: int | None = None,
         seed: int = 0,
     ) -> None:
         self.crops = crops
         self.train = train
-        self.name = name
-        self.weights_dir = weights_dir
-        self.n_folds = n_folds
         self.seed = seed
 
     @abstractmethod
@@ -70,8 +65,10 @@ class CropClassifier(Submission):
             return self.train
         return TrainSettings(**dict(self.train or {}))
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> CropClassifier:
-        settings = self.settings
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> CropClassifier:
+        settings = replace(self.settings, device=context.device)
         resolve_device(settings.device)  # a missing GPU fails now, not after minutes of crops
         x, ids = self.crops(cohort)
         y = outcomes.lesion_pd.loc[ids].to_numpy()
@@ -84,30 +81,29 @@ class CropClassifier(Submission):
             settings,
             self.seed,
             self.to_input,
-            desc=f"{self.name} fit ({len(ids)} lesions)",
+            desc=f"{type(self).__name__} {context.fit} ({len(ids)} lesions)",
         )
         self.net_ = result.net
-        self.fit_result_ = result
-        self.weights_path_ = save_weights(
-            self.net_,
-            self.name,
-            self.weights_dir,
-            self.n_folds,
-            meta={
-                "seed": self.seed,
-                "crops": {
-                    "key": self.crops.key,
-                    **self.crops.settings,
-                    "label_channel": self.crops.label_channel,
-                },
-                "train_patients": sorted(set(groups)),
-                "n_lesions": len(ids),
-                **fit_summary(result, settings),
+        self.settings_ = settings
+        self.fit_meta_ = {
+            "fit": context.fit,
+            "seed": self.seed,
+            "crops": {
+                "key": self.crops.key,
+                **self.crops.settings,
+                "label_channel": self.crops.label_channel,
             },
-        )
+            "train_patients": sorted(set(groups)),
+            "n_lesions": len(ids),
+            **fit_summary(result, settings),
+        }
         return self
+
+    def save_artefacts(self, folder: Path) -> None:
+        """``weights.pt``: the state dict, the crops it was trained on, the training curve."""
+        save_weights(self.net_, Path(folder) / "weights.pt", self.fit_meta_)
 
     def predict(self, cohort: Cohort) -> Predictions:
         x, ids = self.crops(cohort)
-        p_pd = predict_proba(self.net_, x, self.settings, self.seed, self.to_input)
+        p_pd = predict_proba(self.net_, x, self.settings_, self.seed, self.to_input)
         return {"lesion_pd": pd.Series(p_pd, index=pd.Index(ids, name="lesion_id"))}

@@ -8,7 +8,7 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 
 
 class RadiomicsRandomForest(Submission):
@@ -34,7 +34,9 @@ class RadiomicsRandomForest(Submission):
         self.n_jobs = n_jobs
         self.seed = seed
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> RadiomicsRandomForest:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> RadiomicsRandomForest:
         x = self.features(cohort)
         self.columns_ = list(x.columns)
         self.forest_ = RandomForestClassifier(

@@ -14,7 +14,7 @@ from sksurv.metrics import concordance_index_censored
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 
 
 def select_features(
@@ -117,7 +117,9 @@ class RandomSurvivalForestModel(Submission):
         x = x[list(self.imputer_.feature_names_in_)]
         return pd.DataFrame(self.imputer_.transform(x), index=x.index, columns=x.columns)
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> RandomSurvivalForestModel:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> RandomSurvivalForestModel:
         radiomics = self._radiomics(cohort, fit=True)
         clinical = None
         if self.clinical:

@@ -32,12 +32,9 @@ class Timm25D(CropClassifier):
         pretrained_path: str | Path | None = None,
         drop_rate: float = 0.0,
         train: Any = None,
-        name: str = "timm25d",
-        weights_dir: str | Path | None = None,
-        n_folds: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(crops, train, name, weights_dir, n_folds, seed)
+        super().__init__(crops, train, seed)
         self.backbone = backbone
         self.views = views
         self.n_slices = n_slices

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 
 
 class VolumeLogistic(Submission):
@@ -42,7 +42,9 @@ class VolumeLogistic(Submission):
             )
         return np.log(features[[self.volume_feature]].clip(lower=1e-3))
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> VolumeLogistic:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> VolumeLogistic:
         x = self._log_volume(cohort)
         y = outcomes.lesion_pd.loc[x.index].to_numpy()
         self.prevalence_ = float(y.mean()) if len(y) else 0.5

@@ -1,4 +1,8 @@
-"""``python -m benchmark model=NAME``: one model through the fixed protocol (Hydra entry point)."""
+"""``python -m benchmark model=NAME``: one model through the fixed protocol (Hydra entry point).
+
+A single run exits 1 on an error; a sweep (``-m``) runs every job, and its summary
+(``benchmark/sweep.py``) exits 1 when one failed.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,10 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from benchmark.sweep import run_job  # heavy imports after Hydra has parsed --help / --cfg
+    from benchmark.job import run_job  # heavy imports after Hydra has parsed --help / --cfg
 
     run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":
     main()
-    # A sweep runs every job and lists the failures at its end; its exit status then says so.
-    from benchmark.sweep import exit_status
-
-    raise SystemExit(exit_status())

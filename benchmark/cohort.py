@@ -94,3 +94,11 @@ class Truth:
 
     lesion_p_pd: pd.Series  # index lesion_id: true probability of progression
     patient_lp: pd.DataFrame  # index patient_id: os, pfs true linear predictors (higher = worse)
+
+
+@dataclass(frozen=True)
+class LabelledCohort:
+    """A cohort and its outcomes, as the harness holds them (never handed to ``predict``)."""
+
+    cohort: Cohort
+    outcomes: Outcomes

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from benchmark.cohort import Cohort, Outcomes
+from benchmark.cohort import Cohort, LabelledCohort, Outcomes
 from benchmark.results import CV_KEY_SUFFIX
-from benchmark.submission import Submission, check_declared_tasks, check_predictions
-
-
-@dataclass(frozen=True)
-class LabelledCohort:
-    cohort: Cohort
-    outcomes: Outcomes
+from benchmark.submission import (
+    FitContext,
+    Submission,
+    check_declared_tasks,
+    check_predictions,
+)
 
 
 def patient_folds(cohort: Cohort, outcomes: Outcomes, n_splits: int, fold_seed: int) -> pd.Series:
@@ -78,13 +77,27 @@ def run_protocol(
     tasks: tuple[str, ...],
     n_splits: int,
     fold_seed: int,
+    run_context: FitContext = FitContext(),
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Run CV on the development cohort and external validation; return predictions and folds.
 
     ``make_model`` returns a fresh, unfitted submission each time (one per fold, one final).
+    Each fit gets ``run_context`` (seed, device, workers) named for its step (``fold<k>``,
+    ``final``); with ``run_context.artefact_dir`` set, its artefacts go to ``<that>/<step>``.
     The predictions frame has columns cohort, task, id, patient_id, prediction, with cohort keys
     ``<development>_cv`` and the external cohort names.
     """
+
+    def fitted(cohort: Cohort, outcomes: Outcomes, step: str) -> Submission:
+        root = run_context.artefact_dir
+        context = replace(run_context, fit=step, artefact_dir=root and root / step)
+        model = make_model()
+        model.fit(cohort, outcomes, context)
+        if context.artefact_dir is not None:
+            context.artefact_dir.mkdir(parents=True, exist_ok=True)
+            model.save_artefacts(context.artefact_dir)
+        return model
+
     dev_name, dev = development
     probe = make_model()
     check_declared_tasks(model_name, tuple(probe.tasks))
@@ -101,13 +114,11 @@ def run_protocol(
         for fold in range(n_splits):
             train = dev.cohort.subset(folds.index[folds != fold])
             test = dev.cohort.subset(folds.index[folds == fold])
-            model = make_model()
-            model.fit(train, dev.outcomes.subset(train))
+            model = fitted(train, dev.outcomes.subset(train), f"fold{fold}")
             preds = check_predictions(model_name, test, model.predict(test), run_tasks)
             frames.append(_predictions_frame(dev_name + CV_KEY_SUFFIX, test, preds))
             steps.update()
-        model = make_model()
-        model.fit(dev.cohort, dev.outcomes)
+        model = fitted(dev.cohort, dev.outcomes, "final")
         for name, labelled in external.items():
             preds = check_predictions(
                 model_name, labelled.cohort, model.predict(labelled.cohort), run_tasks

@@ -1,10 +1,11 @@
-"""One run: resolve data, load the blinded cohorts, run the protocol, score, write the record."""
+"""One run: open the data, run the protocol, score, write the record (or reuse a finished one)."""
 
 from __future__ import annotations
 
 import logging
 import resource
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.atomic import write_atomic
 from benchmark.cohort import COHORTS
-from benchmark.data import layout
-from benchmark.data.source import resolve_root
-from benchmark.protocol import LabelledCohort, folds_digest, run_protocol
+from benchmark.data.source import open_dataset
+from benchmark.protocol import folds_digest, run_protocol
 from benchmark.report import metrics_table
 from benchmark.results import CV_KEY_SUFFIX, build_record, record_json
-from benchmark.run_folder import PREDICTIONS, RECORD, existing_record
+from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
+from benchmark.submission import FitContext
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did: computed a new record, or found this run's record already there."""
+
+    record: dict[str, Any]
+    reused: bool
 
 
 def _peak_rss_mib() -> float:
@@ -32,33 +41,32 @@ def _peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Run ``cfg`` through the protocol; write predictions.csv and result.json into ``out_dir``."""
+def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
+    """Run ``cfg`` through the protocol; write predictions.csv and result.json into ``out_dir``.
+
+    A complete record of the same model, seed, config and data already in ``out_dir`` is
+    reused (``benchmark.run_folder.existing_record``): re-running a sweep skips finished jobs.
+    """
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
-    cache_dir = Path(cfg.paths.cache_dir)
+    out_dir = Path(out_dir)
     protocol = OmegaConf.to_container(cfg.protocol, resolve=True)
-    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
     names = [protocol["development"], *protocol["external"]]
     unknown = [n for n in names if n not in COHORTS]
     if unknown:
         raise ValueError(f"protocol names unknown cohorts {unknown}; known: {COHORTS}")
 
-    root = resolve_root(data_cfg, cache_dir, workers=cfg.hardware.workers)
-    scan = layout.scan(root, names, progress=True, cache_dir=cache_dir)
-    if scan.problems:
-        raise layout.CohortError(scan.problems, root)
-    fingerprint = scan.fingerprint
-    previous = existing_record(out_dir, cfg, fingerprint)
-    if previous is not None:  # a finished job of a re-run sweep: keep its record
-        return previous
-    view_dir = cache_dir / "views" / fingerprint.removeprefix("sha256:")[:16]
-    loaded = {
-        name: LabelledCohort(*layout.load(root, name, view_dir=view_dir, cache_dir=cache_dir))
-        for name in names
-    }
-    truths = {name: layout.load_truth(root, name) for name in names}
-    log.info("data %s (%s)", root, fingerprint)
+    dataset = open_dataset(
+        OmegaConf.to_container(cfg.data, resolve=True),
+        names,
+        Path(cfg.paths.cache_dir),
+        workers=cfg.hardware.workers,
+    )
+    previous = existing_record(out_dir, cfg, dataset.fingerprint)
+    if previous is not None:
+        return RunOutcome(previous, reused=True)
+    loaded = dataset.load(names)
+    log.info("data %s (%s)", dataset.root, dataset.fingerprint)
 
     model_name = cfg.model.name
 
@@ -74,13 +82,19 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         tuple(protocol["tasks"]),
         n_splits=protocol["cv"]["n_splits"],
         fold_seed=protocol["cv"]["fold_seed"],
+        run_context=FitContext(
+            seed=int(cfg.seed),
+            device=str(cfg.hardware.device),
+            workers=int(cfg.hardware.workers),
+            artefact_dir=out_dir / ARTEFACTS,
+        ),
     )
 
     by_key = {protocol["development"] + CV_KEY_SUFFIX: development}
     by_key.update({name: loaded[name] for name in protocol["external"]})
     metrics = score(predictions, by_key, development, protocol)
     tasks = tuple(predictions["task"].unique())
-    truth_by_key = {key: truths[key.removesuffix(CV_KEY_SUFFIX)] for key in by_key}
+    truth_by_key = {key: dataset.truth(key.removesuffix(CV_KEY_SUFFIX)) for key in by_key}
     oracle = score_oracle(tasks, by_key, truth_by_key, development, protocol)
 
     record = build_record(
@@ -89,7 +103,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         metrics=as_dicts(metrics),
         oracle=as_dicts(oracle),
         config=OmegaConf.to_container(cfg, resolve=True),
-        data_fingerprint=fingerprint,
+        data_fingerprint=dataset.fingerprint,
         folds=folds_digest(folds),
         started_at=started_at,
         duration_s=time.perf_counter() - clock,
@@ -98,7 +112,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     # predictions first: result.json's presence is what marks a complete run.
     write_atomic(out_dir / PREDICTIONS, attach_outcomes(predictions, by_key).to_csv(index=False))
     write_atomic(out_dir / RECORD, record_json(record))
-    print(f"\n{model_name} (seed {cfg.seed}) on {fingerprint[:19]}…\n")
+    print(f"\n{model_name} (seed {cfg.seed}) on {dataset.fingerprint[:19]}…\n")
     print(metrics_table(metrics, oracle))
     print(f"\nrecord: {out_dir / RECORD}")
-    return record
+    return RunOutcome(record, reused=False)

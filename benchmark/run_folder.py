@@ -1,8 +1,9 @@
 """A run folder: the files a run writes, and whether it already holds this run's record.
 
-``run.py`` writes the record and its predictions, the sweep layer (``sweep.py``) a status beside
-them, the leaderboard (``leaderboard/store.py``) reads them; the names live here so that none of
-them imports another for a file name.
+``run.py`` writes the record, its predictions and the fits' artefacts, the job wrapper
+(``job.py``) a status beside them, the sweep summary (``sweep.py``) and the leaderboard
+(``leaderboard/store.py``) read them; the names live here so that none of them imports another
+for a file name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 
 RECORD = "result.json"  # written last: its presence marks a complete run
 PREDICTIONS = "predictions.csv"
-STATUS = "status.json"  # a sweep job's state (benchmark/sweep.py)
+STATUS = "status.json"  # a job's state (benchmark/job.py)
+SWEEP_STAMP = ".sweep.json"  # in a sweep folder: the sweep's id, so its jobs claim their status
+ARTEFACTS = "artefacts"  # <fit>/...: what each fit keeps (Submission.save_artefacts)
 
 
 def existing_record(out_dir: Path, cfg: DictConfig, data_fingerprint: str) -> dict[str, Any] | None:

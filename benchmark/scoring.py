@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.cohort import Truth
+from benchmark.cohort import LabelledCohort, Truth
 from benchmark.metrics import Metric, lesion_pd_metrics, survival_metrics
-from benchmark.protocol import LabelledCohort
 
 
 def attach_outcomes(

@@ -3,12 +3,18 @@
 A submission feels like a scikit-learn estimator: hyper-parameters are constructor arguments
 (built by Hydra from ``conf/model/<name>.yaml``), ``fit`` learns from a cohort and its outcomes,
 ``predict`` sees a cohort view without outcomes and returns one prediction per id and task.
+
+What a fit needs to know about the run it is part of (which fold, the seed, the device, where
+its artefacts go) comes from the protocol as a :class:`FitContext`, never from global state, so
+a fit behaves the same in the harness, in a test, or in a worker process of its own.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -21,18 +27,42 @@ Predictions = Mapping[str, pd.Series]
 (``os``/``pfs``: risk score, higher = worse)."""
 
 
+@dataclass(frozen=True)
+class FitContext:
+    """What the protocol tells one fit about itself (``benchmark.protocol.run_protocol``).
+
+    The defaults describe a fit outside a run (a test, a notebook): CPU, seed 0, nothing kept.
+    """
+
+    fit: str = "fit"  # fold0 ... fold<K-1> (cross-validation) or final (all development data)
+    seed: int = 0  # the run's model seed (also passed to the constructor)
+    device: str = "cpu"  # torch device for deep models (hardware.device)
+    workers: int = 1  # processes / threads the fit may use (hardware.workers)
+    artefact_dir: Path | None = None  # this fit's folder for save_artefacts; None: keep nothing
+
+
 class Submission(ABC):
     """Base class of every model run through the protocol."""
 
     tasks: ClassVar[tuple[str, ...]]
 
     @abstractmethod
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> Submission:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> Submission:
         """Learn from the training patients of ``cohort``; ``outcomes`` are theirs only."""
 
     @abstractmethod
     def predict(self, cohort: Cohort) -> Predictions:
         """Predict every lesion (``lesion_pd``) or patient (``os``, ``pfs``) of ``cohort``."""
+
+    def save_artefacts(self, folder: Path) -> None:
+        """Optional: keep what the last fit learnt (weights, training curves) in ``folder``.
+
+        Called by the protocol right after ``fit`` with that fit's ``context.artefact_dir``
+        when the run keeps artefacts; the default keeps nothing.
+        """
+        return None
 
 
 class SubmissionError(ValueError):

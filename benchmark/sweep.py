@@ -1,19 +1,13 @@
-"""Sweeps (`python -m benchmark -m ...`): per-job status, skip/resume, the end-of-sweep summary.
+"""Sweeps (`python -m benchmark -m ...`): the end-of-sweep summary, as a Hydra callback and a CLI.
 
-Hydra's launchers (joblib locally, submitit on SLURM) run the jobs; this module adds what a
-benchmark sweep needs on top of them:
+Hydra's launchers (joblib locally, submitit on SLURM) run the jobs, each wrapped by
+``benchmark/job.py`` (``status.json``; a finished job is not recomputed,
+``benchmark.run_folder.existing_record``). This module reads the job folders back:
 
-- :func:`run_job` wraps one run. It writes ``status.json`` (running, then succeeded / skipped /
-  failed with the exception) atomically into the job folder. In a multirun it does not re-raise:
-  Hydra 1.3's basic sweeper raises at the first failed job *after* its batch and then never calls
-  ``on_multirun_end``, so a raising job would hide every other job's outcome. The sweep's exit
-  status carries the failure instead (:func:`exit_status`, read by ``benchmark/__main__.py``).
-- A job folder that already holds a complete record of the same model, seed, config and data is
-  not recomputed (``benchmark.run_folder.existing_record``, called by ``benchmark/run.py``).
-- :class:`SweepSummary` (a Hydra callback, ``hydra.callbacks`` in ``conf/config.yaml``) prints,
+- :class:`SweepSummary` (a Hydra callback, ``conf/hydra/callbacks/sweep_summary.yaml``) prints,
   at the end of the sweep, which jobs succeeded, which failed and why, and the seed-aggregated
   rows (``benchmark.records.aggregate_seeds``, the leaderboard's: mean ± sd over seeds and a
-  pooled 95% CI).
+  pooled 95% CI); a sweep with a failed job then exits 1.
 - ``python -m benchmark.sweep SWEEP_DIR`` prints the same summary later, e.g. after a SLURM sweep
   whose launcher stopped early (submitit raises when a job was killed, before the callback runs).
 
@@ -25,129 +19,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
-import os
 import socket
 import time
-import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.atomic import write_atomic
+from benchmark.job import now
 from benchmark.records import SeedRow, aggregate_seeds, seed_group
-from benchmark.run_folder import RECORD, STATUS
+from benchmark.run_folder import RECORD, STATUS, SWEEP_STAMP
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = ".sweep.json"  # in the sweep folder: this sweep's id, so jobs can claim their status
 SUMMARY_TXT = "summary.txt"
 SEEDS_CSV = "seeds.csv"
 
 # The metric the printed summary shows per task (seeds.csv holds every metric).
 HEADLINE = {"lesion_pd": "auc", "os": "c_index", "pfs": "c_index"}
-
-# Set by SweepSummary.on_multirun_end in the launching process; read by benchmark/__main__.py.
-_last_summary: SweepReport | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# One job
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
-
-
-def _sweep_id(sweep_dir: Path) -> str | None:
-    try:
-        return json.loads((sweep_dir / SWEEP_FILE).read_text())["id"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-STDLIB_START_METHODS = (None, "fork", "spawn", "forkserver")
-
-
-def _stdlib_start_method() -> None:
-    """Give a job a start method the standard library knows.
-
-    The joblib launcher runs jobs in loky workers, whose default start method is "loky"; a
-    process pool the job starts (simulation, radiomics, crops) then fails in every child with
-    "cannot find context for 'loky'" (a BrokenProcessPool in the parent).
-    """
-    if multiprocessing.get_start_method(allow_none=True) not in STDLIB_START_METHODS:
-        multiprocessing.set_start_method("spawn", force=True)
-
-
-def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
-    """Run ``cfg`` into ``out_dir`` and leave ``status.json`` there saying how it ended.
-
-    In a multirun a failure is recorded (type, message, traceback) and the job returns None, so
-    the sweep goes on and its summary names the failure; a single run re-raises as before.
-    """
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    _stdlib_start_method()
-    status: dict[str, Any] = {
-        "state": "running",
-        "sweep_id": _sweep_id(Path(hydra_cfg.sweep.dir)) if multirun else None,
-        "overrides": list(hydra_cfg.overrides.task),
-        "model": str(cfg.model.name),
-        "seed": int(cfg.seed),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started_at": _now(),
-    }
-    status_path = Path(out_dir) / STATUS
-    write_atomic(status_path, json.dumps(status, indent=2) + "\n")
-    record_path = Path(out_dir) / RECORD
-    before = _file_id(record_path)
-    clock = time.perf_counter()
-    try:
-        from benchmark.run import run  # heavy imports after Hydra has parsed --help / --cfg
-
-        record = run(cfg, Path(out_dir))
-    except Exception as exc:
-        status.update(
-            state="failed",
-            error={
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exc(),
-            },
-        )
-        if not multirun:
-            _finish(status_path, status, clock)
-            raise
-        log.exception("job failed: %s", " ".join(status["overrides"]))
-        _finish(status_path, status, clock)
-        return None
-    skipped = before is not None and _file_id(record_path) == before
-    status.update(state="skipped" if skipped else "succeeded", record=RECORD)
-    _finish(status_path, status, clock)
-    return record
-
-
-def _finish(path: Path, status: dict[str, Any], clock: float) -> None:
-    status.update(finished_at=_now(), duration_s=round(time.perf_counter() - clock, 2))
-    write_atomic(path, json.dumps(status, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,23 +248,23 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         self.sweep_id, self.started = uuid.uuid4().hex, time.time()
-        stamp = {"id": self.sweep_id, "started_at": _now(), "host": socket.gethostname()}
-        write_atomic(sweep_dir / SWEEP_FILE, json.dumps(stamp, indent=2) + "\n")
+        stamp = {"id": self.sweep_id, "started_at": now(), "host": socket.gethostname()}
+        write_atomic(sweep_dir / SWEEP_STAMP, json.dumps(stamp, indent=2) + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global _last_summary
+        """Print and write the summary; exit 1 when a job did not end well.
+
+        ``SystemExit`` is the one way out of a callback: Hydra turns any ``Exception`` a
+        callback raises into a warning, and a multirun's task function has no return value.
+        """
         sweep_dir = Path(str(config.hydra.sweep.dir))
         since = None if self.started is None else self.started - 1.0  # file-time granularity
         jobs = collect_jobs(sweep_dir, self.sweep_id, since)
         report = summarize(sweep_dir, jobs, all_metrics=self.all_metrics)
         _write_outputs(report)
         print("\n" + report.text, flush=True)
-        _last_summary = report
-
-
-def exit_status() -> int:
-    """1 when the last sweep of this process had a job that did not end well, else 0."""
-    return 1 if _last_summary is not None and _last_summary.failed else 0
+        if report.failed:
+            raise SystemExit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

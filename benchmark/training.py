@@ -23,7 +23,6 @@ import contextlib
 import copy
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.atomic import write_atomic
+from benchmark.devices import resolve_device
 from benchmark.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -102,19 +102,6 @@ class FitResult:
 
 
 # ---- device and determinism ---------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """``hardware.device`` as a torch device; a clear error when CUDA is asked for but absent."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"hardware.device={name!r} but torch sees no CUDA device (torch {torch.__version__}, "
-            f"built for CUDA {torch.version.cuda}, "
-            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
-            "run with hardware=cpu, or on a machine with a GPU"
-        )
-    return device
 
 
 @contextlib.contextmanager
@@ -498,59 +485,14 @@ def fit_binary(
     return FitResult(net.eval(), history, best_epoch, len(train), len(val), pos_weight)
 
 
-# ---- weights in the run folder ------------------------------------------------------------------
-
-_FITS: dict[tuple[str, str], int] = {}
+# ---- weights -----------------------------------------------------------------------------------
 
 
-def run_dir() -> Path | None:
-    """The Hydra run folder when running under Hydra, else None."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return Path(HydraConfig.get().runtime.output_dir)
-
-
-def save_weights(
-    net: nn.Module,
-    model_name: str,
-    weights_dir: str | Path | None = None,
-    n_folds: int | None = None,
-    meta: dict[str, Any] | None = None,
-) -> Path | None:
-    """Save ``net``'s state dict (+ ``meta``) as ``<weights_dir>/<model>_<tag>.pt``.
-
-    ``weights_dir`` defaults to ``<Hydra run dir>/weights``; without either nothing is saved.
-    Fits are counted per folder and model in this process. The protocol fits folds 0..K-1, then
-    the final model on all of the development cohort, so with ``n_folds`` = K the tags are
-    ``fold0`` ... ``fold<K-1>``, ``final``; without it, ``fit0``, ``fit1``, ... The file holds the
-    fit index and the training patients, so the tag can be checked.
-    """
-    folder = Path(weights_dir) if weights_dir is not None else None
-    if folder is None:
-        base = run_dir()
-        if base is None:
-            return None
-        folder = base / "weights"
-    counter = (str(folder.resolve()), model_name)
-    index = _FITS.get(counter, 0)
-    _FITS[counter] = index + 1
-    if n_folds is None:
-        tag = f"fit{index}"
-    else:
-        tag = f"fold{index}" if index < n_folds else "final" if index == n_folds else f"fit{index}"
-    path = folder / f"{model_name}_{tag}.pt"
-    folder.mkdir(parents=True, exist_ok=True)
+def save_weights(net: nn.Module, path: Path, meta: dict[str, Any] | None = None) -> Path:
+    """Save ``net``'s state dict (on the CPU) and ``meta`` to ``path``, atomically."""
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    payload = {
-        "model": model_name,
-        "tag": tag,
-        "fit_index": index,
-        "state_dict": state,
-        **(meta or {}),
-    }
-    write_atomic(path, lambda handle: torch.save(payload, handle))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda handle: torch.save({"state_dict": state, **(meta or {})}, handle))
     return path
 
 
@@ -576,7 +518,5 @@ __all__ = [
     "inner_split",
     "predict_logits",
     "predict_proba",
-    "resolve_device",
-    "run_dir",
     "save_weights",
 ]

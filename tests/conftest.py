@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cohort import COHORTS
+from benchmark.cohort import COHORTS, LabelledCohort
 from benchmark.data import layout
 from benchmark.data.simulator import load_profile
 from benchmark.data.source import resolve_root
-from benchmark.protocol import LabelledCohort
 
 
 @pytest.fixture(scope="session")

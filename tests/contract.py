@@ -28,9 +28,9 @@ from benchmark.cohort import (
     PATIENT_OUTCOME_COLUMNS,
     TASKS,
     Cohort,
+    LabelledCohort,
 )
 from benchmark.data import layout
-from benchmark.protocol import LabelledCohort
 from benchmark.submission import Submission, check_predictions
 
 RULES = {

@@ -16,13 +16,10 @@ from tiny_runs import bench, cnn3d_net
 from baselines.cnn3d import CNN3D, build_with_input
 from baselines.timm25d import Timm25D
 from benchmark.data.crops import LesionCrops
-from benchmark.training import (
-    TrainSettings,
-    fit_binary,
-    inner_split,
-    predict_logits,
-    resolve_device,
-)
+from benchmark.devices import resolve_device
+from benchmark.protocol import run_protocol
+from benchmark.submission import FitContext
+from benchmark.training import TrainSettings, fit_binary, inner_split, predict_logits
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +48,7 @@ def test_same_seed_same_predictions_on_cpu(family, tiny_cohorts, cache_dir: Path
     external = tiny_cohorts["mdacc"].cohort
     runs = []
     for seed in (0, 0, 1):
-        model = _model(family, cache_dir, seed, weights_dir=tmp_path / f"w{len(runs)}")
+        model = _model(family, cache_dir, seed)
         model.fit(dev.cohort, dev.outcomes)
         runs.append(model.predict(external)["lesion_pd"])
     first, again, other = runs
@@ -61,24 +58,43 @@ def test_same_seed_same_predictions_on_cpu(family, tiny_cohorts, cache_dir: Path
     assert not np.array_equal(first.to_numpy(), other.to_numpy())
 
 
-def test_weights_are_saved_per_fit_and_reload(tiny_cohorts, cache_dir: Path, tmp_path: Path):
+def test_the_protocol_names_each_fits_weights_and_they_reload(
+    tiny_cohorts, cache_dir: Path, tmp_path: Path
+):
+    """Each fit's context names its artefact folder (fold0, fold1, final), not a call count."""
     dev = tiny_cohorts["pembro_rt"]
-    test = tiny_cohorts["nivorad"].cohort
-    paths = []
-    for _ in range(2):
-        model = _model("cnn3d", cache_dir, 0, weights_dir=tmp_path, n_folds=1, name="cnn3d_t")
-        model.fit(dev.cohort, dev.outcomes)
-        paths.append(model.weights_path_)
-    assert [p.name for p in paths] == ["cnn3d_t_fold0.pt", "cnn3d_t_final.pt"]
-    saved = torch.load(paths[1], weights_only=False)
-    assert saved["tag"] == "final" and saved["fit_index"] == 1
+    test = tiny_cohorts["nivorad"]
+    models = []
+
+    def make_model():
+        models.append(_model("cnn3d", cache_dir, 0))
+        return models[-1]
+
+    run_protocol(
+        make_model,
+        "cnn3d_t",
+        ("pembro_rt", dev),
+        {"nivorad": test},
+        ("lesion_pd",),
+        n_splits=2,
+        fold_seed=0,
+        run_context=FitContext(seed=0, artefact_dir=tmp_path),
+    )
+    kept = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.pt"))
+    assert kept == ["final/weights.pt", "fold0/weights.pt", "fold1/weights.pt"]
+    saved = torch.load(tmp_path / "final" / "weights.pt", weights_only=False)
+    assert saved["fit"] == "final" and saved["seed"] == 0
     assert saved["train_patients"] == sorted(dev.cohort.patient_ids)
     assert len(saved["history"]) >= 1 and saved["settings"]["epochs"] == 2
+    fold0 = torch.load(tmp_path / "fold0" / "weights.pt", weights_only=False)
+    assert set(fold0["train_patients"]) < set(dev.cohort.patient_ids)
+    final = models[-1]  # the protocol builds the final model last
     fresh = _model("cnn3d", cache_dir, 5)
-    fresh.net_ = fresh.build_net()
+    fresh.fit(dev.cohort, dev.outcomes)
     fresh.net_.load_state_dict(saved["state_dict"])
     np.testing.assert_allclose(
-        fresh.predict(test)["lesion_pd"].to_numpy(), model.predict(test)["lesion_pd"].to_numpy()
+        fresh.predict(test.cohort)["lesion_pd"].to_numpy(),
+        final.predict(test.cohort)["lesion_pd"].to_numpy(),
     )
 
 
@@ -188,10 +204,10 @@ def test_cuda_requested_without_a_gpu_fails_clearly(tiny_cohorts, tmp_path: Path
     with pytest.raises(RuntimeError, match="hardware=cpu"):
         resolve_device("cuda")
     crops = LesionCrops(tmp_path / "crops", progress=False)
-    model = CNN3D(crops, _resnet(), TrainSettings(device="cuda", progress=False))
+    model = CNN3D(crops, _resnet(), TrainSettings(progress=False))
     dev = tiny_cohorts["pembro_rt"]
     with pytest.raises(RuntimeError, match="hardware=cpu"):
-        model.fit(dev.cohort, dev.outcomes)
+        model.fit(dev.cohort, dev.outcomes, FitContext(device="cuda"))
     assert not (tmp_path / "crops").exists()  # it failed before cropping anything
 
 
@@ -203,7 +219,6 @@ def _compose(*overrides: str):
 @pytest.mark.parametrize(
     ("model", "backbone"),
     [
-        ("timm25d", "resnet18"),
         ("timm25d_resnet18", "resnet18"),
         ("timm25d_efficientnet_b0", "efficientnet_b0"),
         ("timm25d_convnext_nano", "convnext_nano"),
@@ -213,8 +228,23 @@ def test_timm_variants_compose(model: str, backbone: str):
     cfg = _compose(f"model={model}")
     assert cfg.model.name == model
     sub = instantiate(cfg.model.submission, seed=0, _convert_="all")
-    assert isinstance(sub, Timm25D) and sub.backbone == backbone and sub.name == model
+    assert isinstance(sub, Timm25D) and sub.backbone == backbone
     assert sub.in_chans == 6 and sub.settings.epochs == cfg.hardware.deep.epochs
+
+
+def test_the_timm_base_is_not_a_model():
+    """Variants name themselves; the shared base (conf/model_base) is not selectable."""
+    with pytest.raises(Exception, match="timm25d"):
+        _compose("model=timm25d")
+
+
+def test_deep_configs_read_one_training_group():
+    """cnn3d and every timm variant share conf/train/default.yaml; cnn3d changes two keys."""
+    cnn = _compose("model=cnn3d").model.submission.train
+    timm = _compose("model=timm25d_resnet18").model.submission.train
+    differs = sorted(k for k in cnn if cnn[k] != timm[k])
+    assert differs == ["channels_last", "epochs"]
+    assert "device" not in cnn  # the device is the fit context's (hardware.device)
 
 
 def test_hardware_presets_size_the_deep_models():
@@ -222,8 +252,8 @@ def test_hardware_presets_size_the_deep_models():
     gpu = instantiate(
         _compose("model=cnn3d", "hardware=gpu").model.submission, seed=0, _convert_="all"
     )
-    assert isinstance(cpu, CNN3D) and cpu.crops.size == 32 and cpu.settings.device == "cpu"
-    assert gpu.crops.size == 64 and gpu.settings.amp == "bf16" and gpu.settings.device == "cuda"
+    assert isinstance(cpu, CNN3D) and cpu.crops.size == 32
+    assert gpu.crops.size == 64 and gpu.settings.amp == "bf16"
     assert gpu.settings.batch_size > cpu.settings.batch_size
     assert gpu.settings.epochs > cpu.settings.epochs
     assert cpu.crops.key != gpu.crops.key
@@ -244,7 +274,7 @@ QUICK = (
 
 @pytest.mark.parametrize(
     ("model", "extra"),
-    [("cnn3d", ()), ("timm25d", ("model.submission.backbone=test_resnet",))],
+    [("cnn3d", ()), ("timm25d_resnet18", ("model.submission.backbone=test_resnet",))],
 )
 def test_a_tiny_run_through_the_harness(model: str, extra, tmp_path: Path, cache_dir: Path):
     bench(
@@ -261,16 +291,16 @@ def test_a_tiny_run_through_the_harness(model: str, extra, tmp_path: Path, cache
         auc = record["metrics"][key]["lesion_pd"]["auc"]
         assert auc["n"] > 0 and auc["n_pos"] > 0
         assert auc["value"] is None or auc["ci95"][0] <= auc["value"] <= auc["ci95"][1]
-    weights = sorted(p.name for p in (tmp_path / "weights").glob("*.pt"))
-    assert weights == sorted([f"{model}_fold{k}.pt" for k in range(5)] + [f"{model}_final.pt"])
+    weights = sorted(p.parent.name for p in (tmp_path / "artefacts").glob("*/weights.pt"))
+    assert weights == sorted([f"fold{k}" for k in range(5)] + ["final"])
     assert record["provenance"]["config"]["hardware"]["deep"]["epochs"] == 2
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["cnn3d", "timm25d"])
+@pytest.mark.parametrize("model", ["cnn3d", "timm25d_resnet18"])
 def test_a_tiny_run_at_the_cpu_defaults(model: str, tmp_path: Path, cache_dir: Path):
     """The CPU preset unchanged (budget: 2 minutes on 2 cores, crops included)."""
     bench(f"model={model}", "data=tiny", f"hydra.run.dir={tmp_path}", cache_dir=cache_dir)
     record = json.loads((tmp_path / "result.json").read_text())
     assert record["metrics"]["pembro_rt_cv"]["lesion_pd"]["auc"]["n"] > 0
-    assert (tmp_path / "weights" / f"{model}_final.pt").is_file()
+    assert (tmp_path / "artefacts" / "final" / "weights.pt").is_file()

@@ -13,10 +13,11 @@ from benchmark.cohort import (
     LESION_OUTCOME_COLUMNS,
     PATIENT_OUTCOME_COLUMNS,
     Cohort,
+    LabelledCohort,
     Outcomes,
 )
-from benchmark.protocol import LabelledCohort, patient_folds, run_protocol
-from benchmark.submission import Submission, SubmissionError, check_predictions
+from benchmark.protocol import patient_folds, run_protocol
+from benchmark.submission import FitContext, Submission, SubmissionError, check_predictions
 
 
 class ConstantModel(Submission):
@@ -28,7 +29,9 @@ class ConstantModel(Submission):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> ConstantModel:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> ConstantModel:
         self.rate_ = float(outcomes.lesion_pd.mean())
         ConstantModel.seen.append(("fit", cohort))
         return self

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from benchmark.catalog import by_name, discover, duplicate_names, submission_folders
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.model_card import card_task_problems, folder_problems, load_model_card
-from benchmark.submission import Submission
+from benchmark.submission import FitContext, Submission
 from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import (
     SubmissionsSearchPathPlugin,
     submission_conf_dirs,
@@ -151,7 +151,7 @@ class Honest(Submission):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> Honest:
+    def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()) -> Honest:
         self.mean_age_ = float(cohort.patients["age"].mean())
         return self
 
@@ -205,7 +205,7 @@ class UnknownTask(Honest):
 class Unseeded(Honest):
     """Draws its weights from an unseeded generator: two fits differ."""
 
-    def fit(self, cohort, outcomes):
+    def fit(self, cohort, outcomes, context=None):
         self.weight_ = np.random.default_rng().normal()
         return super().fit(cohort, outcomes)
 

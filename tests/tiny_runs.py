@@ -115,7 +115,7 @@ def tiny_run(
 
     cls.predict = spied
     try:
-        result.record = run(cfg, result.out)
+        result.record = run(cfg, result.out).record
     finally:
         if own:
             cls.predict = original

@@ -1,14 +1,22 @@
-"""Where a run's cohorts come from: a folder on disk, or the simulator (built once, then cached)."""
+"""Where a run's cohorts come from: a folder on disk, or the simulator (built once, then cached).
+
+:func:`open_dataset` is how both entry points (``benchmark/run.py``, the throughput tool) get
+their data: resolve the root, scan it (a malformed cohort fails here, naming file and row),
+then load the blinded cohort views with their outcomes.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from benchmark.cohort import LabelledCohort
 
 
 def simulated_root(profile: Mapping[str, Any], seed: int, cache_dir: Path) -> Path:
@@ -48,3 +56,48 @@ def resolve_root(data: Mapping[str, Any], cache_dir: Path, workers: int = 1) -> 
                 simulate(profile, seed, root, workers=workers)
         return root
     raise ValueError(f"data.source must be 'simulated' or 'folder', got {source!r}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A scanned dataset: its root, content fingerprint, and where its caches live."""
+
+    root: Path
+    fingerprint: str
+    cache_dir: Path
+
+    @property
+    def view_dir(self) -> Path:
+        """The blinded image views of this dataset's content (image files only, no tables)."""
+        return self.cache_dir / "views" / self.fingerprint.removeprefix("sha256:")[:16]
+
+    def load(self, names: Iterable[str]) -> dict[str, LabelledCohort]:
+        """The cohorts ``names``: blinded views plus their outcomes."""
+        from benchmark.data import layout
+
+        return {
+            name: LabelledCohort(
+                *layout.load(self.root, name, view_dir=self.view_dir, cache_dir=self.cache_dir)
+            )
+            for name in names
+        }
+
+    def truth(self, name: str) -> Any:
+        """The simulator's truth of cohort ``name`` (None for data from a folder)."""
+        from benchmark.data import layout
+
+        return layout.load_truth(self.root, name)
+
+
+def open_dataset(
+    data: Mapping[str, Any], names: Iterable[str], cache_dir: Path, workers: int = 1
+) -> Dataset:
+    """Resolve the ``data`` config node and scan cohorts ``names``; raise on any problem."""
+    from benchmark.data import layout
+
+    cache_dir = Path(cache_dir)
+    root = resolve_root(data, cache_dir, workers=workers)
+    scan = layout.scan(root, list(names), progress=True, cache_dir=cache_dir)
+    if scan.problems:
+        raise layout.CohortError(scan.problems, root)
+    return Dataset(root, scan.fingerprint, cache_dir)

@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.cohort import Cohort
-from benchmark.protocol import LabelledCohort
+from benchmark.cohort import Cohort, LabelledCohort
 from benchmark.throughput import stream as streams
 from benchmark.throughput.gate import gate_inputs
 from benchmark.throughput.modes import Mode

@@ -30,7 +30,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 
 
 class TemplateModel(Submission):
@@ -64,7 +64,9 @@ class TemplateModel(Submission):
         )[["total_volume_log", "n_lesions"]]
         return burden.join(self.encoder_.transform(cohort.patients))
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> TemplateModel:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> TemplateModel:
         lesions = self.features(cohort)  # one row per lesion (index lesion_id), float columns
         self.columns_ = list(lesions.columns)
         y = outcomes.lesion_pd.loc[lesions.index].to_numpy()

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 
 SITES = ("lung", "lymph_node", "liver", "adrenal", "bone", "pleura", "brain", "other")
 
@@ -91,7 +91,9 @@ class GradientBoostedLesionPD(Submission):
         parts.append(patient.loc[lesions["patient_id"]].set_axis(lesions.index))
         return pd.concat(parts, axis=1)
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> GradientBoostedLesionPD:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> GradientBoostedLesionPD:
         if self.clinical:
             self.encoder_ = ClinicalEncoder(self.clinical, self.pdl1_coding).fit(cohort.patients)
         x = self._design(cohort)

@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import Predictions, Submission
+from benchmark.submission import FitContext, Predictions, Submission
 from submissions.peritumoral_radiomics.rings import ring_cohort
 
 
@@ -66,7 +66,9 @@ class PeritumoralRadiomicsForest(Submission):
             parts.append(self.ring_features(rings).add_prefix(f"ring{inner:g}-{outer:g}mm_"))
         return pd.concat(parts, axis=1)
 
-    def fit(self, cohort: Cohort, outcomes: Outcomes) -> PeritumoralRadiomicsForest:
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> PeritumoralRadiomicsForest:
         x = self._design(cohort)
         self.columns_ = list(x.columns)
         self.forest_ = RandomForestClassifier(
