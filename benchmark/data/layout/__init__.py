@@ -18,9 +18,10 @@ Loaded tables are sorted by id, and the fingerprint hashes the tables sorted the
 the row order of a CSV file changes neither the fingerprint nor anything computed downstream.
 
 One concept per module: :mod:`.names` (files, folders, required columns), :mod:`.problems`,
-:mod:`.tables` (CSV reading), :mod:`.rows` (row checks), :mod:`.images` (NIfTI reading and
-its per-file cache), :mod:`.scanning` (the one pass and the fingerprint), :mod:`.frames`
-(records to pandas), :mod:`.views` (the folder of links); this module holds the public API.
+:mod:`.tables` (CSV reading), :mod:`.rows` (row checks), :mod:`.images` (NIfTI reading, its
+per-file cache, image/mask geometry), :mod:`.scanning` (the one pass and the fingerprint),
+:mod:`.frames` (records to pandas), :mod:`.views` (the folder of links); this module holds the
+public API. Each module's public names are what the others use; its ``_names`` stay inside it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.cohort import COHORTS, Cohort, Outcomes, Truth
-from benchmark.data.layout.frames import _frames
+from benchmark.data.layout.frames import to_frames
 from benchmark.data.layout.images import CACHE_VERSION, GEOMETRY_RTOL
 from benchmark.data.layout.names import (
     IMAGES,
@@ -45,11 +46,11 @@ from benchmark.data.layout.names import (
     TRUTH_LESION_COLUMNS,
     TRUTH_PATIENT_COLUMNS,
 )
-from benchmark.data.layout.problems import CohortError, Problem, _Problems
-from benchmark.data.layout.rows import _check_truth
-from benchmark.data.layout.scanning import FINGERPRINT_VERSION, Scan, _check_cohorts, scan
-from benchmark.data.layout.tables import _read_table
-from benchmark.data.layout.views import _build_view, _check_view_dir
+from benchmark.data.layout.problems import CohortError, Problem, Problems
+from benchmark.data.layout.rows import check_truth
+from benchmark.data.layout.scanning import FINGERPRINT_VERSION, Scan, check_cohorts, scan
+from benchmark.data.layout.tables import read_table
+from benchmark.data.layout.views import build_view, check_view_dir
 
 __all__ = [
     "CACHE_VERSION",
@@ -123,20 +124,20 @@ def load(
     while its files are those of the dataset. Nothing is created when the cohort is invalid.
     """
     root, view_dir = Path(root), Path(view_dir)
-    (name,) = _check_cohorts(cohort)
-    _check_view_dir(root, view_dir)
+    (name,) = check_cohorts(cohort)
+    check_view_dir(root, view_dir)
     result = scan(root, (name,), progress=progress, cache_dir=cache_dir, workers=workers)
     if result.problems:
         raise CohortError(result.problems, root)
-    detail = result._detail[name]
-    patients, lesions, outcomes = _frames(detail)
+    detail = result.detail[name]
+    patients, lesions, outcomes = to_frames(detail)
     pids = list(patients.index)
     expected = {
         f"{sub}/{pid}{SUFFIX}": files[pid]
         for sub, files in ((IMAGES, detail.images), (MASKS, detail.masks))
         for pid in pids
     }
-    folder = _build_view(view_dir, name, expected)
+    folder = build_view(view_dir, name, expected)
     cohort_view = Cohort(
         name=name,
         patients=patients,
@@ -155,13 +156,13 @@ def load_truth(root: Path, cohort: str) -> Truth | None:
     problems raises :class:`CohortError`.
     """
     root = Path(root)
-    (name,) = _check_cohorts(cohort)
+    (name,) = check_cohorts(cohort)
     folder = root / name / TRUTH
     lesion_path, patient_path = folder / LESIONS_CSV, folder / PATIENTS_CSV
     if not lesion_path.is_file() and not patient_path.is_file():
         return None
-    problems = _Problems()
-    _check_truth(root / name, name, None, None, problems)
+    problems = Problems()
+    check_truth(root / name, name, None, None, problems)
     if problems:
         raise CohortError(problems, root)
 
@@ -171,7 +172,7 @@ def load_truth(root: Path, cohort: str) -> Truth | None:
                 {c: pd.Series(dtype=float) for c in columns[1:]},
                 index=pd.Index([], dtype=str, name=columns[0]),
             )
-        table = _read_table(path, "", columns, _Problems())
+        table = read_table(path, "", columns, Problems())
         assert table is not None
         rows = sorted(table.rows, key=lambda r: r[columns[0]])
         return pd.DataFrame(

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.cohort import Outcomes
-from benchmark.data.layout.scanning import _CohortScan
+from benchmark.data.layout.scanning import CohortScan
 
 
-def _frames(scan: _CohortScan) -> tuple[pd.DataFrame, pd.DataFrame, Outcomes]:
+def to_frames(scan: CohortScan) -> tuple[pd.DataFrame, pd.DataFrame, Outcomes]:
+    """The patients and lesions frames of the blinded cohort, and its outcomes, sorted by id."""
     pids = sorted(scan.patients)
     lids = sorted(scan.lesions)
     p = [scan.patients[pid] for pid in pids]

@@ -1,7 +1,8 @@
 """NIfTI images and masks, each read fully once: content key, geometry, labels, own issues.
 
 Every voxel is read (ITK would pass a truncated file as zeros), so the results are cached per
-file, keyed by path, size and mtime. Image/mask geometry is compared here too.
+file, keyed by path, size and mtime. Image/mask geometry is compared here too
+(:func:`geometry_mismatches`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ CACHE_VERSION = "layout-v1"
 GEOMETRY_RTOL = 1e-4
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     """A file that cannot be read as NIfTI; the message says why."""
 
 
 @dataclass(frozen=True)
-class _FileInfo:
+class FileInfo:
+    """What one full read of a NIfTI file yields; the scan checks and fingerprints from it."""
+
     key: str  # sha256 of geometry + pixel type + voxel bytes
     geometry: dict[str, Any]  # dimension, size, spacing, origin, direction, pixel_type, components
     labels: tuple[int, ...] | None  # the mask's non-zero labels (None for an image)
@@ -47,7 +50,7 @@ class _FileInfo:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _FileInfo:
+    def from_json(cls, data: dict[str, Any]) -> FileInfo:
         labels = data["labels"]
         return cls(
             data["key"],
@@ -96,10 +99,10 @@ def _check_stream(path: Path) -> None:
                     while chunk := stream.read(1 << 22):
                         total += len(chunk)
             except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-                raise _Unreadable(f"corrupt or truncated gzip data ({err})") from err
+                raise Unreadable(f"corrupt or truncated gzip data ({err})") from err
     expected = _nifti_expected_bytes(head)
     if expected is not None and total < expected:
-        raise _Unreadable(
+        raise Unreadable(
             f"truncated: {total} bytes of NIfTI data where its header needs {expected}"
         )
 
@@ -142,7 +145,7 @@ def _labels(array: np.ndarray, issues: list[str]) -> tuple[int, ...]:
     return tuple(int(v) for v in found if v > 0)
 
 
-def _read_nifti(path: Path, is_mask: bool) -> _FileInfo:
+def _read_nifti(path: Path, is_mask: bool) -> FileInfo:
     """Read one image or mask fully: its content key, geometry, labels and own issues."""
     import SimpleITK as sitk
 
@@ -153,7 +156,7 @@ def _read_nifti(path: Path, is_mask: bool) -> _FileInfo:
     try:
         image = reader.Execute()
     except RuntimeError as err:
-        raise _Unreadable(f"cannot read as NIfTI ({_itk_message(err)})") from err
+        raise Unreadable(f"cannot read as NIfTI ({_itk_message(err)})") from err
     geometry = {
         "dimension": image.GetDimension(),
         "size": list(image.GetSize()),
@@ -175,11 +178,14 @@ def _read_nifti(path: Path, is_mask: bool) -> _FileInfo:
     labels = None
     if is_mask:
         labels = _labels(array, issues) if geometry["components"] == 1 else ()
-    return _FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues))
+    return FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues))
 
 
-class _FileCache:
-    """Per-file results in ``<cache_dir>/layout-v1/``, keyed by (absolute path, size, mtime_ns)."""
+class FileCache:
+    """Per-file results in ``<cache_dir>/layout-v1/``, keyed by (absolute path, size, mtime_ns).
+
+    The scan reads every file through it (``read``), so an unchanged file is not read again.
+    """
 
     def __init__(self, cache_dir: Path | None) -> None:
         self.folder = None if cache_dir is None else Path(cache_dir) / CACHE_VERSION
@@ -197,13 +203,13 @@ class _FileCache:
         name = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
         return self.folder / f"{name}.json", ident
 
-    def read(self, path: Path, is_mask: bool) -> _FileInfo:
+    def read(self, path: Path, is_mask: bool) -> FileInfo:
         entry = self._entry(path, is_mask)
         if entry is not None:
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 data = json.loads(entry[0].read_text())
                 if data["ident"] == entry[1]:
-                    return _FileInfo.from_json(data["info"])
+                    return FileInfo.from_json(data["info"])
         info = _read_nifti(path, is_mask)
         if entry is not None:
             self._write(entry[0], {"ident": entry[1], "info": info.to_json()})
@@ -212,6 +218,26 @@ class _FileCache:
     def _write(self, target: Path, data: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a read-only cache only costs speed
             write_atomic(target, json.dumps(data))
+
+
+def geometry_mismatches(image: FileInfo, mask: FileInfo, image_rel: str) -> list[str]:
+    """How a mask's grid differs from its image's (``image_rel`` names the image); [] if alike."""
+    a, b = image.geometry, mask.geometry
+    messages = []
+    if a["size"] != b["size"]:
+        messages.append(
+            f"size {tuple(b['size'])} differs from the image's "
+            f"{tuple(a['size'])} ({image_rel}); expected mask and image on the "
+            "same grid"
+        )
+    for attr in ("spacing", "origin", "direction"):
+        if _differs(a[attr], b[attr]):
+            messages.append(
+                f"{attr} {_fmt(b[attr])} differs from the image's "
+                f"{_fmt(a[attr])} ({image_rel}); expected mask and image to "
+                "share size, spacing, origin and direction"
+            )
+    return messages
 
 
 def _differs(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -48,8 +48,8 @@ class CohortError(ValueError):
         super().__init__("\n".join([head + ":", *map(str, self.problems)]))
 
 
-class _Problems(list):
-    """A list of :class:`Problem` with a shorthand to add one."""
+class Problems(list):
+    """A list of :class:`Problem` with a shorthand to add one: what every check reports into."""
 
     def add(
         self,
@@ -62,7 +62,8 @@ class _Problems(list):
         self.append(Problem(file, message, row, column, id))
 
 
-def _some(values: Sequence[Any]) -> str:
+def some_of(values: Sequence[Any]) -> str:
+    """The first few ``values`` joined, then how many more: keeps a problem's message short."""
     shown = ", ".join(str(v) for v in values[:_LIST_AT_MOST])
     more = len(values) - _LIST_AT_MOST
     return shown + (f" (and {more} more)" if more > 0 else "")

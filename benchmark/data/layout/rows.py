@@ -18,8 +18,8 @@ from benchmark.data.layout.names import (
     TRUTH_LESION_COLUMNS,
     TRUTH_PATIENT_COLUMNS,
 )
-from benchmark.data.layout.problems import _Problems, _some
-from benchmark.data.layout.tables import _read_table, _Table
+from benchmark.data.layout.problems import Problems, some_of
+from benchmark.data.layout.tables import Table, read_table
 
 
 def _number(text: str) -> float | None:
@@ -52,7 +52,9 @@ def _show(value: str) -> str:
 
 
 @dataclass
-class _Patient:
+class PatientRecord:
+    """A patient row's values that passed their checks (None: blank or bad), with its line."""
+
     line: int
     arm: str | None = None
     pdl1_tps: float | None = None
@@ -66,7 +68,9 @@ class _Patient:
 
 
 @dataclass
-class _Lesion:
+class LesionRecord:
+    """A lesion row's values that passed their checks (None: blank or bad), with its line."""
+
     line: int
     patient_id: str | None = None
     mask_label: int | None = None
@@ -75,7 +79,7 @@ class _Lesion:
     pd: int | None = None
 
 
-def _check_ids(table: _Table, column: str, what: str, problems: _Problems) -> dict[str, int]:
+def _check_ids(table: Table, column: str, what: str, problems: Problems) -> dict[str, int]:
     """Report empty, unusable and duplicate ids; return the first line of each usable id."""
     first: dict[str, int] = {}
     if not table.has(column):
@@ -104,15 +108,16 @@ def _check_ids(table: _Table, column: str, what: str, problems: _Problems) -> di
     return first
 
 
-def _check_patients(table: _Table, problems: _Problems) -> dict[str, _Patient]:
+def check_patients(table: Table, problems: Problems) -> dict[str, PatientRecord]:
+    """Check the patient table; the records by id (first row of each id)."""
     rel = table.file
     if not table.rows:
         problems.add(rel, "no patient rows; expected one row per patient under the header")
     first = _check_ids(table, "patient_id", "patient", problems)
-    patients: dict[str, _Patient] = {}
+    patients: dict[str, PatientRecord] = {}
     for row, line in zip(table.rows, table.lines, strict=True):
         pid = row.get("patient_id") or None
-        rec = _Patient(line)
+        rec = PatientRecord(line)
         if pid is not None and first.get(pid) == line:
             patients[pid] = rec
         if line in table.ragged:
@@ -189,9 +194,9 @@ def _check_patients(table: _Table, problems: _Problems) -> dict[str, _Patient]:
     return patients
 
 
-def _check_lesions(
-    table: _Table, patients: dict[str, _Patient] | None, problems: _Problems
-) -> tuple[dict[str, _Lesion], set[str], dict[str, set[int]]]:
+def check_lesions(
+    table: Table, patients: dict[str, PatientRecord] | None, problems: Problems
+) -> tuple[dict[str, LesionRecord], set[str], dict[str, set[int]]]:
     """Check the lesion table.
 
     Returns the lesions by id (first row of each id), the patients with a row of bad or repeated
@@ -199,12 +204,12 @@ def _check_lesions(
     """
     rel = table.file
     first = _check_ids(table, "lesion_id", "lesion", problems)
-    lesions: dict[str, _Lesion] = {}
+    lesions: dict[str, LesionRecord] = {}
     unlabelled: set[str] = set()
     labels_seen: dict[tuple[str, int], tuple[str, int]] = {}
     for row, line in zip(table.rows, table.lines, strict=True):
         lid = row.get("lesion_id") or None
-        rec = _Lesion(line)
+        rec = LesionRecord(line)
         if lid is not None and first.get(lid) == line:
             lesions[lid] = rec
         if line in table.ragged:
@@ -269,12 +274,12 @@ def _check_lesions(
     return lesions, unlabelled, claimed
 
 
-def _check_truth(
+def check_truth(
     cohort_dir: Path,
     cohort: str,
     lesion_ids: set[str] | None,
     patient_ids: set[str] | None,
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     """Check the optional truth tables: columns, ids (known, unique, complete) and values."""
     specs = (
@@ -286,7 +291,7 @@ def _check_truth(
         if not path.is_file():
             continue
         rel = f"{cohort}/{TRUTH}/{name}"
-        table = _read_table(path, rel, columns, problems)
+        table = read_table(path, rel, columns, problems)
         if table is None:
             continue
         first = _check_ids(table, columns[0], what, problems)
@@ -328,6 +333,6 @@ def _check_truth(
                 problems.add(
                     rel,
                     f"no truth for {len(missing)} {what}"
-                    f"{'' if len(missing) == 1 else 's'}: {_some(missing)}; expected one "
+                    f"{'' if len(missing) == 1 else 's'}: {some_of(missing)}; expected one "
                     f"row per {what} of {cohort}/{name}",
                 )

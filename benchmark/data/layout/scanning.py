@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.cohort import COHORTS
-from benchmark.data.layout.images import _differs, _FileCache, _FileInfo, _fmt, _Unreadable
+from benchmark.data.layout.images import FileCache, FileInfo, Unreadable, geometry_mismatches
 from benchmark.data.layout.names import (
     IMAGES,
     LESION_REQUIRED,
@@ -25,30 +25,32 @@ from benchmark.data.layout.names import (
     PATIENTS_CSV,
     SUFFIX,
 )
-from benchmark.data.layout.problems import Problem, _Problems, _some
+from benchmark.data.layout.problems import Problem, Problems, some_of
 from benchmark.data.layout.rows import (
-    _check_lesions,
-    _check_patients,
-    _check_truth,
-    _Lesion,
-    _Patient,
+    LesionRecord,
+    PatientRecord,
+    check_lesions,
+    check_patients,
+    check_truth,
 )
-from benchmark.data.layout.tables import _canonical_table, _read_table, _Table
+from benchmark.data.layout.tables import Table, canonical_table, read_table
 
 FINGERPRINT_VERSION = "nsclc-io-bench/dataset/v1"
 
 
 @dataclass
-class _CohortScan:
+class CohortScan:
+    """What the pass found in one cohort: tables, checked records, files; what :func:`load` uses."""
+
     name: str
     folder: Path
-    patients_table: _Table | None = None
-    lesions_table: _Table | None = None
-    patients: dict[str, _Patient] = field(default_factory=dict)
-    lesions: dict[str, _Lesion] = field(default_factory=dict)
+    patients_table: Table | None = None
+    lesions_table: Table | None = None
+    patients: dict[str, PatientRecord] = field(default_factory=dict)
+    lesions: dict[str, LesionRecord] = field(default_factory=dict)
     images: dict[str, Path] = field(default_factory=dict)
     masks: dict[str, Path] = field(default_factory=dict)
-    files: dict[Path, _FileInfo] = field(default_factory=dict)
+    files: dict[Path, FileInfo] = field(default_factory=dict)
     unlabelled: set[str] = field(default_factory=set)  # patients with a lesion row of bad label
     claimed: dict[str, set[int]] = field(default_factory=dict)  # labels some lesion row names
 
@@ -66,10 +68,12 @@ class Scan:
     problems: list[Problem]
     fingerprint: str | None  # None when there are problems
     counts: dict[str, tuple[int, int]]  # cohort -> (patients, lesions) as parsed
-    _detail: dict[str, _CohortScan] = field(repr=False, compare=False, default_factory=dict)
+    # cohort -> what the pass found there, which loading builds the cohort from
+    detail: dict[str, CohortScan] = field(repr=False, compare=False, default_factory=dict)
 
 
-def _check_cohorts(cohorts: Sequence[str] | str) -> tuple[str, ...]:
+def check_cohorts(cohorts: Sequence[str] | str) -> tuple[str, ...]:
+    """The named cohorts in canonical order; ValueError for an unknown one or none."""
     names = (cohorts,) if isinstance(cohorts, str) else tuple(cohorts)
     unknown = [n for n in names if n not in COHORTS]
     if unknown or not names:
@@ -79,7 +83,7 @@ def _check_cohorts(cohorts: Sequence[str] | str) -> tuple[str, ...]:
 
 
 def _list_files(
-    folder: Path, rel: str, what: str, patients: dict[str, _Patient] | None, problems: _Problems
+    folder: Path, rel: str, what: str, patients: dict[str, PatientRecord] | None, problems: Problems
 ) -> tuple[dict[str, Path], set[str]]:
     """The ``<id>.nii.gz`` files of a folder, and the ids whose file another file shadows.
 
@@ -119,9 +123,9 @@ def _list_files(
     return {pid: path for pid, path in found.items() if pid not in shadowed}, shadowed
 
 
-def _scan_tables(root: Path, cohort: str, problems: _Problems) -> _CohortScan:
+def _scan_tables(root: Path, cohort: str, problems: Problems) -> CohortScan:
     folder = root / cohort
-    scan = _CohortScan(cohort, folder)
+    scan = CohortScan(cohort, folder)
     if not folder.is_dir():
         problems.add(
             f"{cohort}/",
@@ -130,20 +134,20 @@ def _scan_tables(root: Path, cohort: str, problems: _Problems) -> _CohortScan:
         )
         return scan
     before = len(problems)
-    scan.patients_table = _read_table(
+    scan.patients_table = read_table(
         folder / PATIENTS_CSV, f"{cohort}/{PATIENTS_CSV}", PATIENT_REQUIRED, problems
     )
-    patients: dict[str, _Patient] | None = None  # None: the patient ids are not known
+    patients: dict[str, PatientRecord] | None = None  # None: the patient ids are not known
     if scan.patients_table is not None:
-        scan.patients = _check_patients(scan.patients_table, problems)
+        scan.patients = check_patients(scan.patients_table, problems)
         if scan.patients_table.has("patient_id"):
             patients = scan.patients
     patients_clean, before = len(problems) == before, len(problems)
-    scan.lesions_table = _read_table(
+    scan.lesions_table = read_table(
         folder / LESIONS_CSV, f"{cohort}/{LESIONS_CSV}", LESION_REQUIRED, problems
     )
     if scan.lesions_table is not None:
-        scan.lesions, scan.unlabelled, scan.claimed = _check_lesions(
+        scan.lesions, scan.unlabelled, scan.claimed = check_lesions(
             scan.lesions_table, patients, problems
         )
     lesions_clean = len(problems) == before
@@ -168,7 +172,7 @@ def _scan_tables(root: Path, cohort: str, problems: _Problems) -> _CohortScan:
                     )
         target.update(found)
     # The truth's ids are checked against tables without problems only (no echo of those).
-    _check_truth(
+    check_truth(
         folder,
         cohort,
         set(scan.lesions) if lesions_clean else None,
@@ -178,10 +182,10 @@ def _scan_tables(root: Path, cohort: str, problems: _Problems) -> _CohortScan:
     return scan
 
 
-def _check_files(scan: _CohortScan, problems: _Problems) -> None:
+def _check_files(scan: CohortScan, problems: Problems) -> None:
     """Per patient: image/mask geometry agree, and mask labels match the lesion rows."""
     cohort = scan.name
-    by_patient: dict[str, list[tuple[str, _Lesion]]] = {}
+    by_patient: dict[str, list[tuple[str, LesionRecord]]] = {}
     for lid, lesion in scan.lesions.items():
         if lesion.patient_id is not None:
             by_patient.setdefault(lesion.patient_id, []).append((lid, lesion))
@@ -190,24 +194,8 @@ def _check_files(scan: _CohortScan, problems: _Problems) -> None:
         mask = scan.files.get(scan.masks.get(pid))  # type: ignore[arg-type]
         image_rel, mask_rel = f"{cohort}/{IMAGES}/{pid}{SUFFIX}", f"{cohort}/{MASKS}/{pid}{SUFFIX}"
         if image is not None and mask is not None:
-            a, b = image.geometry, mask.geometry
-            if a["size"] != b["size"]:
-                problems.add(
-                    mask_rel,
-                    f"size {tuple(b['size'])} differs from the image's "
-                    f"{tuple(a['size'])} ({image_rel}); expected mask and image on the "
-                    "same grid",
-                    id=pid,
-                )
-            for attr in ("spacing", "origin", "direction"):
-                if _differs(a[attr], b[attr]):
-                    problems.add(
-                        mask_rel,
-                        f"{attr} {_fmt(b[attr])} differs from the image's "
-                        f"{_fmt(a[attr])} ({image_rel}); expected mask and image to "
-                        "share size, spacing, origin and direction",
-                        id=pid,
-                    )
+            for message in geometry_mismatches(image, mask, image_rel):
+                problems.add(mask_rel, message, id=pid)
         if mask is None or mask.labels is None:
             continue
         present = set(mask.labels)
@@ -218,7 +206,7 @@ def _check_files(scan: _CohortScan, problems: _Problems) -> None:
                     f"{cohort}/{LESIONS_CSV}",
                     f"mask_label {lesion.mask_label} is not "
                     f"in the mask {mask_rel} (labels present: "
-                    f"{_some(sorted(present)) or 'none'})",
+                    f"{some_of(sorted(present)) or 'none'})",
                     lesion.line,
                     "mask_label",
                     lid,
@@ -229,7 +217,7 @@ def _check_files(scan: _CohortScan, problems: _Problems) -> None:
         if orphans and scan.lesions_table is not None and scan.lesions_table.has("mask_label"):
             problems.add(
                 mask_rel,
-                f"label{'' if len(orphans) == 1 else 's'} {_some(orphans)} "
+                f"label{'' if len(orphans) == 1 else 's'} {some_of(orphans)} "
                 f"in the mask {'has' if len(orphans) == 1 else 'have'} no row in "
                 f"{cohort}/{LESIONS_CSV}; expected one lesion row per label",
                 id=pid,
@@ -252,8 +240,8 @@ def scan(
     from tqdm.auto import tqdm
 
     root = Path(root)
-    names = _check_cohorts(cohorts)
-    problems = _Problems()
+    names = check_cohorts(cohorts)
+    problems = Problems()
     if not root.is_dir():
         problems.add(
             ".",
@@ -262,23 +250,23 @@ def scan(
         )
         return Scan(root, names, list(problems), None, {})
 
-    scans: dict[str, _CohortScan] = {}
-    per_cohort: dict[str, _Problems] = {}
+    scans: dict[str, CohortScan] = {}
+    per_cohort: dict[str, Problems] = {}
     jobs: list[tuple[str, str, Path, bool]] = []  # cohort, pid, path, is_mask
     for name in names:
-        per_cohort[name] = _Problems()
+        per_cohort[name] = Problems()
         scans[name] = _scan_tables(root, name, per_cohort[name])
         for pid in sorted(set(scans[name].images) | set(scans[name].masks)):
             for source, is_mask in ((scans[name].images, False), (scans[name].masks, True)):
                 if pid in source:
                     jobs.append((name, pid, source[pid], is_mask))
 
-    cache = _FileCache(cache_dir)
+    cache = FileCache(cache_dir)
 
-    def read(job: tuple[str, str, Path, bool]) -> _FileInfo | str:
+    def read(job: tuple[str, str, Path, bool]) -> FileInfo | str:
         try:
             return cache.read(job[2], job[3])
-        except _Unreadable as err:
+        except Unreadable as err:
             return str(err)
         except OSError as err:
             return f"cannot read: {err.strerror or err}"
@@ -327,13 +315,13 @@ def _map(func: Callable[[Any], Any], items: list[Any], workers: int | None, bar:
     return out
 
 
-def _fingerprint(scans: dict[str, _CohortScan]) -> str:
+def _fingerprint(scans: dict[str, CohortScan]) -> str:
     content = {"version": FINGERPRINT_VERSION, "cohorts": []}
     for name, scan in scans.items():
         assert scan.patients_table is not None and scan.lesions_table is not None
         tables = {
-            PATIENTS_CSV: _canonical_table(scan.patients_table, "patient_id"),
-            LESIONS_CSV: _canonical_table(scan.lesions_table, "lesion_id"),
+            PATIENTS_CSV: canonical_table(scan.patients_table, "patient_id"),
+            LESIONS_CSV: canonical_table(scan.lesions_table, "lesion_id"),
         }
         content["cohorts"].append(
             {

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.data.layout.problems import _Problems
+from benchmark.data.layout.problems import Problems
 
 
 @dataclass
-class _Table:
+class Table:
+    """One CSV table as read: stripped cells with their editor lines, for the row checks."""
+
     file: str  # relative to the root
     columns: list[str]
     header_line: int
@@ -28,9 +30,7 @@ class _Table:
         return column in self.columns
 
 
-def _read_table(
-    path: Path, rel: str, required: Sequence[str], problems: _Problems
-) -> _Table | None:
+def read_table(path: Path, rel: str, required: Sequence[str], problems: Problems) -> Table | None:
     """Parse a CSV file into stripped string cells with the editor line of every row.
 
     ``required[0]`` is the table's id column (named in the problem of a row of wrong width).
@@ -105,10 +105,10 @@ def _read_table(
             ragged.add(line)
         rows.append(row)
         lines.append(line)
-    return _Table(rel, columns, header_line, rows, lines, ragged)
+    return Table(rel, columns, header_line, rows, lines, ragged)
 
 
-def _canonical_table(table: _Table, key: str) -> bytes:
+def canonical_table(table: Table, key: str) -> bytes:
     """The table as content: columns sorted by name, rows sorted by id, cells stripped."""
     order = sorted(range(len(table.columns)), key=lambda i: (table.columns[i], i))
     names = [table.columns[i] for i in order]

@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmark.data.layout.names import IMAGES, LESIONS_CSV, MASKS, PATIENTS_CSV
 
 
-def _check_view_dir(root: Path, view_dir: Path) -> None:
+def check_view_dir(root: Path, view_dir: Path) -> None:
     """The view must not lie where walking up from it reaches a table with labels."""
     view, data = view_dir.resolve(), root.resolve()
     if view == data or view.is_relative_to(data):
@@ -63,7 +63,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _build_view(view_dir: Path, cohort: str, expected: dict[str, Path]) -> Path:
+def build_view(view_dir: Path, cohort: str, expected: dict[str, Path]) -> Path:
     """``view_dir/<cohort>`` holding exactly ``expected`` (relative name -> source file)."""
     from filelock import FileLock
 

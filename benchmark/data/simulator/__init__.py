@@ -52,7 +52,8 @@ One concept per module: :mod:`.profiles` (conf/data profiles), :mod:`.streams` (
 generator version), :mod:`.latent` (covariates and lesion biology), :mod:`.outcomes` (PD and event
 times, calibrated), :mod:`.tables` (one cohort's tables), :mod:`.grid`, :mod:`.phantom`,
 :mod:`.lesions` (shape and drawing), :mod:`.placement`, :mod:`.render` (one patient's CT and
-mask), :mod:`.write` (the dataset folder).
+mask), :mod:`.write` (the dataset folder). Each module's public names are what the others use;
+its ``_names`` stay inside it.
 """
 
 from benchmark.data.simulator.phantom import ANATOMY_LABELS

@@ -12,16 +12,19 @@ from typing import Any
 import numpy as np
 
 
-def _grid_of(acquisition: Mapping[str, Any], fov_mm: Sequence[float]) -> dict[str, Any]:
+def grid_of(acquisition: Mapping[str, Any], fov_mm: Sequence[float]) -> dict[str, Any]:
+    """Shape, origin and spacing as plain values: what the tables record of the grid."""
     spacing = [float(s) for s in acquisition["spacing_mm"]]
     shape = [int(math.ceil(f / s - 1e-9)) for f, s in zip(fov_mm, spacing, strict=True)]
     origin = [-(shape[0] - 1) * spacing[0] / 2.0, -(shape[1] - 1) * spacing[1] / 2.0, 0.0]
     return {"shape": shape, "origin": origin, "spacing_mm": spacing}
 
 
-class _Grid:
+class Grid:
+    """The grid as arrays (voxel centres, bounds, index lookups): what drawing works on."""
+
     def __init__(self, acquisition: Mapping[str, Any], fov_mm: Sequence[float]):
-        g = _grid_of(acquisition, fov_mm)
+        g = grid_of(acquisition, fov_mm)
         self.nx, self.ny, self.nz = g["shape"]
         self.spacing = np.array(g["spacing_mm"])  # x, y, z
         self.origin = np.array(g["origin"])

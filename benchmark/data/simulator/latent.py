@@ -21,10 +21,13 @@ def _probs(values: Sequence[float]) -> np.ndarray:
     return p / p.sum()
 
 
-def _draw_latent(
+def draw_latent(
     rng: np.random.Generator, arms: np.ndarray, cfg: Mapping[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Covariates and lesion biology (no outcome yet) for patients with the given arms."""
+    """Covariates and lesion biology (no outcome yet) for patients with the given arms.
+
+    Drawn alike for a dataset's cohort and for the calibration's reference cohort.
+    """
     n = len(arms)
     sabr = arms == "io+sabr"
     cl, pl, les, agg, app, peri = (

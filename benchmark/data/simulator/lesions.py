@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from benchmark.data.simulator.grid import _Grid
+from benchmark.data.simulator.grid import Grid
 from benchmark.data.simulator.phantom import (
     ADRENAL,
     CORTEX,
@@ -29,7 +29,8 @@ from benchmark.data.simulator.phantom import (
     VESSEL,
 )
 
-_PLEURA_FLATTEN = 0.7  # a pleural lesion is a lens, this flat along the wall normal
+# A pleural lesion is a lens, this flat along the wall normal (drawing and placement agree on it).
+PLEURA_FLATTEN = 0.7
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-class _Shape:
+class Shape:
     """The surface of one lesion: radius as a function of direction (lobulated, spiculated)."""
 
     def __init__(self, rng: np.random.Generator, lesion: Mapping[str, Any]):
@@ -129,14 +130,14 @@ def _draw_margin(
     lab[lungish | fatty | solid | bony] = HALO
 
 
-def _draw_lesion(
+def draw_lesion(
     rng: np.random.Generator,
-    grid: _Grid,
+    grid: Grid,
     hu: np.ndarray,
     lab: np.ndarray,
     mask: np.ndarray,
     lesion: Mapping[str, Any],
-    shape: _Shape,
+    shape: Shape,
     centre: np.ndarray,
     normal: np.ndarray | None,
     peritumoral: bool = True,
@@ -158,7 +159,7 @@ def _draw_lesion(
     d = np.stack(np.broadcast_arrays(dx, dy, dz), axis=-1)
     if normal is not None:  # lens: distances along the normal count 1/f times
         along = d @ normal
-        d = d + (1.0 / _PLEURA_FLATTEN - 1.0) * along[..., None] * normal
+        d = d + (1.0 / PLEURA_FLATTEN - 1.0) * along[..., None] * normal
     r = np.linalg.norm(d, axis=-1)
     u = d / np.maximum(r, 1e-6)[..., None]
     radius = shape.radius(u)

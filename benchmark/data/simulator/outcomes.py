@@ -19,16 +19,21 @@ import numpy as np
 from scipy import optimize, special
 
 from benchmark.cohort import ARMS
-from benchmark.data.simulator.latent import _draw_latent
-from benchmark.data.simulator.streams import _STREAM_OUTCOMES, _STREAM_REFERENCE, _code, _rng
+from benchmark.data.simulator.latent import draw_latent
+from benchmark.data.simulator.streams import (
+    STREAM_OUTCOMES,
+    STREAM_REFERENCE,
+    cohort_code,
+    stream_rng,
+)
 
 _REFERENCE_SEED = 20260401  # the calibration draw: fixed, independent of the data seed
 _N_REFERENCE = 20000  # reference patients per arm
 MONTHS_PER_WEEK = 12.0 / 52.1775
 
 
-def _pd_logit(pat: Mapping, les: Mapping, intercept: float, cfg: Mapping) -> np.ndarray:
-    """logit p(PD) of each lesion (see the module docstring)."""
+def pd_logit(pat: Mapping, les: Mapping, intercept: float, cfg: Mapping) -> np.ndarray:
+    """logit p(PD) of each lesion given the growth intercept (calibrated here, used by the draw)."""
     p = cfg["pd"]
     i = les["pidx"]
     threshold = np.log(np.maximum(1.2, 1.0 + 5.0 / les["diameter_mm"]))
@@ -107,7 +112,9 @@ def uniforms(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 def patient_uniforms(seed: int, cohort: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`uniforms` with one stream per patient: patient ``i``'s draw depends on (seed,
     cohort, i) only."""
-    u = np.array([_rng(seed, _code(cohort), _STREAM_OUTCOMES, i).random(2) for i in range(n)])
+    u = np.array(
+        [stream_rng(seed, cohort_code(cohort), STREAM_OUTCOMES, i).random(2) for i in range(n)]
+    )
     u = np.clip(u.reshape(n, 2), 1e-12, 1 - 1e-12)
     return u[:, 0], u[:, 1]
 
@@ -118,15 +125,15 @@ def _calibration(cohort: str, settings_json: str) -> Calibration:
     scales that put each arm's median OS and PFS on the profile's ``medians``, both on one large
     reference draw of the cohort (``_N_REFERENCE`` patients per arm)."""
     cfg = json.loads(settings_json)
-    rng = _rng(_REFERENCE_SEED, _code(cohort), _STREAM_REFERENCE)
+    rng = stream_rng(_REFERENCE_SEED, cohort_code(cohort), STREAM_REFERENCE)
     arms = np.repeat(np.array(ARMS), _N_REFERENCE)
-    pat, les = _draw_latent(rng, arms, cfg)
+    pat, les = draw_latent(rng, arms, cfg)
     weight_arm = {arm: cfg["arms"].get(arm, 0) for arm in ARMS}
     total = sum(weight_arm.values())
     lesion_arm = pat["arm"][les["pidx"]]
 
     def gap(intercept: float) -> float:
-        p = special.expit(_pd_logit(pat, les, intercept, cfg))
+        p = special.expit(pd_logit(pat, les, intercept, cfg))
         mean = sum(
             weight_arm[arm] / total * p[lesion_arm == arm].mean() for arm in ARMS if weight_arm[arm]
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.data.simulator.grid import _Grid
+from benchmark.data.simulator.grid import Grid
 
 # Tissue labels of the phantom (returned by render_patient for checks; never written to disk).
 AIR, FAT, SOFT, LUNG, VESSEL, HEART, AORTA, CORTEX, MARROW, DISC, CANAL, LIVER, ADRENAL, AIRWAY = (
@@ -34,7 +34,7 @@ ANATOMY_LABELS = {
 }
 
 
-def _phantom(rng: np.random.Generator, grid: _Grid) -> tuple[np.ndarray, np.ndarray, dict]:
+def draw_phantom(rng: np.random.Generator, grid: Grid) -> tuple[np.ndarray, np.ndarray, dict]:
     """Tissue labels and noiseless HU of a thorax + upper abdomen; geometry for the placement."""
     xx, yy = grid.xs[None, :], grid.ys[:, None]  # (1, nx), (ny, 1)
     zz = grid.zs[:, None, None]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.data.simulator.grid import _Grid
-from benchmark.data.simulator.lesions import _PLEURA_FLATTEN, _Shape
+from benchmark.data.simulator.grid import Grid
+from benchmark.data.simulator.lesions import PLEURA_FLATTEN, Shape
 from benchmark.data.simulator.phantom import (
     ADRENAL,
     AIR,
@@ -50,10 +50,10 @@ _ALLOWED = {
 }
 
 
-class _Placer:
+class Placer:
     """Proposes lesion centres inside the structure of each site; keeps lesions apart."""
 
-    def __init__(self, rng: np.random.Generator, grid: _Grid, lab: np.ndarray, geometry: dict):
+    def __init__(self, rng: np.random.Generator, grid: Grid, lab: np.ndarray, geometry: dict):
         self.rng, self.grid, self.lab, self.geo = rng, grid, lab, geometry
         self.pools: dict[str, np.ndarray] = {}
         self.placed: list[tuple[np.ndarray, float]] = []  # (centre, reach incl. halo)
@@ -113,7 +113,7 @@ class _Placer:
         normal /= np.linalg.norm(normal)
         return centre, normal
 
-    def place(self, site: str, shape: _Shape, halo: float) -> tuple[np.ndarray, np.ndarray | None]:
+    def place(self, site: str, shape: Shape, halo: float) -> tuple[np.ndarray, np.ndarray | None]:
         """A centre (and lens normal for pleura) for a lesion; tries the site's structure first,
         relaxes how much of the lesion must lie in allowed tissue, then widens the search."""
         allowed, need = _ALLOWED[site]
@@ -126,7 +126,7 @@ class _Placer:
             wide = attempt >= 1200
             centre, normal = self._propose(site, shape.rmax, wide)
             if normal is not None:  # the lens sits on the pleura, partly in the chest wall
-                centre = centre + 0.3 * _PLEURA_FLATTEN * shape.r0 * normal
+                centre = centre + 0.3 * PLEURA_FLATTEN * shape.r0 * normal
             if np.any(centre - margin < self.grid.lo) or np.any(centre + margin > self.grid.hi):
                 continue
             if any(np.linalg.norm(centre - c) < reach + r + 2.0 for c, r in self.placed):
@@ -146,4 +146,4 @@ class _Placer:
 def _flatten_dirs(dirs: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Directions scaled onto the surface of a lens flattened along ``normal``."""
     along = dirs @ normal
-    return dirs - (1.0 - _PLEURA_FLATTEN) * along[:, None] * normal[None, :]
+    return dirs - (1.0 - PLEURA_FLATTEN) * along[:, None] * normal[None, :]

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from benchmark.data.simulator.grid import _Grid
-from benchmark.data.simulator.lesions import _draw_lesion, _Shape
-from benchmark.data.simulator.phantom import _phantom
-from benchmark.data.simulator.placement import _Placer
-from benchmark.data.simulator.streams import _STREAM_RENDER, _code, _rng
+from benchmark.data.simulator.grid import Grid
+from benchmark.data.simulator.lesions import Shape, draw_lesion
+from benchmark.data.simulator.phantom import draw_phantom
+from benchmark.data.simulator.placement import Placer
+from benchmark.data.simulator.streams import STREAM_RENDER, cohort_code, stream_rng
 from benchmark.data.simulator.tables import SimulatedTables
 
 _HU_RANGE = (-1024, 3071)
@@ -35,7 +35,7 @@ class RenderedPatient:
     origin: tuple[float, float, float]
 
 
-def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, acq: Mapping) -> np.ndarray:
+def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: Grid, acq: Mapping) -> np.ndarray:
     """Scanner: PSF blur (plus the slice profile in z), kernel-grained noise, offset, int16."""
     sx, sy, sz = grid.spacing
     blur = float(acq["blur_mm"])
@@ -52,19 +52,20 @@ def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, acq: Mapping
     return np.clip(np.rint(image), *_HU_RANGE).astype(np.int16)
 
 
-def _render(spec: Mapping[str, Any], peritumoral: bool = True) -> RenderedPatient:
-    code = _code(spec["cohort"])
-    rng = _rng(spec["seed"], code, _STREAM_RENDER, spec["index"])
-    grid = _Grid(spec["acquisition"], spec["fov_mm"])
-    lab, hu, geometry = _phantom(rng, grid)
+def render(spec: Mapping[str, Any], peritumoral: bool = True) -> RenderedPatient:
+    """One patient from its ``SimulatedTables.render_spec`` (small, picklable: for workers)."""
+    code = cohort_code(spec["cohort"])
+    rng = stream_rng(spec["seed"], code, STREAM_RENDER, spec["index"])
+    grid = Grid(spec["acquisition"], spec["fov_mm"])
+    lab, hu, geometry = draw_phantom(rng, grid)
     mask = np.zeros(grid.shape, np.uint8 if len(spec["lesions"]) < 256 else np.uint16)
-    placer = _Placer(rng, grid, lab, geometry)
-    shapes = [_Shape(rng, lesion) for lesion in spec["lesions"]]
+    placer = Placer(rng, grid, lab, geometry)
+    shapes = [Shape(rng, lesion) for lesion in spec["lesions"]]
     order = sorted(range(len(shapes)), key=lambda n: -shapes[n].rmax)  # largest first
     for n in order:
         lesion, shape = spec["lesions"][n], shapes[n]
         centre, normal = placer.place(lesion["site"], shape, float(lesion["halo_mm"]))
-        _draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal, peritumoral)
+        draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal, peritumoral)
     image = _acquire(rng, hu, grid, spec["acquisition"])
     return RenderedPatient(
         patient_id=spec["patient_id"],
@@ -89,4 +90,4 @@ def render_patient(
         if len(matches) != 1:
             raise KeyError(f"no patient {patient!r} in {tables.cohort}")
         patient = int(matches[0])
-    return _render(tables.render_spec(patient), peritumoral)
+    return render(tables.render_spec(patient), peritumoral)

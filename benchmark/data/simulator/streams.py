@@ -15,18 +15,22 @@ import numpy as np
 GENERATOR_NAME = "nsclc-io-bench-simulator"
 GENERATOR_VERSION = "2.0.0"  # bump whenever the output for a (profile, seed) changes
 
-_STREAM_TABLES, _STREAM_RENDER, _STREAM_REFERENCE, _STREAM_OUTCOMES = 0, 1, 2, 3
+# The stream keys: one per use of randomness, so that no two uses share draws.
+STREAM_TABLES, STREAM_RENDER, STREAM_REFERENCE, STREAM_OUTCOMES = 0, 1, 2, 3
 
 
-def _code(name: str) -> int:
+def cohort_code(name: str) -> int:
+    """A cohort name as an integer seed key (stable across runs and machines, unlike ``hash``)."""
     return zlib.crc32(name.encode())
 
 
-def _rng(*keys: int) -> np.random.Generator:
+def stream_rng(*keys: int) -> np.random.Generator:
+    """The generator of one stream: (seed, cohort code, stream key[, patient]) -> its draws."""
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
 
 
-def _check_seed(seed: int) -> int:
+def check_seed(seed: int) -> int:
+    """A data seed as an int; ValueError unless it is a non-negative integer."""
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)

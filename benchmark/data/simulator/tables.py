@@ -16,18 +16,18 @@ import pandas as pd
 from scipy import special
 
 from benchmark.cohort import ARMS
-from benchmark.data.simulator.grid import _grid_of
-from benchmark.data.simulator.latent import _draw_latent
+from benchmark.data.simulator.grid import grid_of
+from benchmark.data.simulator.latent import draw_latent
 from benchmark.data.simulator.outcomes import (
     MONTHS_PER_WEEK,
-    _pd_logit,
     calibration,
     observed_pfs,
     patient_uniforms,
+    pd_logit,
     unit_event_times,
 )
 from benchmark.data.simulator.profiles import SITES, cohort_settings, resolve_profile
-from benchmark.data.simulator.streams import _STREAM_TABLES, _check_seed, _code, _rng
+from benchmark.data.simulator.streams import STREAM_TABLES, check_seed, cohort_code, stream_rng
 
 _MIN_MONTHS = 0.05
 
@@ -69,14 +69,14 @@ class SimulatedTables:
 
 def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> SimulatedTables:
     reference = calibration(name, cfg)
-    rng = _rng(seed, _code(name), _STREAM_TABLES)
+    rng = stream_rng(seed, cohort_code(name), STREAM_TABLES)
     arms = np.concatenate([np.repeat(arm, int(cfg["arms"].get(arm, 0))) for arm in ARMS])
     arms = arms[rng.permutation(len(arms))]
     n = len(arms)
-    pat, les = _draw_latent(rng, arms, cfg)
+    pat, les = draw_latent(rng, arms, cfg)
 
     # Per-lesion PD: latent growth with logistic noise; pd ~ Bernoulli(p_pd) exactly.
-    logit = _pd_logit(pat, les, reference.pd_intercept, cfg)
+    logit = pd_logit(pat, les, reference.pd_intercept, cfg)
     p_pd = special.expit(logit)
     eps = special.logit(np.clip(les["pd_noise"], 1e-12, 1 - 1e-12))
     pd_flag = logit + eps >= 0
@@ -198,7 +198,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
             "lp_pfs": lp_pfs,
         }
     )
-    acquisition = {**copy.deepcopy(dict(cfg["acquisition"])), **_grid_of(cfg["acquisition"], fov)}
+    acquisition = {**copy.deepcopy(dict(cfg["acquisition"])), **grid_of(cfg["acquisition"], fov)}
     return SimulatedTables(
         cohort=name,
         seed=int(seed),
@@ -216,7 +216,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
 def simulate_tables(profile: Mapping[str, Any] | str, seed: int) -> dict[str, SimulatedTables]:
     """All cohorts' tables and latent variables, without images (fast: well under a second)."""
     prof = resolve_profile(profile)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     return {
         name: _simulate_cohort(name, cohort_settings(prof, name), seed, prof["fov_mm"])
         for name in prof["cohorts"]

@@ -20,8 +20,8 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from benchmark.data.simulator.profiles import resolve_profile
-from benchmark.data.simulator.render import _render
-from benchmark.data.simulator.streams import GENERATOR_NAME, GENERATOR_VERSION, _check_seed
+from benchmark.data.simulator.render import render
+from benchmark.data.simulator.streams import GENERATOR_NAME, GENERATOR_VERSION, check_seed
 from benchmark.data.simulator.tables import SimulatedTables, simulate_tables
 from benchmark.pool import run_jobs
 
@@ -36,7 +36,7 @@ def _write_nifti(array: np.ndarray, spacing, origin, path: Path) -> None:
 def _render_job(job: tuple[str, dict[str, Any]]) -> str:
     """Worker entry: render one patient and write its image and mask under the cohort folder."""
     folder, spec = Path(job[0]), job[1]
-    patient = _render(spec)
+    patient = render(spec)
     _write_nifti(
         patient.image,
         patient.spacing,
@@ -84,7 +84,7 @@ def simulate(
     ``GENERATOR_VERSION``) only; ``workers > 1`` renders patients in worker processes.
     """
     prof = resolve_profile(profile)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not empty; refusing to overwrite it")
