@@ -31,6 +31,8 @@ from benchmark.records import (
     pooled_ci,
     record_problems,
 )
+from benchmark.run_folder import RECORD, STATUS
+from benchmark.sweep import collect_jobs, summarize
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -314,12 +316,33 @@ def test_aggregate_seeds_mean_sd_and_pooled_ci():
     assert b.to_dict()["n_seeds"] == 2 and b.to_dict()["seeds"] == "0 2"
 
 
-def test_aggregate_seeds_is_the_one_the_sweep_summary_prints():
-    """benchmark.sweep aggregates seeds the same way (it imports this one, or matches it)."""
-    sweep = pytest.importorskip("benchmark.sweep")
-    records = [_fake("b", 2, 0.7), _fake("b", 0, 0.6), _fake("b", 1, None), _fake("a", 0, 0.5)]
-    ours = [r.to_dict() for r in aggregate_seeds(records)]
-    assert [r.to_dict() for r in sweep.aggregate_seeds(records)] == ours
+def test_the_sweep_summary_shows_the_leaderboards_numbers(runs, tiny_reference, tmp_path: Path):
+    """The end-of-sweep summary of some runs has the rows the leaderboard computes from the same
+    runs: per section, each model's seeds, mean and sd of the primary metric, and the secondary
+    metric's row as it is."""
+    keys = ("cox0", "cox1", "hgb0")
+    sweep_dir = tmp_path / "sweep"
+    for key in keys:
+        job = sweep_dir / key
+        job.mkdir(parents=True)
+        shutil.copy(runs[key] / RECORD, job / RECORD)
+        (job / STATUS).write_text(json.dumps({"state": "succeeded", "overrides": [key]}))
+    report = summarize(sweep_dir, collect_jobs(sweep_dir))
+    rows = {(r.model, r.cohort, r.task, r.metric): r for r in report.rows}
+    assert len(rows) == len(report.rows), "the two cox seeds are one configuration"
+    board = load_board(Paths.under(_board(tmp_path, runs, keys)), tiny_reference)
+    assert board.sections
+    for section in board.sections:
+        for standing in section.standings:
+            row = rows[(standing.model, section.cohort, section.task, section.primary)]
+            assert row.seeds == standing.seeds
+            assert row.mean == pytest.approx(standing.value)
+            assert row.sd == pytest.approx(standing.sd)  # both None with one seed
+        assert section.secondary
+        for model, secondary in section.secondary.items():
+            key = (model, section.cohort, section.task, section.secondary_metric)
+            assert rows[key] == secondary
+    assert rows[("cox_clinical", "mdacc", "os", "c_index")].seeds == (0, 1)  # sd compared too
 
 
 def _slice(run: Path, cohort: str, task: str) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -213,6 +214,20 @@ def test_key_ignores_label_and_setting_order():
 def test_invalid_setting_fails_at_construction():
     with pytest.raises(ValueError, match="invalid pyradiomics configuration"):
         _extractor(None, settings={**SETTINGS, "binWidth": -1})
+
+
+def test_construction_logs_pykwalify_errors_but_not_its_validation_info(caplog):
+    """pykwalify's INFO ``validation.valid`` came once per fit into the progress bars; its
+    errors about an invalid configuration must still show."""
+    logging.getLogger("pykwalify").setLevel(logging.NOTSET)  # as in a fresh process
+    caplog.set_level(logging.INFO)
+    _extractor(None)
+    assert "validation.valid" not in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("pykwalify")]
+    with pytest.raises(ValueError, match="invalid pyradiomics configuration"):
+        _extractor(None, settings={**SETTINGS, "binWidth": -1})
+    errors = [r for r in caplog.records if r.name.startswith("pykwalify")]
+    assert errors and all(r.levelno >= logging.ERROR for r in errors)
 
 
 def test_two_workers_match_one(reference, cohort):

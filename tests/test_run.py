@@ -27,7 +27,8 @@ def test_run_writes_a_complete_record(tiny_run: Path):
     assert set(record["metrics"]) == {"pembro_rt_cv", "nivorad", "mdacc"}
     auc = record["metrics"]["pembro_rt_cv"]["lesion_pd"]["auc"]
     assert auc["n"] > 0 and auc["n_pos"] > 0
-    assert auc["value"] is None or auc["ci95"][0] <= auc["value"] <= auc["ci95"][1]
+    assert auc["value"] is not None, auc.get("not_computable")  # both classes on the tiny data
+    assert auc["ci95"][0] <= auc["value"] <= auc["ci95"][1]
     oracle = record["oracle"]["mdacc"]["lesion_pd"]["auc"]
     assert 0.5 < oracle["value"] <= 1.0
     prov = record["provenance"]
@@ -45,10 +46,12 @@ def test_predictions_csv_can_be_rescored(tiny_run: Path):
     assert {"label", "time", "event"} <= set(preds.columns)
     assert not preds.duplicated(["cohort", "task", "id"]).any()
     record = json.loads((tiny_run / "result.json").read_text())
-    for key, group in preds[preds.task == "lesion_pd"].groupby("cohort"):
+    lesions = preds[preds.task == "lesion_pd"]
+    assert set(lesions["cohort"]) == set(record["metrics"])  # every cohort is rescored
+    for key, group in lesions.groupby("cohort"):
         auc = record["metrics"][key]["lesion_pd"]["auc"]
-        if auc["value"] is not None:
-            assert roc_auc_score(group["label"], group["prediction"]) == pytest.approx(auc["value"])
+        assert auc["value"] is not None, f"{key}: {auc.get('not_computable')}"
+        assert roc_auc_score(group["label"], group["prediction"]) == pytest.approx(auc["value"])
 
 
 def test_same_seed_same_numbers_other_seed_other_forest(tiny_run: Path, tmp_path: Path, cache_dir):

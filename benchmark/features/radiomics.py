@@ -52,11 +52,17 @@ class RadiomicsExtractionError(RuntimeError):
 
 
 def _quiet_radiomics() -> None:
-    """pyradiomics logs every step at INFO; keep errors only (in this process)."""
+    """pyradiomics logs every step at INFO; keep errors only (in this process).
+
+    pykwalify, which validates the extractor's parameters, logs ``validation.valid`` at INFO on
+    every construction (once per fit, into the progress bars under Hydra's INFO logging): keep
+    its warnings and errors (an invalid schema) only.
+    """
     import radiomics
 
     radiomics.setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
+    logging.getLogger("pykwalify").setLevel(logging.WARNING)
 
 
 def _plain(value: Any) -> Any:
