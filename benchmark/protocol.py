@@ -20,6 +20,7 @@ from benchmark.submission import (
     FitContext,
     Submission,
     check_declared_tasks,
+    check_fit_signature,
     check_predictions,
 )
 
@@ -101,6 +102,7 @@ def run_protocol(
     dev_name, dev = development
     probe = make_model()
     check_declared_tasks(model_name, tuple(probe.tasks))
+    check_fit_signature(model_name, probe)
     run_tasks = tuple(t for t in tasks if t in probe.tasks)
     if not run_tasks:
         raise ValueError(

@@ -11,6 +11,7 @@ a fit behaves the same in the harness, in a test, or in a worker process of its 
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,6 +81,18 @@ def check_declared_tasks(model_name: str, tasks: tuple[str, ...]) -> None:
         raise SubmissionError(
             f"{model_name}: declares tasks {tasks!r}; each must be one of {TASKS} and at least one"
         )
+
+
+def check_fit_signature(model_name: str, model: Submission) -> None:
+    """Refuse, before any work, a ``fit`` that cannot take the protocol's fit context."""
+    try:
+        inspect.signature(model.fit).bind(None, None, FitContext())
+    except TypeError as err:
+        raise SubmissionError(
+            f"{model_name}: fit{inspect.signature(model.fit)} cannot be called as "
+            f"fit(cohort, outcomes, context) ({err}); add the context parameter, e.g. "
+            "`context: FitContext = FitContext()` (benchmark/submission.py)"
+        ) from None
 
 
 def check_predictions(

@@ -9,8 +9,7 @@
 #   FRESH=1 scripts/leaderboard_runs.sh       # drop leaderboard/results first (data/protocol changed)
 #
 # Settings (environment): MODELS (default: every baseline and submission except templates,
-# fast models first, minus EXCLUDE), EXCLUDE (default: timm25d, the generic base config whose
-# default backbone is timm25d_resnet18's), SEEDS (default "0 1 2"), HARDWARE (cpu | gpu),
+# fast models first), SEEDS (default "0 1 2"), HARDWARE (cpu | gpu),
 # OUT (run folders, default outputs/leaderboard), PY (default .venv/bin/python); for a smoke
 # test only: DATA (default "default") and BOARD (the leaderboard folder, default leaderboard),
 # e.g. DATA=tiny BOARD=/tmp/board MODELS=cox_clinical SEEDS=0 scripts/leaderboard_runs.sh
@@ -26,18 +25,15 @@ PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-"0 1 2"}
 HARDWARE=${HARDWARE:-cpu}
 OUT=${OUT:-outputs/leaderboard}
-EXCLUDE=${EXCLUDE:-timm25d}
 DATA=${DATA:-default}
 BOARD=${BOARD:-leaderboard}
 LEADERBOARD=("$PY" -m benchmark.leaderboard --root "$BOARD" --data "$DATA")
 if [[ -z "${MODELS:-}" ]]; then
   MODELS=$("$PY" -c '
-import sys
 from benchmark.catalog import discover
-skip = set(sys.argv[1].split())
-ranked = [e for e in discover() if e.on_leaderboard and e.name not in skip]
+ranked = [e for e in discover() if e.on_leaderboard]
 print(" ".join(e.name for e in sorted(ranked, key=lambda e: (e.deep, e.name))))
-' "$EXCLUDE") || { echo "cannot list the models" >&2; exit 2; }
+') || { echo "cannot list the models" >&2; exit 2; }
 fi
 
 if [[ "${FRESH:-0}" == 1 ]]; then

@@ -157,3 +157,45 @@ def test_check_predictions_rejects_a_missing_task(tiny_cohorts):
         check_predictions(
             "m", cohort, {"lesion_pd": pd.Series(0.5, index=cohort.lesion_ids)}, ("lesion_pd", "os")
         )
+
+
+def test_a_fit_without_the_context_parameter_is_refused_before_any_work(tiny_cohorts):
+    class OldStyle(ConstantModel):
+        def fit(self, cohort, outcomes):  # the contract before the fit context
+            raise AssertionError("must not be called")
+
+    dev = tiny_cohorts["pembro_rt"]
+    with pytest.raises(SubmissionError, match=r"old_style: fit\(cohort, outcomes\).*context"):
+        run_protocol(OldStyle, "old_style", ("pembro_rt", dev), {}, ("lesion_pd",), 5, 0)
+
+
+def test_each_fit_is_told_its_step_and_keeps_its_artefacts(tiny_cohorts, tmp_path: Path):
+    """The protocol names each fit (fold<k>, final) and gives it its own artefact folder."""
+    contexts: list[FitContext] = []
+
+    class Recording(ConstantModel):
+        def fit(self, cohort, outcomes, context: FitContext = FitContext()):
+            contexts.append(context)
+            self.n_train_ = len(cohort.patient_ids)
+            return super().fit(cohort, outcomes, context)
+
+        def save_artefacts(self, folder: Path) -> None:
+            (folder / "n_train.txt").write_text(str(self.n_train_))
+
+    dev = tiny_cohorts["pembro_rt"]
+    run_protocol(
+        lambda: Recording(seed=3),
+        "recording",
+        ("pembro_rt", dev),
+        {"mdacc": tiny_cohorts["mdacc"]},
+        ("lesion_pd",),
+        n_splits=3,
+        fold_seed=0,
+        run_context=FitContext(seed=3, device="cpu", workers=2, artefact_dir=tmp_path),
+    )
+    assert [c.fit for c in contexts] == ["fold0", "fold1", "fold2", "final"]
+    assert {(c.seed, c.device, c.workers) for c in contexts} == {(3, "cpu", 2)}
+    assert [c.artefact_dir for c in contexts] == [tmp_path / c.fit for c in contexts]
+    kept = {p.parent.name: int(p.read_text()) for p in tmp_path.glob("*/n_train.txt")}
+    assert kept["final"] == len(dev.cohort.patient_ids)
+    assert sum(kept[f"fold{k}"] for k in range(3)) == 2 * len(dev.cohort.patient_ids)
