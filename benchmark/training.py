@@ -521,6 +521,7 @@ __all__ = [
     "fit_binary",
     "fit_summary",
     "inner_split",
+    "predict_batch_size",
     "predict_logits",
     "predict_proba",
     "save_weights",
