@@ -403,3 +403,29 @@ def test_no_declared_network_is_end_to_end_only(cache_dir: Path):
     assert record["tasks"] == ["os"]
     (row,) = record["end_to_end"]["rows"]
     assert row["path"] == "submission.predict" and row["patients_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "caches", "has_network"),
+    [
+        ("cnn3d", ["crops"], True),
+        ("timm25d_resnet18", ["crops"], True),
+        ("rf_radiomics", ["features"], False),
+        ("rsf", ["features"], False),
+        ("lr_volume", ["features"], False),
+        ("cox_clinical", [], False),
+        ("template", ["features"], False),
+        ("hgb_radiomics_clinical", ["features"], False),
+        ("peritumoral_radiomics", ["features", "ring_features"], False),
+    ],
+)
+def test_every_model_declares_its_caches_and_network(
+    model: str, caches: list[str], has_network: bool, cache_dir: Path
+):
+    submission = instantiate(_compose(cache_dir, f"model={model}").model.submission)
+    declared = submission.caches()
+    assert sorted(declared) == caches
+    for cache in declared.values():
+        assert cache.cache_dir is not None and cache.workers >= 1
+        assert callable(cache.cache_path)
+    assert (submission.network() is not None) == has_network
