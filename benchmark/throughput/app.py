@@ -98,6 +98,8 @@ def _ratio(e2e: dict[str, Any], result: SweepResult | None) -> None:
 def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, Any]:
     """The throughput record of ``submission`` (default: built from ``cfg.model``); nothing
     written."""
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clock = time.perf_counter()
     settings = SweepSettings.from_config(OmegaConf.to_container(cfg.throughput, resolve=True))
     device = resolve_device(settings.device)
     if submission is None:
@@ -108,14 +110,16 @@ def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, 
         threads = contextlib.nullcontext()
         torch.backends.cudnn.benchmark = True  # autotuned during warm-up, which is not timed
     with threads:
-        return _measure(cfg, submission, settings, device)
+        record = _measure(cfg, submission, settings, device)
+    record["started_at"] = started_at
+    record["duration_s"] = round(time.perf_counter() - clock, 2)
+    record["suggested_name"] = records.file_name(record)
+    return record
 
 
 def _measure(
     cfg: DictConfig, submission: Submission, settings: SweepSettings, device: torch.device
 ) -> dict[str, Any]:
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    clock = time.perf_counter()
     network = submission.network()
     target: DeepTarget | None = (
         deep_target(network, cfg.model.name, seed=int(cfg.seed)) if network else None
@@ -207,9 +211,6 @@ def _measure(
     record["hardware"] = env
     record["git_commit"] = git_commit()
     record["config"] = OmegaConf.to_container(cfg, resolve=True)
-    record["started_at"] = started_at
-    record["duration_s"] = round(time.perf_counter() - clock, 2)
-    record["suggested_name"] = records.file_name(record)
     return record
 
 
