@@ -2,13 +2,14 @@
 
 Subclasses say which network to build (:meth:`CropClassifier.build_net`) and how it sees a batch
 of crops (:meth:`CropClassifier.to_input`); crops, training, weights and predictions are the same
-for every deep family, so their numbers differ by the network only.
+for every deep family, so their numbers differ by the network only. :meth:`CropClassifier.network`
+declares all of it (``benchmark.submission.Network``) for the throughput tool.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ from torch import nn
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.data.crops import LesionCrops
 from benchmark.devices import resolve_device
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Network, Predictions, Submission
 from benchmark.training import (
     FitResult,
     TrainSettings,
     fit_binary,
     fit_summary,
+    predict_batch_size,
     predict_proba,
     save_weights,
 )
@@ -104,6 +106,29 @@ class CropClassifier(Submission):
         save_weights(self.net_, Path(folder) / "weights.pt", self.fit_meta_)
 
     def predict(self, cohort: Cohort) -> Predictions:
+        return self._predict(self.net_, self.settings_, cohort)
+
+    def _predict(self, net: nn.Module, settings: TrainSettings, cohort: Cohort) -> Predictions:
         x, ids = self.crops(cohort)
-        p_pd = predict_proba(self.net_, x, self.settings_, self.seed, self.to_input)
+        p_pd = predict_proba(net, x, settings, self.seed, self.to_input)
         return {"lesion_pd": pd.Series(p_pd, index=pd.Index(ids, name="lesion_id"))}
+
+    def network(self) -> Network:
+        """The network as :meth:`fit` builds it, its crops, and :meth:`predict` with any net."""
+
+        def predictor(net: nn.Module, device: str) -> Callable[[Cohort], Predictions]:
+            settings = replace(self.settings, device=device)
+            return lambda cohort: self._predict(net, settings, cohort)
+
+        settings = self.settings
+        return Network(
+            build=self.build_net,
+            crops=self.crops,
+            to_input=self.to_input,
+            predictor=predictor,
+            predict_batch=predict_batch_size(settings),
+            predict_amp=settings.amp,
+        )
+
+    def caches(self) -> dict[str, LesionCache]:
+        return {"crops": self.crops}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 
 
 class RadiomicsRandomForest(Submission):
@@ -33,6 +33,10 @@ class RadiomicsRandomForest(Submission):
         self.class_weight = class_weight
         self.n_jobs = n_jobs
         self.seed = seed
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
+        return {"features": self.features}
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from sksurv.metrics import concordance_index_censored
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 
 
 def select_features(
@@ -116,6 +116,10 @@ class RandomSurvivalForestModel(Submission):
             self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True).fit(x)
         x = x[list(self.imputer_.feature_names_in_)]
         return pd.DataFrame(self.imputer_.transform(x), index=x.index, columns=x.columns)
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
+        return {"features": self.features}
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()

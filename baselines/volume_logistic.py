@@ -8,14 +8,14 @@ learnt what a ruler gives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 
 
 class VolumeLogistic(Submission):
@@ -41,6 +41,10 @@ class VolumeLogistic(Submission):
                 "shape class of the radiomics extractor"
             )
         return np.log(features[[self.volume_feature]].clip(lower=1e-3))
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
+        return {"features": self.features}
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()

@@ -7,16 +7,27 @@ A submission feels like a scikit-learn estimator: hyper-parameters are construct
 What a fit needs to know about the run it is part of (which fold, the seed, the device, where
 its artefacts go) comes from the protocol as a :class:`FitContext`, never from global state, so
 a fit behaves the same in the harness, in a test, or in a worker process of its own.
+
+What tools outside the protocol may measure (``python -m benchmark.throughput``) is declared,
+not guessed from attribute names: :meth:`Submission.network` (a deep model's per-lesion network
+and inputs, a :class:`Network`) and :meth:`Submission.caches` (the per-lesion, content-keyed
+caches its ``predict`` fills).
 """
 
 from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:  # torch stays out of the import of every submission without a network
+    import torch
+    from torch import nn
+
+    from benchmark.data.crops import LesionCrops
 
 import numpy as np
 import pandas as pd
@@ -42,6 +53,55 @@ class FitContext:
     artefact_dir: Path | None = None  # this fit's folder for save_artefacts; None: keep nothing
 
 
+class LesionCache(Protocol):
+    """A per-lesion cache keyed by patient content (radiomics features, lesion crops).
+
+    ``cache_dir`` may be pointed elsewhere (None: no cache), which is how a cold cache is
+    measured without touching the configured one; ``cache_path`` is where one patient's entry
+    lives; ``workers`` are the processes that fill it.
+    """
+
+    cache_dir: Path | None
+    workers: int
+
+    def cache_path(self, content_key: str) -> Path | None: ...
+
+
+@dataclass(frozen=True)
+class Network:
+    """A deep submission's per-lesion network and its inputs, declared for tools that measure
+    or inspect it (in the spirit of a MONAI bundle's ``network_data_format``).
+
+    ``build``: a fresh, randomly initialised network with one logit per lesion (the caller
+    seeds torch first). ``crops``: the content-keyed per-lesion inputs: ``crops(cohort)`` gives
+    samples ``[n, C, s, s, s]`` and their lesion ids, cached per patient (``crops.cache_path``).
+    ``to_input``: a batch of samples, float32 on the device, as the network sees it.
+    ``predictor(net, device)``: the submission's own ``predict`` run with ``net`` on ``device``,
+    which batches ``predict_batch`` samples under autocast ``predict_amp`` (off | bf16 | fp16).
+    """
+
+    build: Callable[[], nn.Module]
+    crops: LesionCrops
+    to_input: Callable[[torch.Tensor], torch.Tensor]
+    predictor: Callable[[nn.Module, str], Callable[[Cohort], Predictions]]
+    predict_batch: int
+    predict_amp: str = "off"
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample, ``[C, s, s, s]``."""
+        return (int(self.crops.channels), *(int(self.crops.size),) * 3)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One network input without the batch axis: ``to_input`` of one zero sample."""
+        import torch
+
+        with torch.no_grad():
+            probe = self.to_input(torch.zeros((1, *self.sample_shape)))
+        return tuple(int(d) for d in probe.shape[1:])
+
+
 class Submission(ABC):
     """Base class of every model run through the protocol."""
 
@@ -64,6 +124,14 @@ class Submission(ABC):
         when the run keeps artefacts; the default keeps nothing.
         """
         return None
+
+    def network(self) -> Network | None:
+        """The per-lesion network a deep submission runs, or None (forests, Cox models)."""
+        return None
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The per-lesion, content-keyed caches ``predict`` fills, by name (none by default)."""
+        return {}
 
 
 class SubmissionError(ValueError):

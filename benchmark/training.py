@@ -316,6 +316,11 @@ def _batches(x: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
         yield torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size]))
 
 
+def predict_batch_size(settings: TrainSettings) -> int:
+    """Samples per prediction batch: twice the training batch (no gradients to keep)."""
+    return 2 * settings.batch_size
+
+
 @torch.no_grad()
 def predict_logits(
     net: nn.Module,
@@ -328,7 +333,7 @@ def predict_logits(
     to_input = to_input or (lambda t: t)
     net.eval().to(device)
     out = []
-    for batch in _batches(x, 2 * settings.batch_size):
+    for batch in _batches(x, predict_batch_size(settings)):
         images = to_input(batch.to(device, non_blocking=True).float())
         images = images.contiguous(memory_format=_layout(images, settings.channels_last))
         with _autocast(device, settings.amp):
@@ -516,6 +521,7 @@ __all__ = [
     "fit_binary",
     "fit_summary",
     "inner_split",
+    "predict_batch_size",
     "predict_logits",
     "predict_proba",
     "save_weights",

@@ -179,7 +179,7 @@ fi
 for f in "$OUT"/throughput_*.json; do
   [ -f "$f" ] && "$PY" -c "
 import json, sys
-from benchmark.throughput.record import summary
+from benchmark.throughput.throughput_record import summary
 print(summary(json.load(open(sys.argv[1]))))" "$f" >>"$SUMMARY" 2>&1
 done
 cat "$SUMMARY"

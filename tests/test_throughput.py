@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from tiny_runs import cnn3d_net
 from torch import nn
 
+from benchmark.cohort import Cohort, Outcomes
+from benchmark.data.crops import LesionCrops
 from benchmark.leaderboard.throughput_table import ThroughputRecord, render_throughput
 from benchmark.schemas import THROUGHPUT_V1, schema_errors
-from benchmark.throughput import record as records
-from benchmark.throughput.app import measure, run
-from benchmark.throughput.end_to_end import choose_mode
-from benchmark.throughput.peaks import peak_flops
+from benchmark.submission import FitContext, Network, Predictions, Submission
+from benchmark.throughput import throughput_record as records
+from benchmark.throughput.app import measure, measure_and_write
+from benchmark.throughput.end_to_end import choose_mode, memory_chunks, stream_predict
+from benchmark.throughput.measuring import peak_flops
+from benchmark.throughput.model_only import (
+    STATUS_FAILED,
+    STATUS_OOM_RETRIED,
+    DeepTarget,
+    sweep,
+    with_oom_retry,
+)
 from benchmark.throughput.settings import EndToEndSettings, GateSettings, SweepSettings
-from benchmark.throughput.stream import memory_chunks, stream_predict
-from benchmark.throughput.sweep import STATUS_FAILED, STATUS_OOM_RETRIED, sweep, with_oom_retry
-from benchmark.throughput.targets import DeepTarget
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -63,6 +73,9 @@ class _Pooled(nn.Module):
 
     def logit(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x).mean(dim=(1, 2, 3, 4))[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit(x)
 
 
 class _OutOfMemoryAbove(_Pooled):
@@ -175,7 +188,7 @@ def test_stream_predict_matches_one_forward_pass(pad: bool):
 
 
 def test_tf32_flags_are_set_and_restored():
-    from benchmark.throughput.modes import tf32_math
+    from benchmark.throughput.model_only import tf32_math
 
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     for enabled in (True, False):
@@ -209,7 +222,7 @@ def _compose(cache_dir: Path, *overrides: str):
 
 
 def test_config_presets_follow_the_device(cache_dir: Path):
-    cpu = SweepSettings.from_config(dict(_compose(cache_dir, "model=timm25d").throughput))
+    cpu = SweepSettings.from_config(dict(_compose(cache_dir, "model=timm25d_resnet18").throughput))
     gpu = SweepSettings.from_config(dict(_compose(cache_dir, "hardware=gpu").throughput))
     assert cpu.device == "cpu" and cpu.precisions == ("fp32", "bf16")
     assert gpu.device == "cuda" and gpu.precisions == ("fp32", "tf32", "bf16", "fp16")
@@ -243,9 +256,9 @@ FAST = (
             [2, 12, 12, 12],
             "channels_last_3d",
         ),
-        ("timm25d", "model.submission.image_size=16", [6, 16, 16], "channels_last"),
+        ("timm25d_resnet18", "model.submission.image_size=16", [6, 16, 16], "channels_last"),
     ],
-    ids=["cnn3d", "timm25d"],
+    ids=["cnn3d", "timm25d_resnet18"],
 )
 def test_deep_model_record_on_tiny_cohorts(
     model: str,
@@ -259,9 +272,9 @@ def test_deep_model_record_on_tiny_cohorts(
     cfg = _compose(
         cache_dir, f"model={model}", *FAST, "crops.spacing_mm=4.0", "crops.size_mm=48.0", net
     )
-    record = run(cfg, tmp_path)
+    record = measure_and_write(cfg, tmp_path)
     assert json.loads((tmp_path / "throughput.json").read_text()) == record
-    assert record["schema"] == records.SCHEMA and record["model"] == model
+    assert record["schema"] == records.THROUGHPUT_SCHEMA and record["model"] == model
     assert record["input"]["network_input_shape"] == input_shape
     assert record["flops_per_sample"] > 0
     rows = record["model_only"]["rows"]
@@ -311,3 +324,108 @@ def test_radiomics_model_cold_and_warm(cache_dir: Path):
     caches = [r["cache"] for r in record["end_to_end"]["rows"]]
     assert caches == ["cold", "warm"]
     assert record["end_to_end"]["workers"]["features_processes"] == 1
+
+
+class _OwnDeepModel(Submission):
+    """A deep submission of its own (no CropClassifier): a tiny net declared via network()."""
+
+    tasks = ("lesion_pd",)
+
+    def __init__(self, crops: LesionCrops) -> None:
+        self.crops = crops
+
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> _OwnDeepModel:
+        torch.manual_seed(context.seed)
+        self.net_ = _Pooled()
+        return self
+
+    def predict(self, cohort: Cohort) -> Predictions:
+        return self._predict(self.net_, "cpu", cohort)
+
+    def _predict(self, net: nn.Module, device: str, cohort: Cohort) -> Predictions:
+        x, ids = self.crops(cohort)
+        with torch.no_grad():
+            logits = net.eval().to(device)(torch.from_numpy(x).float().to(device))
+        return {"lesion_pd": pd.Series(torch.sigmoid(logits).reshape(-1).cpu().numpy(), ids)}
+
+    def network(self) -> Network:
+        return Network(
+            build=_Pooled,
+            crops=self.crops,
+            to_input=lambda t: t,
+            predictor=lambda net, device: functools.partial(self._predict, net, device),
+            predict_batch=1024,  # one batch: more than the lesions of a tiny cohort
+        )
+
+
+class _NoNetwork(Submission):
+    """A model without a network or per-lesion cache: a constant risk per patient."""
+
+    tasks = ("os",)
+
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> _NoNetwork:
+        return self
+
+    def predict(self, cohort: Cohort) -> Predictions:
+        return {"os": pd.Series(0.0, index=cohort.patient_ids)}
+
+
+TINY_CROPS = ("crops.spacing_mm=4.0", "crops.size_mm=48.0")
+
+
+def test_a_declared_network_is_measured_whatever_its_class(cache_dir: Path):
+    cfg = _compose(cache_dir, *FAST, *TINY_CROPS, "throughput.layouts=[contiguous]")
+    record = measure(cfg, _OwnDeepModel(instantiate(cfg.crops)))
+    assert record["model_only"]["measured"] is True
+    assert record["input"]["network_input_shape"] == [2, 12, 12, 12]
+    rows = record["model_only"]["rows"]
+    assert {(r["precision"], r["batch"]) for r in rows} == {
+        (p, b) for p in ("fp32", "bf16") for b in (1, 2)
+    }
+    assert all(r["samples_per_s"] > 0 for r in rows)
+    e2e = record["end_to_end"]
+    harness = [r for r in e2e["rows"] if r["path"] == "harness-predict"]
+    assert len(harness) == 1 and harness[0]["max_abs_diff_vs_stream"] < 1e-5
+    assert e2e["workers"]["crop_processes"] == 1
+
+
+def test_no_declared_network_is_end_to_end_only(cache_dir: Path):
+    record = measure(_compose(cache_dir, *FAST), _NoNetwork())
+    assert record["model_only"] == {
+        "measured": False,
+        "reason": "no imaging and no network (clinical tables only)",
+    }
+    assert set(record["scope"]) == {"end_to_end"}
+    assert record["tasks"] == ["os"]
+    (row,) = record["end_to_end"]["rows"]
+    assert row["path"] == "submission.predict" and row["patients_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "caches", "has_network"),
+    [
+        ("cnn3d", ["crops"], True),
+        ("timm25d_resnet18", ["crops"], True),
+        ("rf_radiomics", ["features"], False),
+        ("rsf", ["features"], False),
+        ("lr_volume", ["features"], False),
+        ("cox_clinical", [], False),
+        ("template", ["features"], False),
+        ("hgb_radiomics_clinical", ["features"], False),
+        ("peritumoral_radiomics", ["features", "ring_features"], False),
+    ],
+)
+def test_every_model_declares_its_caches_and_network(
+    model: str, caches: list[str], has_network: bool, cache_dir: Path
+):
+    submission = instantiate(_compose(cache_dir, f"model={model}").model.submission)
+    declared = submission.caches()
+    assert sorted(declared) == caches
+    for cache in declared.values():
+        assert cache.cache_dir is not None and cache.workers >= 1
+        assert callable(cache.cache_path)
+    assert (submission.network() is not None) == has_network

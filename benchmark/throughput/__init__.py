@@ -1,11 +1,11 @@
 """Inference throughput of a model: model-only sweep and end-to-end (README, "Throughput").
 
 ``python -m benchmark.throughput model=NAME [throughput.device=cuda ...]`` writes
-``throughput.json`` (schema ``nsclc-io-bench/throughput/v1``) into its Hydra run folder.
-One concept per module: :mod:`.settings` (the sweep config), :mod:`.modes` (precision, layout,
-compile), :mod:`.targets` (network and input shape), :mod:`.timing`, :mod:`.memory`,
-:mod:`.gate` (accuracy gate), :mod:`.flops`, :mod:`.peaks` (GPU peak FLOP/s), :mod:`.sweep`
-(model-only rows, OOM retry), :mod:`.stream` (the deep data path), :mod:`.end_to_end`,
-:mod:`.environment` (hardware/software key), :mod:`.record` (record, name, tables),
-:mod:`.app` (one run).
+``throughput.json`` (schema ``nsclc-io-bench/throughput/v1``) into its Hydra run folder. It
+measures what a submission declares (``Submission.network``, ``Submission.caches``), nothing
+found by attribute name. Modules: :mod:`.settings` (the ``throughput:`` config, checked),
+:mod:`.measuring` (how a figure is taken: timing, memory, FLOPs, peak FLOP/s, environment),
+:mod:`.gate` (accuracy gate), :mod:`.model_only` (the network, its modes, the sweep),
+:mod:`.end_to_end` (cohort on disk -> predictions, the stream data path),
+:mod:`.throughput_record` (record, file name, tables), :mod:`.app` (one measurement, written).
 """

@@ -11,9 +11,10 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="throughput")
 def main(cfg: DictConfig) -> None:
-    from benchmark.throughput.app import run  # heavy imports after Hydra has parsed --help / --cfg
+    # heavy imports after Hydra has parsed --help / --cfg
+    from benchmark.throughput.app import measure_and_write
 
-    run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    measure_and_write(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""One throughput run: build the model from its config, sweep, time end-to-end, write the record."""
+"""One throughput run: build the model from its config, sweep, time end-to-end, write the record.
+
+What is measured is what the submission declares (``Submission.network``, ``Submission.caches``);
+the data and the device are opened as ``python -m benchmark`` opens them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -13,51 +18,40 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.atomic import write_atomic
+from benchmark.cohort import LabelledCohort
+from benchmark.data.source import open_dataset
+from benchmark.devices import resolve_device
 from benchmark.results import git_commit, record_json
-from benchmark.throughput import record as records
+from benchmark.submission import Submission
+from benchmark.threads import torch_threads
+from benchmark.throughput import throughput_record as records
 from benchmark.throughput.end_to_end import deep_end_to_end, pipeline_end_to_end
-from benchmark.throughput.environment import environment
-from benchmark.throughput.memory import CPU_METHOD, CUDA_METHOD
-from benchmark.throughput.peaks import SOURCE as PEAK_SOURCE
-from benchmark.throughput.peaks import peak_flops, peak_table
+from benchmark.throughput.measuring import (
+    CPU_METHOD,
+    CUDA_METHOD,
+    PEAK_SOURCE,
+    environment,
+    peak_flops,
+    peak_table,
+)
+from benchmark.throughput.model_only import DeepTarget, SweepResult, deep_target, sweep
 from benchmark.throughput.settings import SweepSettings
-from benchmark.throughput.sweep import SweepResult, sweep
-from benchmark.throughput.targets import DeepTarget, deep_target
 
 log = logging.getLogger(__name__)
 
 GOAL_RATIO = 0.5  # warm end-to-end at least half of model-only (the issue's goal, on a GPU)
 
 
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"throughput.device={name} but torch sees no CUDA device "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
-            "use throughput.device=cpu"
-        )
-    return device
-
-
-def load_cohorts(cfg: DictConfig, names: list[str]) -> dict[str, Any]:
-    """The labelled cohorts ``names`` of the configured data (simulated first if needed)."""
-    from benchmark.data import layout
-    from benchmark.data.source import resolve_root
-    from benchmark.protocol import LabelledCohort
-
-    cache_dir = Path(cfg.paths.cache_dir)
-    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
-    root = resolve_root(data_cfg, cache_dir, workers=cfg.hardware.workers)
-    scan = layout.scan(root, names, progress=True, cache_dir=cache_dir)
-    if scan.problems:
-        raise layout.CohortError(scan.problems, root)
-    view_dir = cache_dir / "views" / scan.fingerprint.removeprefix("sha256:")[:16]
-    loaded = {
-        name: LabelledCohort(*layout.load(root, name, view_dir=view_dir, cache_dir=cache_dir))
-        for name in names
-    }
-    return {"cohorts": loaded, "fingerprint": scan.fingerprint, "root": str(root)}
+def _load(cfg: DictConfig, names: list[str]) -> tuple[dict[str, LabelledCohort], str]:
+    """The labelled cohorts ``names`` of the configured data, as ``python -m benchmark`` opens
+    them, and the data's fingerprint."""
+    dataset = open_dataset(
+        OmegaConf.to_container(cfg.data, resolve=True),
+        names,
+        Path(cfg.paths.cache_dir),
+        workers=cfg.hardware.workers,
+    )
+    return dataset.load(names), dataset.fingerprint
 
 
 def _with_flop_rates(e2e: dict[str, Any], flops: int | None, gpu: str | None) -> None:
@@ -101,25 +95,42 @@ def _ratio(e2e: dict[str, Any], result: SweepResult | None) -> None:
     e2e["goal"]["met"] = e2e["ratio_warm_to_model_only"] >= GOAL_RATIO
 
 
-def measure(cfg: DictConfig) -> dict[str, Any]:
-    """The throughput record of ``cfg.model`` (nothing written)."""
+def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, Any]:
+    """The throughput record of ``submission`` (default: built from ``cfg.model``); nothing
+    written."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
     settings = SweepSettings.from_config(OmegaConf.to_container(cfg.throughput, resolve=True))
     device = resolve_device(settings.device)
+    if submission is None:
+        submission = instantiate(cfg.model.submission, seed=cfg.seed, _convert_="all")
     if device.type == "cpu":
-        torch.set_num_threads(settings.threads)
+        threads = torch_threads(settings.threads)
     else:
+        threads = contextlib.nullcontext()
         torch.backends.cudnn.benchmark = True  # autotuned during warm-up, which is not timed
-    submission = instantiate(cfg.model.submission, seed=cfg.seed, _convert_="all")
-    target: DeepTarget | None = deep_target(submission, cfg.model.name, seed=int(cfg.seed))
+    with threads:
+        record = _measure(cfg, submission, settings, device)
+    record["started_at"] = started_at
+    record["duration_s"] = round(time.perf_counter() - clock, 2)
+    record["suggested_name"] = records.file_name(record)
+    return record
+
+
+def _measure(
+    cfg: DictConfig, submission: Submission, settings: SweepSettings, device: torch.device
+) -> dict[str, Any]:
+    network = submission.network()
+    target: DeepTarget | None = (
+        deep_target(network, cfg.model.name, seed=int(cfg.seed)) if network else None
+    )
     env = environment(device)
     gpu = env.get("gpu")
 
     record: dict[str, Any] = {
-        "schema": records.SCHEMA,
+        "schema": records.THROUGHPUT_SCHEMA,
         "model": cfg.model.name,
-        "tasks": list(getattr(submission, "tasks", ())),
+        "tasks": list(submission.tasks),
         "device": str(device),
         "scope": {},
         "input": None,
@@ -163,7 +174,7 @@ def measure(cfg: DictConfig) -> dict[str, Any]:
             "memory_method": CUDA_METHOD if device.type == "cuda" else CPU_METHOD,
         }
     else:
-        imaging = bool(getattr(submission, "features", None))
+        imaging = bool(submission.caches())  # per-lesion work (radiomics) without a network
         record["model_only"]["reason"] = (
             "no network: a radiomics model's work is feature extraction + a forest on the CPU, "
             "timed end-to-end"
@@ -178,8 +189,8 @@ def measure(cfg: DictConfig) -> dict[str, Any]:
         e2e_settings = settings.end_to_end
         setup = time.perf_counter()
         names = list(dict.fromkeys([cfg.protocol.development, *e2e_settings.cohorts]))
-        data = load_cohorts(cfg, names if target is None else list(e2e_settings.cohorts))
-        cohorts = [data["cohorts"][n].cohort for n in e2e_settings.cohorts]
+        loaded, fingerprint = _load(cfg, names if target is None else list(e2e_settings.cohorts))
+        cohorts = [loaded[n].cohort for n in e2e_settings.cohorts]
         setup_s = time.perf_counter() - setup
         if target is not None:
             e2e = deep_end_to_end(target, cohorts, settings, device, result)
@@ -188,10 +199,10 @@ def measure(cfg: DictConfig) -> dict[str, Any]:
         else:
             if device.type != "cpu":
                 log.info("the %s pipeline runs on the CPU whatever the device", cfg.model.name)
-            development = data["cohorts"][cfg.protocol.development]
+            development = loaded[cfg.protocol.development]
             e2e = pipeline_end_to_end(submission, development, cohorts, settings)
         e2e["setup_s"] = round(setup_s, 3)
-        e2e["data_fingerprint"] = data["fingerprint"]
+        e2e["data_fingerprint"] = fingerprint
         record["end_to_end"] = e2e
     else:
         record["end_to_end"] = {"reason": "throughput.end_to_end.enabled=false"}
@@ -200,13 +211,10 @@ def measure(cfg: DictConfig) -> dict[str, Any]:
     record["hardware"] = env
     record["git_commit"] = git_commit()
     record["config"] = OmegaConf.to_container(cfg, resolve=True)
-    record["started_at"] = started_at
-    record["duration_s"] = round(time.perf_counter() - clock, 2)
-    record["suggested_name"] = records.file_name(record)
     return record
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+def measure_and_write(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Measure, write ``throughput.json`` atomically into ``out_dir``, print the tables."""
     record = measure(cfg)
     path = out_dir / "throughput.json"
@@ -217,4 +225,4 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return record
 
 
-__all__ = ["GOAL_RATIO", "load_cohorts", "measure", "resolve_device", "run"]
+__all__ = ["GOAL_RATIO", "measure", "measure_and_write"]

@@ -1,6 +1,7 @@
 """End-to-end throughput: lesions (or patients) per second from the cohort on disk to predictions.
 
-Every figure states its per-lesion cache (crops or radiomics features, both content-keyed):
+Every figure states its per-lesion cache (``Submission.caches``: crops or radiomics features,
+both content-keyed):
 
 * ``cold``: an empty cache (the configured one when it holds none of these patients yet,
   otherwise a fresh temporary folder): images are loaded, resampled and cropped (or features
@@ -13,38 +14,215 @@ Every figure states its per-lesion cache (crops or radiomics features, both cont
 
 Not timed (set-up, reported as ``setup_s``): building the blinded cohort view (tables,
 validation, fingerprint: the harness does this once per run, before any model) and, for the
-radiomics and clinical models, fitting on the development cohort (``fit_s``).
+models without a network, fitting on the development cohort (``fit_s``).
 
-Deep models are timed on two paths: ``stream`` (:mod:`benchmark.throughput.stream`, the
-optimised path) and ``harness-predict`` (the submission's own ``predict``, what
-``python -m benchmark`` runs), on the same randomly initialised network.
+Deep models (``Submission.network``) are timed on two paths, on the same randomly initialised
+network: ``harness-predict`` (``Network.predictor``: the submission's own ``predict``, what
+``python -m benchmark`` runs) and ``stream``, the optimised data path, designed so that the
+device, not the host, is the bottleneck when the crop cache is warm:
+
+* cached crops are read straight from their content-keyed files (``LesionCrops.cache_path``)
+  by a few threads, ahead of the device, and kept in their stored half precision (CT float16,
+  mask uint8), so a batch crosses the bus at half the bytes of float32;
+* each batch is packed into one of two pinned (page-locked) buffers and copied to the device in
+  one ``non_blocking`` copy, so packing batch k+1 overlaps the copy and compute of batch k; a
+  buffer is refilled only after its previous copy has finished (a CUDA event);
+* casting to float32, 2.5D views and resizing (``Network.to_input``) and the memory layout
+  happen on the device; the network runs under ``inference_mode`` (and autocast);
+* probabilities stay on the device until one copy back at the end.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import logging
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from benchmark.cohort import Cohort, LabelledCohort
-from benchmark.throughput import stream as streams
+from benchmark.data.crops import lesion_channels
+from benchmark.submission import LesionCache, Network, Submission
 from benchmark.throughput.gate import gate_inputs
-from benchmark.throughput.modes import Mode
+from benchmark.throughput.measuring import synchronize
+from benchmark.throughput.model_only import DeepTarget, Mode, SweepResult, free_memory
 from benchmark.throughput.settings import EndToEndSettings, SweepSettings
-from benchmark.throughput.sweep import SweepResult, free_memory
-from benchmark.throughput.targets import DeepTarget
-from benchmark.throughput.timing import synchronize
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# ---- the stream data path -----------------------------------------------------------------------
+
+
+# A chunk: lesion ids and their crops [L, C, s, s, s] (any dtype; cast while packing).
+Chunk = tuple[list[str], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PatientCrops:
+    """Where one patient's cached crops are and which of its labels are wanted, in order."""
+
+    path: Path  # the patient's cache file
+    lesion_ids: list[str]
+    labels: list[int]
+
+
+def cached_patients(crops: LesionCache, cohorts: Iterable[Cohort]) -> list[PatientCrops]:
+    """Every patient of ``cohorts`` with its cache file; lesions in ``cohort.lesions`` order."""
+    out = []
+    for cohort in cohorts:
+        by_patient: dict[str, list[tuple[str, int]]] = {}
+        for lesion_id, row in cohort.lesions.iterrows():
+            by_patient.setdefault(str(row["patient_id"]), []).append(
+                (str(lesion_id), int(row["mask_label"]))
+            )
+        for pid, lesions in by_patient.items():
+            out.append(
+                PatientCrops(
+                    crops.cache_path(cohort.content_keys[pid]),
+                    [lid for lid, _ in lesions],
+                    [label for _, label in lesions],
+                )
+            )
+    return out
+
+
+def missing_cache(cache: LesionCache, cohorts: Iterable[Cohort]) -> int:
+    """Patients of ``cohorts`` whose per-lesion cache file (crops or radiomics) is missing."""
+    missing = 0
+    for cohort in cohorts:
+        for pid in dict.fromkeys(str(p) for p in cohort.lesions["patient_id"]):
+            path = cache.cache_path(cohort.content_keys[pid])
+            missing += path is None or not path.is_file()
+    return missing
+
+
+def read_patient(item: PatientCrops, label_channel: str | None = "distance") -> Chunk:
+    """One patient's wanted crops from its cache file, as the network sees them, in the cache's
+    half precision (half the bytes to move to the device): [L, C, s, s, s]."""
+    with np.load(item.path) as npz:
+        labels = npz["labels"]
+        where = []
+        for label, lesion_id in zip(item.labels, item.lesion_ids, strict=True):
+            found = np.flatnonzero(labels == label)
+            if not len(found):
+                raise KeyError(f"label {label} of lesion {lesion_id!r} not in {item.path}")
+            where.append(int(found[0]))
+        ct, mask, spacing = npz["ct"][where], npz["mask"][where], float(npz["spacing_mm"])
+    return item.lesion_ids, lesion_channels(ct, mask, label_channel, spacing).astype(np.float16)
+
+
+def prefetch(fn: Callable[[T], R], items: Iterable[T], workers: int, depth: int) -> Iterator[R]:
+    """``map(fn, items)`` in order on ``workers`` threads, at most ``depth`` items ahead
+    (file reads and ``np.load`` release the GIL; the bound caps host memory)."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending = collections.deque(pool.submit(fn, item) for item in islice(items, depth))
+        while pending:
+            result = pending.popleft().result()
+            following = next(items, None)
+            if following is not None:
+                pending.append(pool.submit(fn, following))
+            yield result
+
+
+def memory_chunks(crops: np.ndarray, lesion_ids: list[str], size: int = 64) -> Iterator[Chunk]:
+    """Crops already in host memory (the cold path: just computed), as chunks."""
+    for start in range(0, len(lesion_ids), size):
+        yield lesion_ids[start : start + size], crops[start : start + size]
+
+
+@dataclass
+class StreamResult:
+    lesion_ids: list[str]
+    probabilities: np.ndarray
+    batches: int
+    padded: int  # samples added to fill the last batch
+
+
+def stream_predict(
+    chunks: Iterable[Chunk],
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    to_input: Callable[[torch.Tensor], torch.Tensor],
+    crop_shape: tuple[int, ...],
+    batch: int,
+    device: torch.device,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    pad: bool = False,
+    total: int | None = None,
+    progress: bool = False,
+) -> StreamResult:
+    """Predictions for every lesion of ``chunks``, batch by batch (see the module docstring).
+
+    ``pad`` fills the last batch to ``batch`` (static shapes: a compiled network or tuned cuDNN
+    plan is not rebuilt for one odd batch); the padded samples' outputs are dropped.
+    """
+    pinned = device.type == "cuda"
+    buffers = [
+        torch.zeros((batch, *crop_shape), dtype=torch.float16, pin_memory=pinned) for _ in range(2)
+    ]
+    views = [b.numpy() for b in buffers]
+    copied: list[Any] = [None, None]
+    outputs: list[torch.Tensor] = []
+    ids: list[str] = []
+    state = {"slot": 0, "fill": 0, "batches": 0, "padded": 0}
+
+    def launch() -> None:
+        slot, n = state["slot"], state["fill"]
+        run = batch if pad else n
+        if run > n:
+            buffers[slot][n:run].zero_()
+            state["padded"] += run - n
+        x = buffers[slot][:run].to(device, non_blocking=True)
+        if pinned:
+            event = torch.cuda.Event()
+            event.record()
+            copied[slot] = event
+        x = to_input(x.float()).contiguous(memory_format=memory_format)
+        outputs.append(predict(x)[:n])
+        state["batches"] += 1
+        state["fill"] = 0
+        state["slot"] = slot = 1 - slot
+        if copied[slot] is not None:  # its previous copy must be done before it is refilled
+            copied[slot].synchronize()
+
+    with tqdm(total=total, desc="end-to-end", unit="lesion", disable=not progress) as bar:
+        for chunk_ids, arrays in chunks:
+            start = 0
+            while start < len(chunk_ids):
+                take = min(batch - state["fill"], len(chunk_ids) - start)
+                fill = state["fill"]
+                views[state["slot"]][fill : fill + take] = arrays[start : start + take]
+                ids.extend(chunk_ids[start : start + take])
+                state["fill"] += take
+                start += take
+                if state["fill"] == batch:
+                    launch()
+            bar.update(len(chunk_ids))
+        if state["fill"]:
+            launch()
+        probabilities = (
+            torch.cat(outputs).float().cpu().numpy() if outputs else np.zeros(0, np.float32)
+        )
+    return StreamResult(ids, probabilities, state["batches"], state["padded"])
+
+
+# ---- the end-to-end rows ------------------------------------------------------------------------
 
 
 def _counts(cohorts: Sequence[Cohort]) -> dict[str, int]:
@@ -74,17 +252,8 @@ def _add_row(out: dict[str, Any], row: dict[str, Any]) -> None:
     )
 
 
-def cache_objects(submission: Any) -> dict[str, Any]:
-    """The submission's per-lesion caches (crops, radiomics): objects with ``cache_path``."""
-    return {
-        name: value
-        for name, value in vars(submission).items()
-        if hasattr(value, "cache_path") and hasattr(value, "cache_dir") and callable(value)
-    }
-
-
 @contextlib.contextmanager
-def cache_redirected(objects: Sequence[Any], folder: Path | None) -> Iterator[None]:
+def cache_redirected(objects: Sequence[LesionCache], folder: Path | None) -> Iterator[None]:
     """Point the cache objects at ``folder`` (None: leave them), restore them afterwards.
 
     The cache key (a hash of the settings) is unchanged: only where the files go differs.
@@ -100,12 +269,12 @@ def cache_redirected(objects: Sequence[Any], folder: Path | None) -> Iterator[No
             obj.cache_dir = before
 
 
-def _missing(objects: Sequence[Any], cohorts: Sequence[Cohort]) -> int:
-    return sum(streams.missing_cache(obj, cohorts) for obj in objects if obj.cache_dir)
+def _missing(objects: Sequence[LesionCache], cohorts: Sequence[Cohort]) -> int:
+    return sum(missing_cache(obj, cohorts) for obj in objects if obj.cache_dir)
 
 
 @contextlib.contextmanager
-def cold_cache(objects: Sequence[Any], cohorts: Sequence[Cohort]) -> Iterator[str]:
+def cold_cache(objects: Sequence[LesionCache], cohorts: Sequence[Cohort]) -> Iterator[str]:
     """An empty cache for ``cohorts``: the configured one when none of their patients is in it
     (then the cold pass also warms it), else a temporary folder, removed afterwards."""
     wanted = sum(len(set(map(str, c.lesions["patient_id"]))) for c in cohorts) * len(objects)
@@ -171,8 +340,10 @@ def deep_end_to_end(
     sweep: SweepResult | None = None,
 ) -> dict[str, Any]:
     """Cold and warm ``stream`` rows and a warm ``harness-predict`` row for a crop model."""
+    if target.network is None:
+        raise ValueError(f"{target.name}: end-to-end needs the declared network (its crops)")
     e2e = settings.end_to_end
-    crops = target.submission.crops
+    crops = target.network.crops
     counts = _counts(cohorts)
     mode, batch, how = choose_mode(sweep, e2e, settings.batch_sizes, counts["lesions"])
     ndim = target.ndim
@@ -203,8 +374,8 @@ def deep_end_to_end(
         "rows": [],
     }
 
-    def run_stream(chunks: Any, predict: Any, label: str) -> streams.StreamResult:
-        return streams.stream_predict(
+    def run_stream(chunks: Any, predict: Any, label: str) -> StreamResult:
+        return stream_predict(
             chunks,
             predict,
             target.to_input,
@@ -217,10 +388,10 @@ def deep_end_to_end(
             progress=settings.progress and label == "cold",
         )
 
-    def cached_chunks() -> Iterator[streams.Chunk]:
-        items = streams.cached_patients(crops, cohorts)
-        return streams.prefetch(
-            lambda item: streams.read_patient(item, crops.label_channel),
+    def cached_chunks() -> Iterator[Chunk]:
+        items = cached_patients(crops, cohorts)
+        return prefetch(
+            lambda item: read_patient(item, crops.label_channel),
             items,
             e2e.read_workers,
             depth=4 * e2e.read_workers,
@@ -236,11 +407,7 @@ def deep_end_to_end(
                 clock = time.perf_counter()
                 computed = [crops(c) for c in cohorts]
                 crops_s = time.perf_counter() - clock
-                chunks = (
-                    chunk
-                    for arrays, ids in computed
-                    for chunk in streams.memory_chunks(arrays, ids)
-                )
+                chunks = (chunk for arrays, ids in computed for chunk in memory_chunks(arrays, ids))
                 run_stream(chunks, predict, "cold")
                 synchronize(device)
                 seconds = time.perf_counter() - clock
@@ -314,13 +481,13 @@ def deep_end_to_end(
     stream_p = dict(zip(result.lesion_ids, result.probabilities, strict=True)) if result else {}
 
     if e2e.harness_predict:
-        _add_row(out, _harness_row(target, base, cohorts, counts, device, e2e, stream_p))
+        _add_row(out, _harness_row(target.network, base, cohorts, counts, device, e2e, stream_p))
     free_memory(device)
     return out
 
 
 def _harness_row(
-    target: DeepTarget,
+    network: Network,
     base: torch.nn.Module,
     cohorts: Sequence[Cohort],
     counts: dict[str, int],
@@ -328,27 +495,21 @@ def _harness_row(
     e2e: EndToEndSettings,
     stream_p: dict[str, float],
 ) -> dict[str, Any]:
-    """The submission's own predict() (warm cache), with the stream path's agreement."""
-    submission = target.submission
-    settings = getattr(submission, "settings", None)
+    """The submission's own predict() with ``base`` (warm cache), with the stream path's
+    agreement: what ``python -m benchmark`` runs on this device."""
+    predict = network.predictor(copy.deepcopy(base), str(device))
     row: dict[str, Any] = {"path": "harness-predict", "cache": "warm", "cache_dir": "configured"}
-    wanted = getattr(settings, "device", device.type)
-    if str(wanted).split(":")[0] != device.type:
-        row["skipped"] = f"the submission predicts on {wanted}, this run measures {device.type}"
-        return row
-    submission.net_ = copy.deepcopy(base)  # the fitted-network attribute predict() uses
     times, predictions = [], {}
     for _ in range(e2e.repeats):
         clock = time.perf_counter()
         for cohort in cohorts:
-            predictions.update(submission.predict(cohort)["lesion_pd"].to_dict())
+            predictions.update(predict(cohort)["lesion_pd"].to_dict())
         synchronize(device)
         times.append(time.perf_counter() - clock)
-    del submission.net_
     row.update(_rates(statistics.median(times), counts))
     row["repeats"] = e2e.repeats
-    row["amp"] = getattr(settings, "amp", None)
-    row["batch"] = 2 * settings.batch_size if settings is not None else None
+    row["amp"] = network.predict_amp
+    row["batch"] = network.predict_batch
     common = [k for k in stream_p if k in predictions]
     if common:
         diff = np.abs(np.array([stream_p[k] for k in common]) - [predictions[k] for k in common])
@@ -357,7 +518,7 @@ def _harness_row(
 
 
 def pipeline_end_to_end(
-    submission: Any,
+    submission: Submission,
     development: LabelledCohort,
     cohorts: Sequence[Cohort],
     settings: SweepSettings,
@@ -366,7 +527,7 @@ def pipeline_end_to_end(
     per-lesion caches (radiomics features) cold and warm; on the CPU."""
     e2e = settings.end_to_end
     counts = _counts(cohorts)
-    caches = cache_objects(submission)
+    caches = submission.caches()
     clock = time.perf_counter()
     submission.fit(development.cohort, development.outcomes)
     fit_s = time.perf_counter() - clock
@@ -376,7 +537,7 @@ def pipeline_end_to_end(
         "counts": counts,
         "cohorts": [c.name for c in cohorts],
         "workers": {
-            **{f"{name}_processes": getattr(obj, "workers", None) for name, obj in caches.items()},
+            **{f"{name}_processes": cache.workers for name, cache in caches.items()},
             "predict_n_jobs": 1,  # the forests predict single-threaded (reproducible sums)
         },
         "rows": [],
@@ -438,10 +599,18 @@ def pipeline_end_to_end(
 
 
 __all__ = [
-    "cache_objects",
+    "Chunk",
+    "PatientCrops",
+    "StreamResult",
     "cache_redirected",
+    "cached_patients",
     "choose_mode",
     "cold_cache",
     "deep_end_to_end",
+    "memory_chunks",
+    "missing_cache",
     "pipeline_end_to_end",
+    "prefetch",
+    "read_patient",
+    "stream_predict",
 ]

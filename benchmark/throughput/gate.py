@@ -8,12 +8,11 @@ tolerance, otherwise the row is reported as failed, with its deviation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from benchmark.throughput.modes import Predictor
 
 
 def gate_inputs(input_shape: tuple[int, ...], batch: int, seed: int) -> torch.Tensor:
@@ -22,7 +21,7 @@ def gate_inputs(input_shape: tuple[int, ...], batch: int, seed: int) -> torch.Te
     return torch.rand((batch, *input_shape), generator=generator)
 
 
-def probabilities(predict: Predictor, x: torch.Tensor) -> np.ndarray:
+def probabilities(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> np.ndarray:
     """``predict(x)`` as float64 on the host; in halves after an out-of-memory error (the gate
     batch must not be what fails a row whose timed batch fits)."""
     try:

@@ -18,7 +18,7 @@ This example predicts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 
 
 class TemplateModel(Submission):
@@ -63,6 +63,10 @@ class TemplateModel(Submission):
             rule="largest",
         )[["total_volume_log", "n_lesions"]]
         return burden.join(self.encoder_.transform(cohort.patients))
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
+        return {"features": self.features}
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()

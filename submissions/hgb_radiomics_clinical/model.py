@@ -13,7 +13,7 @@ Written against ``submissions/_template`` only: the harness's feature helpers, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 
 SITES = ("lung", "lymph_node", "liver", "adrenal", "bone", "pleura", "brain", "other")
 
@@ -90,6 +90,10 @@ class GradientBoostedLesionPD(Submission):
             patient = burden.join(self.encoder_.transform(cohort.patients))
         parts.append(patient.loc[lesions["patient_id"]].set_axis(lesions.index))
         return pd.concat(parts, axis=1)
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
+        return {"features": self.features}
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()

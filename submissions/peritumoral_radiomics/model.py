@@ -14,14 +14,14 @@ Written against ``submissions/_template`` only: the harness's radiomics extracto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 from submissions.peritumoral_radiomics.rings import ring_cohort
 
 
@@ -65,6 +65,10 @@ class PeritumoralRadiomicsForest(Submission):
             rings = ring_cohort(cohort, float(inner), float(outer), self.ring_dir)
             parts.append(self.ring_features(rings).add_prefix(f"ring{inner:g}-{outer:g}mm_"))
         return pd.concat(parts, axis=1)
+
+    def caches(self) -> Mapping[str, LesionCache]:
+        """The radiomics inside the mask and of the ring masks, filled by predict."""
+        return {"features": self.features, "ring_features": self.ring_features}
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()

@@ -1,36 +1,232 @@
-"""Model-only sweep: precision x layout x compile x batch size, inputs already on the device.
+"""Model-only throughput: a deep submission's network on random inputs already on the device.
 
-Each mode gets its own copy of one randomly initialised network (the same weights for every
-row), passes the accuracy gate or not, then is timed at every batch size. A batch that runs out
-of device memory is retried at half the size (the OOM and the size that ran are recorded), and a
-row that fails for any other reason is recorded with its error: a sweep never hides a failure,
-and one failing row never loses the others.
+What is measured (:class:`DeepTarget`): the network as the submission declares it
+(``Submission.network``), built as for training and randomly initialised (speed does not depend
+on the weights), fed inputs of the shape it really sees (``to_input`` of a crop batch: the crop
+itself for ``cnn3d``, 2.5D views resized to ``image_size`` for ``timm25d``). Random BatchNorm
+statistics (mean 0, variance 1) let activations grow layer after layer, so a random network's
+sigmoid can saturate at 0 or 1, where any precision "agrees" with fp32: :meth:`DeepTarget.build`
+estimates them from one batch of the gate inputs, as training would.
+
+How it is run in one row (:class:`Mode`): precision, memory layout, ``torch.compile``. A mode
+turns a network into a predictor ``x -> p(PD)`` (sigmoid of the logit, float32, shape ``[n]``)
+under ``torch.inference_mode``. Precisions:
+
+* ``fp32``: IEEE float32 everywhere; TF32 explicitly *off* (cuDNN convolutions use TF32 by
+  default in PyTorch, so "fp32" without this would silently be TF32 for the 3D CNN);
+* ``tf32``: float32 tensors, TF32 tensor-core math in matmuls and convolutions (CUDA only);
+* ``bf16`` / ``fp16``: ``torch.autocast`` on the device (CPU autocast too), weights in fp32.
+
+The sweep (:func:`sweep`): precision x layout x compile x batch size. Each mode gets its own copy
+of one randomly initialised network (the same weights for every row), passes the accuracy gate
+or not, then is timed at every batch size. A batch that runs out of device memory is retried at
+half the size (the OOM and the size that ran are recorded), and a row that fails for any other
+reason is recorded with its error: a sweep never hides a failure, and one failing row never
+loses the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark.submission import Network
 from benchmark.throughput import gate as gates
-from benchmark.throughput.flops import flops_per_sample
-from benchmark.throughput.memory import PeakMemory, cpu_peak, cuda_peak
-from benchmark.throughput.modes import Mode, Predictor, allow_more_recompiles
-from benchmark.throughput.peaks import peak_flops
+from benchmark.throughput.measuring import (
+    PeakMemory,
+    cpu_peak,
+    cuda_peak,
+    flops_per_sample,
+    latency_ms,
+    peak_flops,
+    throughput,
+)
 from benchmark.throughput.settings import SweepSettings
-from benchmark.throughput.targets import DeepTarget
-from benchmark.throughput.timing import latency_ms, throughput
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+# ---- what is measured ---------------------------------------------------------------------------
+
+
+@dataclass
+class DeepTarget:
+    """A per-lesion network, its crop shape ``[C, s, s, s]`` and network input shape."""
+
+    name: str
+    make_net: Callable[[], nn.Module]
+    crop_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    to_input: Callable[[torch.Tensor], torch.Tensor]
+    network: Network | None = None  # the declared contract, for the end-to-end paths
+    seed: int = 0
+
+    @property
+    def ndim(self) -> int:
+        """Rank of a network input batch (5 for 3D networks, 4 for 2D)."""
+        return len(self.input_shape) + 1
+
+    def build(self, device: torch.device, calibration: torch.Tensor | None = None) -> nn.Module:
+        """A fresh network under ``seed``, in eval mode on ``device``."""
+        torch.manual_seed(self.seed)
+        net = self.make_net().to(device)
+        if calibration is not None:
+            calibrate_batchnorm(net, calibration.to(device))
+        return net.eval()
+
+
+def calibrate_batchnorm(net: nn.Module, x: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics to those of the batch ``x`` (one forward pass)."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [(m, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+    net.train()
+    with torch.no_grad():
+        net(x)
+    for m, momentum in saved:
+        m.momentum = momentum
+    net.eval()
+
+
+def deep_target(network: Network, name: str, seed: int = 0) -> DeepTarget:
+    """What the sweep measures of a submission's declared network (``Submission.network``)."""
+    return DeepTarget(
+        name=name,
+        make_net=network.build,
+        crop_shape=network.sample_shape,
+        input_shape=network.input_shape,
+        to_input=network.to_input,
+        network=network,
+        seed=seed,
+    )
+
+
+# ---- how a row runs it --------------------------------------------------------------------------
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+def memory_format(layout: str, ndim: int) -> tuple[str, torch.memory_format] | str:
+    """``(name, format)`` of ``layout`` for inputs of rank ``ndim``, or why it does not apply."""
+    if layout == "contiguous":
+        return "contiguous", torch.contiguous_format
+    if layout in ("channels_last", "channels_last_3d") and ndim == 4:
+        return "channels_last", torch.channels_last
+    if layout in ("channels_last", "channels_last_3d") and ndim == 5:
+        return "channels_last_3d", torch.channels_last_3d
+    return f"layout {layout} has no meaning for {ndim}-d inputs"
+
+
+@contextlib.contextmanager
+def tf32_math(enabled: bool) -> Iterator[None]:
+    """TF32 in CUDA matmuls and cuDNN convolutions on or off, restored on exit.
+
+    Through the legacy ``allow_tf32`` flags on purpose: after the newer ``fp32_precision``
+    setters (torch >= 2.9), reading ``allow_tf32`` or ``get_float32_matmul_precision()`` (as
+    other code, inductor included, may do) raises "mix of the legacy and new APIs"; after the
+    legacy setters, both APIs read consistently.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = (matmul.allow_tf32, cudnn.allow_tf32)
+    matmul.allow_tf32 = cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before
+
+
+@dataclass(frozen=True)
+class Mode:
+    precision: str = "fp32"
+    layout: str = "contiguous"
+    compile: bool = False
+
+    def not_applicable(self, device: torch.device, ndim: int) -> str | None:
+        """Why this mode cannot run on ``device`` for ``ndim``-d inputs, or None."""
+        if self.precision == "tf32" and device.type != "cuda":
+            return "TF32 is a CUDA tensor-core mode (on CPU it would be fp32)"
+        cuda = device.type == "cuda"
+        if self.precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+            return "this GPU has no bf16"
+        resolved = memory_format(self.layout, ndim)
+        return resolved if isinstance(resolved, str) else None
+
+    def layout_for(self, ndim: int) -> str:
+        resolved = memory_format(self.layout, ndim)
+        return resolved if isinstance(resolved, str) else resolved[0]
+
+    def format_for(self, ndim: int) -> torch.memory_format:
+        resolved = memory_format(self.layout, ndim)
+        if isinstance(resolved, str):
+            raise ValueError(resolved)
+        return resolved[1]
+
+    @contextlib.contextmanager
+    def active(self, device: torch.device) -> Iterator[None]:
+        """Process-wide math flags of this mode (TF32), for building, compiling and running."""
+        if device.type != "cuda":
+            yield
+            return
+        with tf32_math(self.precision == "tf32"):
+            yield
+
+    def prepare(self, net: nn.Module, ndim: int, compile_mode: str = "default") -> Predictor:
+        """``net`` (eval, on its device) converted to this layout and wrapped as a predictor.
+
+        ``dynamic=False``: every batch size compiles its own static graph, which is what a
+        deployment with a fixed batch runs (the end-to-end path pads its last batch).
+        """
+        net = net.eval().to(memory_format=self.format_for(ndim))
+        forward: Callable[[torch.Tensor], torch.Tensor] = net
+        if self.compile:
+            forward = torch.compile(net, mode=compile_mode, dynamic=False)
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            with (
+                torch.inference_mode(),
+                torch.autocast(
+                    x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+                ),
+            ):
+                return torch.sigmoid(forward(x).float()).reshape(-1)
+
+        return predict
+
+    @property
+    def label(self) -> str:
+        return f"{self.precision}/{self.layout}{'/compile' if self.compile else ''}"
+
+
+def allow_more_recompiles(limit: int = 64) -> None:
+    """One static graph per batch size: raise dynamo's per-function recompile limit (8)."""
+    import torch._dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(limit, getattr(torch._dynamo.config, name)))
+
+
+# ---- the sweep ----------------------------------------------------------------------------------
+
 
 STATUS_OK, STATUS_FAILED, STATUS_OOM_RETRIED = "ok", "failed", "oom-retried"
 PASSING = (STATUS_OK, STATUS_OOM_RETRIED)
@@ -306,13 +502,22 @@ def sweep(
 
 
 __all__ = [
+    "AUTOCAST_DTYPES",
     "PASSING",
     "STATUS_FAILED",
     "STATUS_OK",
     "STATUS_OOM_RETRIED",
+    "DeepTarget",
+    "Mode",
+    "Predictor",
     "Row",
     "SweepResult",
+    "allow_more_recompiles",
+    "calibrate_batchnorm",
+    "deep_target",
     "free_memory",
+    "memory_format",
     "sweep",
+    "tf32_math",
     "with_oom_retry",
 ]

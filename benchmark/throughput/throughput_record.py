@@ -1,5 +1,8 @@
 """The throughput record (``throughput.json``), its file name, and the tables printed with it.
 
+Not a result record (``benchmark.results``, ``benchmark.records``): a throughput record has its
+own schema (``nsclc-io-bench/throughput/v1``) and its own folder (``leaderboard/throughput/``).
+
 A throughput figure is only comparable with its scope (what was timed), precision, layout,
 batch, compile state, accuracy gate, hardware and software: all of them travel in the record,
 and the suggested file name carries the model, device, torch/CUDA versions and precisions, as
@@ -13,9 +16,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchmark.throughput.environment import device_slug
+from benchmark.schemas import THROUGHPUT_SCHEMA_ID
+from benchmark.throughput.measuring import device_slug
 
-SCHEMA = "nsclc-io-bench/throughput/v1"
+THROUGHPUT_SCHEMA = THROUGHPUT_SCHEMA_ID  # one id, owned by the leaderboard's schema
 
 SCOPE_MODEL_ONLY = (
     "network forward + sigmoid on random inputs of the network's real input shape already on "
@@ -242,4 +246,15 @@ def summary(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SCHEMA", "end_to_end_table", "file_name", "model_only_table", "summary"]
+__all__ = [
+    "SCOPE_CLINICAL",
+    "SCOPE_END_TO_END_DEEP",
+    "SCOPE_END_TO_END_PIPELINE",
+    "SCOPE_MODEL_ONLY",
+    "THROUGHPUT_SCHEMA",
+    "end_to_end_table",
+    "file_name",
+    "model_only_table",
+    "published_rows",
+    "summary",
+]
