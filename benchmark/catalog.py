@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmark.results import PROJECT_ROOT
+from benchmark.record_format import PROJECT_ROOT
 
 Kind = Literal["baseline", "submission", "template"]
 SUBMISSIONS = "submissions"

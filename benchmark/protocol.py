@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
 from benchmark.cohort import Cohort, LabelledCohort, Outcomes
-from benchmark.results import CV_KEY_SUFFIX
+from benchmark.record_format import CV_KEY_SUFFIX
 from benchmark.submission import (
     FitContext,
     Submission,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.results import CV_KEY_SUFFIX, PROJECT_ROOT, SCHEMA
+from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, SCHEMA
 
 KNOWN_SCHEMAS = (SCHEMA,)
 CONF_DIR = PROJECT_ROOT / "conf"

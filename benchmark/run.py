@@ -17,8 +17,8 @@ from benchmark.atomic import write_atomic
 from benchmark.cohort import COHORTS
 from benchmark.data.source import open_dataset
 from benchmark.protocol import folds_digest, run_protocol
+from benchmark.record_format import CV_KEY_SUFFIX, build_record, record_json
 from benchmark.report import metrics_table
-from benchmark.results import CV_KEY_SUFFIX, build_record, record_json
 from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
 from benchmark.submission import FitContext

@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.record_format import SCHEMA
 from benchmark.records import config_key
-from benchmark.results import SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from benchmark.cohort import TASKS
-from benchmark.results import SCHEMA as RESULT_SCHEMA_ID
+from benchmark.record_format import SCHEMA as RESULT_SCHEMA_ID
 
 MODEL_CARD_SCHEMA_ID = "nsclc-io-bench/model-card/v1"
 THROUGHPUT_SCHEMA_ID = "nsclc-io-bench/throughput/v1"

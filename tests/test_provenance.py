@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import results
+from benchmark import record_format as results
 
 
 def _git(repo: Path, *args: str) -> str:

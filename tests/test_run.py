@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from tiny_runs import bench
 
-from benchmark.results import SCHEMA
+from benchmark.record_format import SCHEMA
 
 
 @pytest.fixture(scope="module")

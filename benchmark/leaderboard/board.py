@@ -18,8 +18,8 @@ from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
 from benchmark.leaderboard.ranking import Standing, rank_models
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
 from benchmark.leaderboard.throughput_table import ThroughputRecord, load_throughput
+from benchmark.record_format import PROJECT_ROOT
 from benchmark.records import Reference, SeedRow, aggregate_seeds, expected_cohort_keys
-from benchmark.results import PROJECT_ROOT
 
 LEADERBOARD_DIR = PROJECT_ROOT / "leaderboard"
 

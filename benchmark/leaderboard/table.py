@@ -15,8 +15,8 @@ from benchmark.leaderboard.figures import planned_figures
 from benchmark.leaderboard.ranking import Standing
 from benchmark.leaderboard.throughput_table import render_throughput
 from benchmark.model_card import load_model_card
+from benchmark.record_format import PROJECT_ROOT
 from benchmark.records import SeedRow
-from benchmark.results import PROJECT_ROOT
 
 METRIC_TITLE = {
     "auc": "AUC",

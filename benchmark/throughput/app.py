@@ -21,7 +21,7 @@ from benchmark.atomic import write_atomic
 from benchmark.cohort import LabelledCohort
 from benchmark.data.source import open_dataset
 from benchmark.devices import resolve_device
-from benchmark.results import git_commit, record_json
+from benchmark.record_format import git_commit, record_json
 from benchmark.submission import Submission
 from benchmark.threads import torch_threads
 from benchmark.throughput import throughput_record as records

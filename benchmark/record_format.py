@@ -1,4 +1,7 @@
-"""The result record (``result.json``), its provenance, and atomic writes.
+"""The result record's format (``result.json``): schema, keys, provenance, how one is written.
+
+The writing side of a record; ``benchmark/records.py`` is the reading side (validate, compare,
+aggregate seeds), ``benchmark/throughput/throughput_record.py`` the throughput tool's own record.
 
 A record is only ever written whole: files are written to a temporary name in the same folder
 and renamed, so a failed or interrupted run leaves no half record.
