@@ -1,7 +1,8 @@
 """The throughput record (``throughput.json``), its file name, and the tables printed with it.
 
 Not a result record (``benchmark.record_format``, ``benchmark.records``): a throughput record
-has its own schema (``nsclc-io-bench/throughput/v1``) and its own folder (``leaderboard/throughput/``).
+has its own schema (``nsclc-io-bench/throughput/v1``) and its own folder
+(``leaderboard/throughput/``).
 
 A throughput figure is only comparable with its scope (what was timed), precision, layout,
 batch, compile state, accuracy gate, hardware and software: all of them travel in the record,
