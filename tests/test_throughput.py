@@ -23,11 +23,13 @@ from benchmark.submission import FitContext, Network, Predictions, Submission
 from benchmark.throughput import throughput_record as records
 from benchmark.throughput.app import measure, measure_and_write
 from benchmark.throughput.end_to_end import choose_mode, memory_chunks, stream_predict
+from benchmark.throughput.gate import gate_inputs
 from benchmark.throughput.measuring import peak_flops
 from benchmark.throughput.model_only import (
     STATUS_FAILED,
     STATUS_OOM_RETRIED,
     DeepTarget,
+    deep_target,
     sweep,
     with_oom_retry,
 )
@@ -429,3 +431,19 @@ def test_every_model_declares_its_caches_and_network(
         assert cache.cache_dir is not None and cache.workers >= 1
         assert callable(cache.cache_path)
     assert (submission.network() is not None) == has_network
+
+
+def test_a_zero_head_is_given_weights_so_the_gate_compares_something(tmp_path: Path):
+    """timm25d starts its head at zero (p = 0.5 for every lesion); the measured copy must not,
+    or every precision would 'agree' with fp32 on a constant."""
+    from baselines.timm25d import Timm25D
+
+    crops = LesionCrops(tmp_path, progress=False, spacing_mm=4.0, size_mm=64.0)
+    submission = Timm25D(crops, backbone="test_resnet", image_size=32)
+    assert not submission.build_net().get_classifier().weight.any()  # as training starts it
+    target = deep_target(submission.network(), "timm25d_test")
+    x = gate_inputs(target.input_shape, 8, 0)
+    net = target.build(torch.device("cpu"), calibration=x)
+    with torch.no_grad():
+        p = torch.sigmoid(net(x)).reshape(-1)
+    assert p.std() > 1e-3  # predictions that differ between lesions

@@ -94,14 +94,82 @@ def _hardware(hardware: dict[str, Any]) -> str:
     return ", ".join(shown) or "unknown hardware"
 
 
+def _rate(row: dict[str, Any] | None) -> str:
+    if row is None or not row.get("samples_per_s"):
+        return ""
+    return f"{_cell(row['samples_per_s'])} {row.get('unit') or 'samples'}/s"
+
+
+def _summary_row(item: ThroughputRecord) -> list[str]:
+    """One line per record: the best gated model-only row, batch-1 latency, end-to-end."""
+    rows = item.record["rows"]
+    model_only = [
+        r
+        for r in rows
+        if r.get("scope") == "model-only" and r.get("status") == "ok" and r.get("samples_per_s")
+    ]
+    best = max(model_only, key=lambda r: r["samples_per_s"], default=None)
+    latencies = [r["latency_p50_ms"] for r in model_only if r.get("latency_p50_ms") is not None]
+
+    def end_to_end(cache: str) -> dict[str, Any] | None:
+        found = [
+            r
+            for r in rows
+            if str(r.get("scope", "")).startswith("end-to-end (")
+            and f"{cache} cache)" in r["scope"]
+            and "harness-predict" not in r["scope"]
+        ]
+        return found[0] if found else None
+
+    warm, cold = end_to_end("warm"), end_to_end("cold")
+    if warm is None:  # no per-lesion cache (clinical tables only)
+        warm = end_to_end("none")
+    # The warm pass against model-only at the same precision, layout and batch.
+    same = [
+        r
+        for r in model_only
+        if warm and all(r.get(k) == warm.get(k) for k in ("precision", "layout", "batch"))
+    ]
+    ratio = ""
+    if same and warm and warm.get("samples_per_s"):
+        ratio = f"{warm['samples_per_s'] / same[0]['samples_per_s']:.2f}"
+    mode = f" ({best['precision']}, {best['layout']}, batch {best['batch']})" if best else ""
+    return [
+        item.record["model"],
+        item.path.name.split("__")[1] if "__" in item.path.name else "",
+        (_rate(best) + mode) if best else "no network",
+        _cell(min(latencies)) if latencies else "",
+        _rate(cold),
+        _rate(warm),
+        ratio,
+    ]
+
+
 def render_throughput(records: list[ThroughputRecord]) -> str:
-    """Markdown: one table per record, under a heading naming the model and the hardware."""
+    """Markdown: a summary line per record, then each record's full table, under a heading
+    naming the model and the hardware."""
     if not records:
         return (
             "No throughput records yet: `python -m benchmark.throughput model=NAME` writes them "
             "into `leaderboard/throughput/`.\n"
         )
-    parts = []
+    header = [
+        "model",
+        "machine",
+        "model-only, best gated row",
+        "batch-1 p50 ms",
+        "end-to-end, cold cache",
+        "end-to-end, warm cache",
+        "warm / model-only (same mode)",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_summary_row(item)) + " |" for item in records]
+    parts = [
+        "Model-only: the fastest row that passed the accuracy gate against fp32, inputs already "
+        "on the device. End-to-end: from the cohorts on disk to predictions, per-lesion cache "
+        "(crops or radiomics) empty (cold) or filled (warm). Every row of every record follows.\n",
+        "\n".join(lines) + "\n",
+    ]
     for item in records:
         record = item.record
         rows = record["rows"]

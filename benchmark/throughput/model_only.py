@@ -6,7 +6,9 @@ on the weights), fed inputs of the shape it really sees (``to_input`` of a crop 
 itself for ``cnn3d``, 2.5D views resized to ``image_size`` for ``timm25d``). Random BatchNorm
 statistics (mean 0, variance 1) let activations grow layer after layer, so a random network's
 sigmoid can saturate at 0 or 1, where any precision "agrees" with fp32: :meth:`DeepTarget.build`
-estimates them from one batch of the gate inputs, as training would.
+estimates them from one batch of the gate inputs, as training would. A head that starts at zero
+(``timm25d`` does, so that training starts at p = 0.5) would make every prediction 0.5 and the
+gate compare nothing: such layers get PyTorch's default initialisation here.
 
 How it is run in one row (:class:`Mode`): precision, memory layout, ``torch.compile``. A mode
 turns a network into a predictor ``x -> p(PD)`` (sigmoid of the logit, float32, shape ``[n]``)
@@ -81,9 +83,19 @@ class DeepTarget:
         """A fresh network under ``seed``, in eval mode on ``device``."""
         torch.manual_seed(self.seed)
         net = self.make_net().to(device)
+        reinitialise_zero_layers(net)
         if calibration is not None:
             calibrate_batchnorm(net, calibration.to(device))
         return net.eval()
+
+
+def reinitialise_zero_layers(net: nn.Module) -> None:
+    """Give every layer whose weight is all zeros (a zero-initialised head) a default init."""
+    with torch.no_grad():
+        for module in net.modules():
+            layer = isinstance(module, nn.Linear | nn.modules.conv._ConvNd)
+            if layer and not module.weight.any():
+                module.reset_parameters()
 
 
 def calibrate_batchnorm(net: nn.Module, x: torch.Tensor) -> None:
@@ -515,6 +527,7 @@ __all__ = [
     "allow_more_recompiles",
     "calibrate_batchnorm",
     "deep_target",
+    "reinitialise_zero_layers",
     "free_memory",
     "memory_format",
     "sweep",
