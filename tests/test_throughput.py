@@ -306,8 +306,11 @@ def test_deep_model_record_on_tiny_cohorts(
     assert schema_errors(record, THROUGHPUT_V1) == []
     scopes = [r["scope"] for r in record["rows"]]
     assert scopes.count("model-only") == len(rows) and len(scopes) == len(rows) + 4
-    table = render_throughput([ThroughputRecord(tmp_path / "throughput.json", record)])
-    assert table.count("model-only") == len(rows)
+    table = render_throughput([ThroughputRecord(tmp_path / record["suggested_name"], record)])
+    assert table.count("| model-only |") == len(rows)
+    # The summary line: the device slug, and the record's own warm / model-only ratio.
+    (summary,) = [line for line in table.splitlines() if line.startswith(f"| {model} | cpu-")]
+    assert f"| {e2e['ratio_warm_to_model_only']:.2f} |" in summary
 
 
 def test_clinical_model_is_end_to_end_only(cache_dir: Path):
