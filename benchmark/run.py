@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.atomic import write_atomic
 from benchmark.cohort import COHORTS
 from benchmark.data.source import open_dataset
+from benchmark.isolation import isolated_factory
 from benchmark.protocol import folds_digest, run_protocol
 from benchmark.record_format import CV_KEY_SUFFIX, build_record, record_json
 from benchmark.report import metrics_table
@@ -56,6 +56,13 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     if unknown:
         raise ValueError(f"protocol names unknown cohorts {unknown}; known: {COHORTS}")
 
+    # Built first: with sandbox=process its worker server starts while the data are scanned.
+    make_model = isolated_factory(
+        str(cfg.model.name),
+        OmegaConf.to_container(cfg.model.submission, resolve=True),
+        int(cfg.seed),
+        str(cfg.sandbox),
+    )
     dataset = open_dataset(
         OmegaConf.to_container(cfg.data, resolve=True),
         names,
@@ -69,9 +76,6 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     log.info("data %s (%s)", dataset.root, dataset.fingerprint)
 
     model_name = cfg.model.name
-
-    def make_model():
-        return instantiate(cfg.model.submission, seed=cfg.seed, _convert_="all")
 
     development = loaded[protocol["development"]]
     predictions, folds = run_protocol(

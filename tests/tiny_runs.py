@@ -99,7 +99,9 @@ def tiny_run(
     key = (name, seed)
     if key in _RUNS:
         return _RUNS[key]
-    cfg = model_config(name, cache_dir, f"seed={seed}")
+    # In this process (sandbox=none): the spy patches the model's class here. The sweep and deep
+    # tests run the CLI with the default sandbox (each model in a worker process).
+    cfg = model_config(name, cache_dir, f"seed={seed}", "sandbox=none")
     cls = get_class(cfg.model.submission._target_)
     own = "predict" in cls.__dict__
     original = cls.predict

@@ -1,0 +1,176 @@
+"""Submission code in a process of its own: a fit or a predict sees what the contract allows.
+
+With ``sandbox=process`` every model instance the protocol builds lives in a fresh worker
+process: the constructor, ``fit``, ``save_artefacts`` and ``predict`` run there, and the parent
+(which holds every cohort's outcomes and scores the predictions) runs no submission code. A
+worker receives, pickled, only the training cohort view and its outcomes (``fit``) or a blinded
+cohort view (``predict``); predictions come back the same way and are checked by the protocol.
+Walking up the call stack or scanning live objects (``gc``) in a worker therefore finds no label
+of a cohort it predicts, and a model cannot carry labels from one cross-validation fold's fit
+to another fold's predict, because each fit gets a new process.
+
+Workers fork from a forkserver: a fresh interpreter started for the purpose (never a copy of the
+parent, which holds the labels) that has imported the heavy libraries once, so a worker starts
+in milliseconds rather than re-importing torch and pandas. What ``process`` alone does not stop
+(the file system, the network, the environment) is listed in the README, "Isolation".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import traceback
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from benchmark.cohort import Cohort, Outcomes
+from benchmark.submission import (
+    FitContext,
+    Predictions,
+    Submission,
+    SubmissionError,
+    check_fit_signature,
+)
+
+SANDBOXES = ("process", "none")
+
+# Imported once by the forkserver, so that workers do not import them again (with the modules
+# of every ``_target_`` in the model's config).
+PRELOAD = ("numpy", "pandas", "hydra.utils", "benchmark.isolation")
+
+
+class IsolatedSubmission(Submission):
+    """A submission built and run in a worker process of its own; this object is its handle.
+
+    ``submission`` is the model's resolved config node (``cfg.model.submission``, with its
+    ``_target_``), instantiated in the worker with ``seed``.
+    """
+
+    tasks: tuple[str, ...]
+
+    def __init__(self, name: str, submission: Mapping[str, Any], seed: int) -> None:
+        self.name = name
+        context = multiprocessing.get_context("forkserver")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, name, dict(submission), int(seed)), name=f"model-{name}"
+        )
+        self._process.start()
+        child.close()
+        self.tasks = tuple(self._call("tasks"))
+
+    def fit(
+        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
+    ) -> IsolatedSubmission:
+        self._call("fit", cohort, outcomes, context)
+        return self
+
+    def save_artefacts(self, folder: Path) -> None:
+        self._call("save_artefacts", Path(folder))
+
+    def predict(self, cohort: Cohort) -> Predictions:
+        return self._call("predict", cohort)
+
+    def _call(self, step: str, *args: Any) -> Any:
+        if self._process is None:
+            raise SubmissionError(f"{self.name}: its worker process has been closed")
+        try:
+            self._conn.send((step, args))
+            status, value = self._conn.recv()
+        except (EOFError, ConnectionError, BrokenPipeError) as err:
+            code = self._process.exitcode
+            self.close()
+            raise SubmissionError(
+                f"{self.name}: its worker process ended during {step} (exit code {code}): {err!r}"
+            ) from None
+        if status == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop the worker (it holds the fitted model): idempotent."""
+        process, self._process = getattr(self, "_process", None), None
+        if process is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(("stop", ()))
+        self._conn.close()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
+    """The worker: build the model, then run the steps the parent sends until it says stop."""
+    model = None
+    while True:
+        try:
+            step, args = conn.recv()
+        except EOFError:
+            return
+        if step == "stop":
+            return
+        try:
+            if model is None:
+                from hydra.utils import instantiate
+
+                model = instantiate(submission, seed=seed, _convert_="all")
+                check_fit_signature(name, model)
+            if step == "tasks":
+                value: Any = tuple(model.tasks)
+            elif step == "fit":
+                model.fit(*args)
+                value = None
+            else:
+                value = getattr(model, step)(*args)
+            del args
+            conn.send(("ok", value))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            exc.add_note(f"in the model's worker process:\n{traceback.format_exc()}")
+            try:
+                conn.send(("error", exc))
+            except Exception:  # noqa: BLE001 - an exception that does not pickle
+                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+            if not isinstance(exc, Exception):
+                return
+
+
+def isolated_factory(name: str, submission: Mapping[str, Any], seed: int, sandbox: str):
+    """``make_model`` for the protocol: a fresh model per call, in a worker unless ``none``."""
+    if sandbox not in SANDBOXES:
+        raise ValueError(f"sandbox must be one of {SANDBOXES}, got {sandbox!r}")
+    if sandbox == "none":
+        from hydra.utils import instantiate
+
+        return lambda: instantiate(dict(submission), seed=seed, _convert_="all")
+    from multiprocessing import forkserver
+
+    preload = [*PRELOAD, *_target_modules(submission)]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    # Start the server now: it imports while the caller scans and loads the data.
+    forkserver.ensure_running()
+    return lambda: IsolatedSubmission(name, submission, seed)
+
+
+def _target_modules(node: Any) -> list[str]:
+    """The modules of every ``_target_`` in a config node (what instantiating it imports)."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        target = node.get("_target_")
+        if isinstance(target, str) and "." in target:
+            found.append(target.rsplit(".", 1)[0])
+        for value in node.values():
+            found += _target_modules(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            found += _target_modules(value)
+    return list(dict.fromkeys(found))
+
+
+__all__ = ["SANDBOXES", "IsolatedSubmission", "isolated_factory"]
