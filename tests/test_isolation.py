@@ -72,3 +72,11 @@ def test_isolated_and_in_process_runs_give_the_same_predictions(tiny_cohorts):
 def test_an_unknown_sandbox_is_refused():
     with pytest.raises(ValueError, match="sandbox must be one of"):
         isolated_factory("m", {"_target_": "attacks.Raises"}, 0, "docker")
+
+
+def test_labels_kept_from_one_fold_do_not_reach_another_folds_predict(tiny_cohorts):
+    """In one process, fold 0's fit holds the labels of folds 1-2, which a model can keep and
+    replay; a new worker per fit has only its own training labels."""
+    exposed = _external_auc(tiny_cohorts, "Hoarder", "none")
+    assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5
+    assert _external_auc(tiny_cohorts, "Hoarder", "process") == {"mdacc": 0.5, "pembro_rt_cv": 0.5}
