@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -41,17 +43,53 @@ SANDBOXES = ("process", "none")
 PRELOAD = ("numpy", "pandas", "hydra.utils", "benchmark.isolation")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Per-step limits of a worker (``limits`` in ``conf/config.yaml``); None: no limit."""
+
+    step_s: float | None = None  # wall time of one constructor / fit / save / predict call
+    memory_gib: float | None = None  # resident memory of the worker process
+
+    def __post_init__(self) -> None:
+        for name in ("step_s", "memory_gib"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"limits.{name} must be positive or null, got {value}")
+
+
+class LimitExceeded(SubmissionError):
+    """A worker went past a configured limit and was stopped."""
+
+
+POLL_S = 0.25  # how often a waiting parent checks the worker's clock and memory
+
+
+def _rss_gib(pid: int) -> float:
+    """Resident memory of process ``pid`` (Linux /proc; 0 where it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
 class IsolatedSubmission(Submission):
     """A submission built and run in a worker process of its own; this object is its handle.
 
     ``submission`` is the model's resolved config node (``cfg.model.submission``, with its
-    ``_target_``), instantiated in the worker with ``seed``.
+    ``_target_``), instantiated in the worker with ``seed``. A step that runs past
+    ``limits`` stops the worker and raises :class:`LimitExceeded`, naming model, step and limit.
     """
 
     tasks: tuple[str, ...]
 
-    def __init__(self, name: str, submission: Mapping[str, Any], seed: int) -> None:
+    def __init__(
+        self, name: str, submission: Mapping[str, Any], seed: int, limits: Limits = Limits()
+    ) -> None:
         self.name = name
+        self.limits = limits
         context = multiprocessing.get_context("forkserver")
         self._conn, child = context.Pipe()
         self._process = context.Process(
@@ -78,6 +116,7 @@ class IsolatedSubmission(Submission):
             raise SubmissionError(f"{self.name}: its worker process has been closed")
         try:
             self._conn.send((step, args))
+            self._wait(step)
             status, value = self._conn.recv()
         except (EOFError, ConnectionError, BrokenPipeError) as err:
             code = self._process.exitcode
@@ -89,6 +128,28 @@ class IsolatedSubmission(Submission):
             raise value
         return value
 
+    def _wait(self, step: str) -> None:
+        """Block until the worker answers; stop it when it runs past a limit."""
+        started = time.monotonic()
+        step_s, memory_gib = self.limits.step_s, self.limits.memory_gib
+        while not self._conn.poll(POLL_S):
+            process = self._process
+            if process is None or not process.is_alive():
+                return  # recv() reports the end
+            elapsed = time.monotonic() - started
+            if step_s is not None and elapsed > step_s:
+                self.close()
+                raise LimitExceeded(
+                    f"{self.name}: {step} ran longer than limits.step_s={step_s:g} s; "
+                    "its worker was stopped and no record is written"
+                )
+            if memory_gib is not None and (used := _rss_gib(process.pid)) > memory_gib:
+                self.close()
+                raise LimitExceeded(
+                    f"{self.name}: {step} used {used:.2f} GiB, over limits.memory_gib="
+                    f"{memory_gib:g}; its worker was stopped and no record is written"
+                )
+
     def close(self) -> None:
         """Stop the worker (it holds the fitted model): idempotent."""
         process, self._process = getattr(self, "_process", None), None
@@ -97,7 +158,7 @@ class IsolatedSubmission(Submission):
         with contextlib.suppress(OSError, ValueError):
             self._conn.send(("stop", ()))
         self._conn.close()
-        process.join(timeout=10)
+        process.join(timeout=2)
         if process.is_alive():
             process.kill()
             process.join()
@@ -141,8 +202,15 @@ def _serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -
                 return
 
 
-def isolated_factory(name: str, submission: Mapping[str, Any], seed: int, sandbox: str):
-    """``make_model`` for the protocol: a fresh model per call, in a worker unless ``none``."""
+def isolated_factory(
+    name: str,
+    submission: Mapping[str, Any],
+    seed: int,
+    sandbox: str,
+    limits: Limits = Limits(),
+) -> Callable[[], Submission]:
+    """``make_model`` for the protocol: a fresh model per call, in a worker unless ``none``
+    (where ``limits`` cannot be enforced)."""
     if sandbox not in SANDBOXES:
         raise ValueError(f"sandbox must be one of {SANDBOXES}, got {sandbox!r}")
     if sandbox == "none":
@@ -155,7 +223,7 @@ def isolated_factory(name: str, submission: Mapping[str, Any], seed: int, sandbo
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     # Start the server now: it imports while the caller scans and loads the data.
     forkserver.ensure_running()
-    return lambda: IsolatedSubmission(name, submission, seed)
+    return lambda: IsolatedSubmission(name, submission, seed, limits)
 
 
 def _target_modules(node: Any) -> list[str]:
@@ -173,4 +241,4 @@ def _target_modules(node: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-__all__ = ["SANDBOXES", "IsolatedSubmission", "isolated_factory"]
+__all__ = ["SANDBOXES", "IsolatedSubmission", "LimitExceeded", "Limits", "isolated_factory"]

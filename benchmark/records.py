@@ -33,7 +33,7 @@ from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, SCHEMA
 KNOWN_SCHEMAS = (SCHEMA,)
 CONF_DIR = PROJECT_ROOT / "conf"
 # Config keys that never change a number (progress bars); the cache location is masked too.
-VOLATILE_KEYS = frozenset({"progress", "sandbox"})  # change no number
+VOLATILE_KEYS = frozenset({"progress", "sandbox", "limits"})  # change no number
 CACHE_PLACEHOLDER = "${paths.cache_dir}"
 # Metrics bounded to [0, 1]: a pooled CI is clipped to that range.
 UNIT_INTERVAL = ("auc", "brier", "c_index", "td_auc_")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.atomic import write_atomic
 from benchmark.cohort import COHORTS
 from benchmark.data.source import open_dataset
-from benchmark.isolation import isolated_factory
+from benchmark.isolation import Limits, isolated_factory
 from benchmark.protocol import folds_digest, run_protocol
 from benchmark.record_format import CV_KEY_SUFFIX, build_record, record_json
 from benchmark.report import metrics_table
@@ -62,6 +62,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
         OmegaConf.to_container(cfg.model.submission, resolve=True),
         int(cfg.seed),
         str(cfg.sandbox),
+        Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
     )
     dataset = open_dataset(
         OmegaConf.to_container(cfg.data, resolve=True),

@@ -91,3 +91,25 @@ class Hoarder(_Cheat):
         if not all(lesion in _HOARD for lesion in cohort.lesion_ids):
             return None
         return pd.Series([_HOARD[lesion] for lesion in cohort.lesion_ids], index=cohort.lesion_ids)
+
+
+class Sleeper(_Cheat):
+    """A runaway predict: never returns in time."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        import time
+
+        time.sleep(120)
+
+
+class Hog(_Cheat):
+    """A runaway predict: holds ~1 GiB."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        import time
+
+        import numpy as np
+
+        block = np.ones(2**27)  # 1 GiB of float64, touched
+        time.sleep(30)
+        return pd.Series(float(block[0]) / 2, index=cohort.lesion_ids)

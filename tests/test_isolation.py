@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from benchmark.isolation import isolated_factory
+from benchmark.isolation import LimitExceeded, Limits, isolated_factory
 from benchmark.protocol import run_protocol
 from benchmark.submission import SubmissionError
 
@@ -80,3 +82,21 @@ def test_labels_kept_from_one_fold_do_not_reach_another_folds_predict(tiny_cohor
     exposed = _external_auc(tiny_cohorts, "Hoarder", "none")
     assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5
     assert _external_auc(tiny_cohorts, "Hoarder", "process") == {"mdacc": 0.5, "pembro_rt_cv": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("target", "limits", "message"),
+    [
+        ("Sleeper", Limits(step_s=1.0), r"Sleeper: predict ran longer than limits.step_s=1 s"),
+        ("Hog", Limits(memory_gib=0.5), r"Hog: predict used \d\.\d\d GiB, over limits.memory_gib"),
+    ],
+)
+def test_a_runaway_step_is_stopped_with_the_limit_named(tiny_cohorts, target, limits, message):
+    model = isolated_factory(target, {"_target_": f"attacks.{target}"}, 0, "process", limits)()
+    dev = tiny_cohorts["pembro_rt"]
+    model.fit(dev.cohort, dev.outcomes)
+    clock = time.monotonic()
+    with pytest.raises(LimitExceeded, match=message):
+        model.predict(tiny_cohorts["mdacc"].cohort)
+    assert time.monotonic() - clock < 20  # stopped, not waited for
+    assert model._process is None  # the worker is gone
