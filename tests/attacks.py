@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import warnings
 
 import pandas as pd
 
@@ -62,7 +63,9 @@ class ObjectScanner(_Cheat):
     """(b) Scans every object the garbage collector tracks."""
 
     def found(self, cohort: Cohort) -> pd.Series | None:
-        return _labels_for(gc.get_objects(), cohort)
+        with warnings.catch_warnings():  # isinstance() on every object wakes deprecated shims
+            warnings.simplefilter("ignore")
+            return _labels_for(gc.get_objects(), cohort)
 
 
 class Crashes(_Cheat):
