@@ -74,7 +74,7 @@ def run_protocol(
     make_model: Callable[[], Submission],
     model_name: str,
     development: tuple[str, LabelledCohort],
-    external: Mapping[str, LabelledCohort],
+    external: Mapping[str, Cohort],
     tasks: tuple[str, ...],
     n_splits: int,
     fold_seed: int,
@@ -83,6 +83,8 @@ def run_protocol(
     """Run CV on the development cohort and external validation; return predictions and folds.
 
     ``make_model`` returns a fresh, unfitted submission each time (one per fold, one final).
+    ``external`` are cohort views only: their outcomes are loaded by the caller once their
+    predictions are back (``benchmark/run.py``).
     Each fit gets ``run_context`` (seed, device, workers) named for its step (``fold<k>``,
     ``final``); with ``run_context.artefact_dir`` set, its artefacts go to ``<that>/<step>``.
     The predictions frame has columns cohort, task, id, patient_id, prediction, with cohort keys
@@ -121,10 +123,8 @@ def run_protocol(
             frames.append(_predictions_frame(dev_name + CV_KEY_SUFFIX, test, preds))
             steps.update()
         model = fitted(dev.cohort, dev.outcomes, "final")
-        for name, labelled in external.items():
-            preds = check_predictions(
-                model_name, labelled.cohort, model.predict(labelled.cohort), run_tasks
-            )
-            frames.append(_predictions_frame(name, labelled.cohort, preds))
+        for name, cohort in external.items():
+            preds = check_predictions(model_name, cohort, model.predict(cohort), run_tasks)
+            frames.append(_predictions_frame(name, cohort, preds))
         steps.update()
     return pd.concat(frames, ignore_index=True), folds

@@ -73,17 +73,19 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     previous = existing_record(out_dir, cfg, dataset.fingerprint)
     if previous is not None:
         return RunOutcome(previous, reused=True)
-    loaded = dataset.load(names)
+    # The development cohort's outcomes train the fits; an external cohort's outcomes are read
+    # only once its predictions are back.
+    development = dataset.load([protocol["development"]])[protocol["development"]]
+    external = dataset.views(protocol["external"])
     log.info("data %s (%s)", dataset.root, dataset.fingerprint)
 
     model_name = cfg.model.name
 
-    development = loaded[protocol["development"]]
     predictions, folds = run_protocol(
         make_model,
         model_name,
         (protocol["development"], development),
-        {name: loaded[name] for name in protocol["external"]},
+        external,
         tuple(protocol["tasks"]),
         n_splits=protocol["cv"]["n_splits"],
         fold_seed=protocol["cv"]["fold_seed"],
@@ -96,7 +98,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     )
 
     by_key = {protocol["development"] + CV_KEY_SUFFIX: development}
-    by_key.update({name: loaded[name] for name in protocol["external"]})
+    by_key.update(dataset.load(protocol["external"]))
     metrics = score(predictions, by_key, development, protocol)
     tasks = tuple(predictions["task"].unique())
     truth_by_key = {key: dataset.truth(key.removesuffix(CV_KEY_SUFFIX)) for key in by_key}

@@ -74,7 +74,7 @@ def test_the_protocol_names_each_fits_weights_and_they_reload(
         make_model,
         "cnn3d_t",
         ("pembro_rt", dev),
-        {"nivorad": test},
+        {"nivorad": test.cohort},
         ("lesion_pd",),
         n_splits=2,
         fold_seed=0,

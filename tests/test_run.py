@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tiny_runs import bench
+from tiny_runs import bench, model_config
 
 from benchmark.record_format import SCHEMA
+from benchmark.run import run
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,30 @@ def test_help_and_cfg_job_work(cache_dir: Path):
     )
     cfg = bench("--cfg", "job", "data=tiny", "seed=3", cache_dir=cache_dir).stdout
     assert "seed: 3" in cfg and "name: tiny" in cfg
+
+
+def test_external_outcomes_are_read_only_after_their_predictions(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The harness holds no external cohort's labels while anything predicts it."""
+    from benchmark import protocol
+    from benchmark.data.source import Dataset
+
+    events: list[tuple[str, str]] = []
+    load, check = Dataset.load, protocol.check_predictions
+
+    def spied_load(self, names):
+        names = list(names)
+        events.extend(("labels", name) for name in names)
+        return load(self, names)
+
+    def spied_check(model_name, cohort, predictions, tasks):
+        events.append(("predicted", cohort.name))
+        return check(model_name, cohort, predictions, tasks)
+
+    monkeypatch.setattr(Dataset, "load", spied_load)
+    monkeypatch.setattr(protocol, "check_predictions", spied_check)
+    run(model_config("cox_clinical", cache_dir), tmp_path)
+    for name in ("nivorad", "mdacc"):
+        assert events.index(("labels", name)) > events.index(("predicted", name)), events
+    assert events[0] == ("labels", "pembro_rt")  # the development cohort trains the fits

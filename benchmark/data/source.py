@@ -16,7 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from benchmark.cohort import LabelledCohort
+from benchmark.cohort import Cohort, LabelledCohort
 
 
 def simulated_root(profile: Mapping[str, Any], seed: int, cache_dir: Path) -> Path:
@@ -79,6 +79,15 @@ class Dataset:
             name: LabelledCohort(
                 *layout.load(self.root, name, view_dir=self.view_dir, cache_dir=self.cache_dir)
             )
+            for name in names
+        }
+
+    def views(self, names: Iterable[str]) -> dict[str, Cohort]:
+        """The blinded views of cohorts ``names``, their outcomes dropped as they are read."""
+        from benchmark.data import layout
+
+        return {
+            name: layout.load(self.root, name, view_dir=self.view_dir, cache_dir=self.cache_dir)[0]
             for name in names
         }
 
