@@ -73,23 +73,18 @@ class Dataset:
 
     def load(self, names: Iterable[str]) -> dict[str, LabelledCohort]:
         """The cohorts ``names``: blinded views plus their outcomes."""
-        from benchmark.data import layout
-
-        return {
-            name: LabelledCohort(
-                *layout.load(self.root, name, view_dir=self.view_dir, cache_dir=self.cache_dir)
-            )
-            for name in names
-        }
+        return {name: self._read(name) for name in names}
 
     def views(self, names: Iterable[str]) -> dict[str, Cohort]:
         """The blinded views of cohorts ``names``, their outcomes dropped as they are read."""
+        return {name: self._read(name).cohort for name in names}
+
+    def _read(self, name: str) -> LabelledCohort:
         from benchmark.data import layout
 
-        return {
-            name: layout.load(self.root, name, view_dir=self.view_dir, cache_dir=self.cache_dir)[0]
-            for name in names
-        }
+        return LabelledCohort(
+            *layout.load(self.root, name, view_dir=self.view_dir, cache_dir=self.cache_dir)
+        )
 
     def truth(self, name: str) -> Any:
         """The simulator's truth of cohort ``name`` (None for data from a folder)."""
