@@ -167,6 +167,13 @@ class IsolatedSubmission(Submission):
         self.close()
 
 
+def build(submission: Mapping[str, Any], seed: int) -> Submission:
+    """The model of a resolved ``cfg.model.submission`` node, with the run's seed (both modes)."""
+    from hydra.utils import instantiate
+
+    return instantiate(dict(submission), seed=seed, _convert_="all")
+
+
 def _serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
     """The worker: build the model, then run the steps the parent sends until it says stop."""
     model = None
@@ -179,9 +186,7 @@ def _serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -
             return
         try:
             if model is None:
-                from hydra.utils import instantiate
-
-                model = instantiate(submission, seed=seed, _convert_="all")
+                model = build(submission, seed)
                 check_fit_signature(name, model)
             if step == "tasks":
                 value: Any = tuple(model.tasks)
@@ -214,9 +219,7 @@ def isolated_factory(
     if sandbox not in SANDBOXES:
         raise ValueError(f"sandbox must be one of {SANDBOXES}, got {sandbox!r}")
     if sandbox == "none":
-        from hydra.utils import instantiate
-
-        return lambda: instantiate(dict(submission), seed=seed, _convert_="all")
+        return lambda: build(submission, seed)
     from multiprocessing import forkserver
 
     preload = [*PRELOAD, *_target_modules(submission)]
