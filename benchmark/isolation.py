@@ -1,32 +1,37 @@
 """Submission code in a process of its own: a fit or a predict sees what the contract allows.
 
-With ``sandbox=process`` every model instance the protocol builds lives in a fresh worker
-process: the constructor, ``fit``, ``save_artefacts`` and ``predict`` run there, and the parent
-(which holds every cohort's outcomes and scores the predictions) runs no submission code. A
-worker receives, pickled, only the training cohort view and its outcomes (``fit``) or a blinded
-cohort view (``predict``); predictions come back the same way and are checked by the protocol.
-Walking up the call stack or scanning live objects (``gc``) in a worker therefore finds no label
-of a cohort it predicts, and a model cannot carry labels from one cross-validation fold's fit
-to another fold's predict, because each fit gets a new process.
+Every model instance the protocol builds lives in a fresh worker process: the constructor,
+``fit``, ``save_artefacts`` and ``predict`` run there, and the parent (which holds every
+cohort's outcomes and scores the predictions) runs no submission code. A worker receives,
+pickled, only the training cohort view and its outcomes (``fit``) or a blinded cohort view
+(``predict``); predictions come back the same way and are checked by the protocol. Walking up
+the call stack or scanning live objects in a worker therefore finds no label of a cohort it
+predicts, and a model cannot carry labels from one fold's fit to another fold's predict, because
+each fit gets a new process.
 
-Workers fork from a forkserver: a fresh interpreter started for the purpose (never a copy of the
-parent, which holds the labels) that has imported the heavy libraries once, so a worker starts
-in milliseconds rather than re-importing torch and pandas. What ``process`` alone does not stop
-(the file system, the network, the environment) is listed in the README, "Isolation".
+Workers fork from a server that imported the heavy libraries once and never runs submission
+code, so a worker starts in milliseconds rather than re-importing torch. ``sandbox=bwrap`` puts
+that server, and so every worker, in a bubblewrap sandbox (``benchmark/bwrap.py``,
+``benchmark/zygote.py``) with no label on its file system, no network and no view of other
+processes; ``sandbox=process`` uses ``multiprocessing``'s forkserver, started with the cleared
+environment a sandbox gets, but shares the machine's files, network and processes (README,
+"Isolation", lists what each mode stops).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from benchmark import bwrap
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.submission import (
     FitContext,
@@ -35,8 +40,11 @@ from benchmark.submission import (
     SubmissionError,
     check_fit_signature,
 )
+from benchmark.zygote import Zygote
 
-SANDBOXES = ("process", "none")
+log = logging.getLogger(__name__)
+
+SANDBOXES = ("bwrap", "process", "none")
 
 # Imported once by the forkserver, so that workers do not import them again (with the modules
 # of every ``_target_`` in the model's config).
@@ -75,27 +83,61 @@ def _rss_gib(pid: int) -> float:
     return 0.0
 
 
+class Worker(Protocol):
+    """A worker process as its parent sees it: in a forkserver, or in a sandbox's zygote."""
+
+    exitcode: int | None
+
+    def is_alive(self) -> bool: ...
+
+    def rss_gib(self) -> float: ...
+
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
+class _ForkserverWorker:
+    """A worker forked by ``multiprocessing``'s forkserver (``sandbox=process``)."""
+
+    def __init__(self, child: Connection, name: str, submission: dict[str, Any], seed: int):
+        context = multiprocessing.get_context("forkserver")
+        args = (child, name, submission, seed)
+        self._process = context.Process(target=serve, args=args, name=f"model-{name}")
+        self._process.start()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
+
+    def is_alive(self) -> bool:
+        return self._process.is_alive()
+
+    def rss_gib(self) -> float:
+        return _rss_gib(self._process.pid)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._process.join(timeout=timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
 class IsolatedSubmission(Submission):
     """A submission built and run in a worker process of its own; this object is its handle.
 
-    ``submission`` is the model's resolved config node (``cfg.model.submission``, with its
-    ``_target_``), instantiated in the worker with ``seed``. A step that runs past
-    ``limits`` stops the worker and raises :class:`LimitExceeded`, naming model, step and limit.
+    ``start(conn)`` starts the worker that builds the model and serves its steps over ``conn``
+    (:func:`serve`). A step that runs past ``limits`` stops the worker and raises
+    :class:`LimitExceeded`, naming model, step and limit.
     """
 
     tasks: tuple[str, ...]
 
     def __init__(
-        self, name: str, submission: Mapping[str, Any], seed: int, limits: Limits = Limits()
+        self, name: str, start: Callable[[Connection], Worker], limits: Limits = Limits()
     ) -> None:
         self.name = name
         self.limits = limits
-        context = multiprocessing.get_context("forkserver")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(child, name, dict(submission), int(seed)), name=f"model-{name}"
-        )
-        self._process.start()
+        self._conn, child = multiprocessing.Pipe()
+        self._worker: Worker | None = start(child)
         child.close()
         self.tasks = tuple(self._call("tasks"))
 
@@ -112,15 +154,16 @@ class IsolatedSubmission(Submission):
         return self._call("predict", cohort)
 
     def _call(self, step: str, *args: Any) -> Any:
-        if self._process is None:
+        if self._worker is None:
             raise SubmissionError(f"{self.name}: its worker process has been closed")
         try:
             self._conn.send((step, args))
             self._wait(step)
             status, value = self._conn.recv()
         except (EOFError, ConnectionError, BrokenPipeError) as err:
-            code = self._process.exitcode
+            worker = self._worker
             self.close()
+            code = None if worker is None else worker.exitcode
             raise SubmissionError(
                 f"{self.name}: its worker process ended during {step} (exit code {code}): {err!r}"
             ) from None
@@ -133,8 +176,8 @@ class IsolatedSubmission(Submission):
         started = time.monotonic()
         step_s, memory_gib = self.limits.step_s, self.limits.memory_gib
         while not self._conn.poll(POLL_S):
-            process = self._process
-            if process is None or not process.is_alive():
+            worker = self._worker
+            if worker is None or not worker.is_alive():
                 return  # recv() reports the end
             elapsed = time.monotonic() - started
             if step_s is not None and elapsed > step_s:
@@ -143,7 +186,7 @@ class IsolatedSubmission(Submission):
                     f"{self.name}: {step} ran longer than limits.step_s={step_s:g} s; "
                     "its worker was stopped and no record is written"
                 )
-            if memory_gib is not None and (used := _rss_gib(process.pid)) > memory_gib:
+            if memory_gib is not None and (used := worker.rss_gib()) > memory_gib:
                 self.close()
                 raise LimitExceeded(
                     f"{self.name}: {step} used {used:.2f} GiB, over limits.memory_gib="
@@ -152,16 +195,13 @@ class IsolatedSubmission(Submission):
 
     def close(self) -> None:
         """Stop the worker (it holds the fitted model): idempotent."""
-        process, self._process = getattr(self, "_process", None), None
-        if process is None:
+        worker, self._worker = getattr(self, "_worker", None), None
+        if worker is None:
             return
         with contextlib.suppress(OSError, ValueError):
             self._conn.send(("stop", ()))
         self._conn.close()
-        process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        worker.stop()
 
     def __del__(self) -> None:
         self.close()
@@ -174,7 +214,7 @@ def build(submission: Mapping[str, Any], seed: int) -> Submission:
     return instantiate(dict(submission), seed=seed, _convert_="all")
 
 
-def _serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
+def serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
     """The worker: build the model, then run the steps the parent sends until it says stop."""
     model = None
     while True:
@@ -207,26 +247,74 @@ def _serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -
                 return
 
 
-def isolated_factory(
+def resolve_sandbox(requested: str) -> str:
+    """The mode a run gets: ``bwrap`` falls back to ``process``, with a warning, where
+    bubblewrap is missing or cannot make namespaces (the record says which mode ran)."""
+    if requested not in SANDBOXES:
+        raise ValueError(f"sandbox must be one of {SANDBOXES}, got {requested!r}")
+    if requested == "bwrap" and not bwrap.available():
+        log.warning(
+            "sandbox=bwrap: bubblewrap is not usable here (Debian package bubblewrap); "
+            "running with sandbox=process, which does not wall off files, network or environment"
+        )
+        return "process"
+    return requested
+
+
+@contextlib.contextmanager
+def isolated_models(
     name: str,
     submission: Mapping[str, Any],
     seed: int,
     sandbox: str,
     limits: Limits = Limits(),
-) -> Callable[[], Submission]:
+    mounts: bwrap.Mounts | None = None,
+) -> Iterator[Callable[[], Submission]]:
     """``make_model`` for the protocol: a fresh model per call, in a worker unless ``none``
-    (where ``limits`` cannot be enforced)."""
-    if sandbox not in SANDBOXES:
-        raise ValueError(f"sandbox must be one of {SANDBOXES}, got {sandbox!r}")
+    (where ``limits`` cannot be enforced). ``bwrap`` needs the run's ``mounts``; its sandbox
+    (one per run) is torn down, with any worker left, when the block ends."""
+    sandbox = resolve_sandbox(sandbox)
+    submission = dict(submission)
     if sandbox == "none":
-        return lambda: build(submission, seed)
-    from multiprocessing import forkserver
-
+        yield lambda: build(submission, seed)
+        return
     preload = [*PRELOAD, *_target_modules(submission)]
-    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
-    # Start the server now: it imports while the caller scans and loads the data.
-    forkserver.ensure_running()
-    return lambda: IsolatedSubmission(name, submission, seed, limits)
+    if sandbox == "process":
+        from multiprocessing import forkserver
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+        # Start the server now (it imports while the caller scans and loads the data), with the
+        # environment a sandbox would get: its workers inherit no path to the data.
+        with _environment(bwrap.worker_env()):
+            forkserver.ensure_running()
+        yield lambda: IsolatedSubmission(
+            name, lambda conn: _ForkserverWorker(conn, name, submission, seed), limits
+        )
+        return
+    if mounts is None:
+        raise ValueError("sandbox=bwrap needs the run's mounts (benchmark.bwrap.Mounts)")
+    zygote = Zygote(lambda argv: bwrap.command(mounts, argv), preload)
+    try:
+        yield lambda: IsolatedSubmission(
+            name, lambda conn: zygote.spawn(conn, name, submission, seed), limits
+        )
+    finally:
+        zygote.close()
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` is ``env`` inside the block, and what it was after."""
+    import os
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _target_modules(node: Any) -> list[str]:
@@ -244,4 +332,12 @@ def _target_modules(node: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-__all__ = ["SANDBOXES", "IsolatedSubmission", "LimitExceeded", "Limits", "isolated_factory"]
+__all__ = [
+    "SANDBOXES",
+    "IsolatedSubmission",
+    "LimitExceeded",
+    "Limits",
+    "isolated_models",
+    "resolve_sandbox",
+    "serve",
+]

@@ -13,13 +13,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.atomic import write_atomic
+from benchmark.bwrap import Mounts
 from benchmark.cohort import COHORTS
 from benchmark.data.source import open_dataset
-from benchmark.isolation import Limits, isolated_factory
+from benchmark.data.watch import FileWatch
+from benchmark.isolation import Limits, isolated_models, resolve_sandbox
 from benchmark.protocol import folds_digest, run_protocol
-from benchmark.record_format import CV_KEY_SUFFIX, build_record, record_json
+from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, build_record, record_json
 from benchmark.report import metrics_table
-from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, existing_record
+from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, check_artefacts, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
 from benchmark.submission import FitContext
 
@@ -41,6 +43,47 @@ def _peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
+def _mounts(cfg: DictConfig, submission: Any, out_dir: Path) -> Mounts:
+    """What a ``bwrap`` sandbox of this run shows: views and the model's caches, no tables."""
+    data_root = cfg.data.get("root")
+    return Mounts.for_run(
+        cache_dir=Path(cfg.paths.cache_dir),
+        data_root=Path(data_root) if data_root else None,
+        views=Path(cfg.paths.cache_dir) / "views",
+        submission_caches=[Path(p) for p in _cache_dirs(submission)],
+        artefacts=out_dir / ARTEFACTS,
+        project_root=PROJECT_ROOT,
+        runs=[Path(cfg.paths.runs), Path(cfg.paths.sweeps)],
+    )
+
+
+def _cache_dirs(node: Any) -> list[str]:
+    """Every ``cache_dir`` in a resolved config node: the folders a submission writes."""
+    if isinstance(node, dict):
+        own = [node["cache_dir"]] if isinstance(node.get("cache_dir"), str) else []
+        return own + [d for value in node.values() for d in _cache_dirs(value)]
+    if isinstance(node, list):
+        return [d for value in node for d in _cache_dirs(value)]
+    return []
+
+
+def _check_unchanged(watch: FileWatch) -> None:
+    """Fail the run (no record) when a file of the data or its views changed while it ran."""
+    changed = watch.changed()
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        shown = ", ".join(changed[:3]) + more
+        raise DataChangedError(
+            f"the data changed during the run ({shown}), so the fingerprint it started on no "
+            "longer describes them; no record is written. A submission wrote to its input: "
+            "delete the cached dataset and its views before the next run"
+        )
+
+
+class DataChangedError(RuntimeError):
+    """The dataset's content changed while the run read it."""
+
+
 def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     """Run ``cfg`` through the protocol; write predictions.csv and result.json into ``out_dir``.
 
@@ -56,46 +99,52 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     if unknown:
         raise ValueError(f"protocol names unknown cohorts {unknown}; known: {COHORTS}")
 
-    # Built first: with sandbox=process its worker server starts while the data are scanned.
-    make_model = isolated_factory(
+    # The mode that runs goes into the record (bwrap falls back to process where it cannot run).
+    cfg.sandbox = resolve_sandbox(str(cfg.sandbox))
+    submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
+    # Entered first: the sandbox's server imports the model's modules while the data are scanned.
+    with isolated_models(
         str(cfg.model.name),
-        OmegaConf.to_container(cfg.model.submission, resolve=True),
+        submission,
         int(cfg.seed),
-        str(cfg.sandbox),
+        cfg.sandbox,
         Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
-    )
-    dataset = open_dataset(
-        OmegaConf.to_container(cfg.data, resolve=True),
-        names,
-        Path(cfg.paths.cache_dir),
-        workers=cfg.hardware.workers,
-    )
-    previous = existing_record(out_dir, cfg, dataset.fingerprint)
-    if previous is not None:
-        return RunOutcome(previous, reused=True)
-    # The development cohort's outcomes train the fits; an external cohort's outcomes are read
-    # only once its predictions are back.
-    development = dataset.load([protocol["development"]])[protocol["development"]]
-    external = dataset.views(protocol["external"])
-    log.info("data %s (%s)", dataset.root, dataset.fingerprint)
+        _mounts(cfg, submission, out_dir),
+    ) as make_model:
+        dataset = open_dataset(
+            OmegaConf.to_container(cfg.data, resolve=True),
+            names,
+            Path(cfg.paths.cache_dir),
+            workers=cfg.hardware.workers,
+        )
+        previous = existing_record(out_dir, cfg, dataset.fingerprint)
+        if previous is not None:
+            return RunOutcome(previous, reused=True)
+        # The development cohort's outcomes train the fits; an external cohort's outcomes are
+        # read only once its predictions are back.
+        development = dataset.load([protocol["development"]])[protocol["development"]]
+        external = dataset.views(protocol["external"])
+        log.info("data %s (%s)", dataset.root, dataset.fingerprint)
+        watch = FileWatch.start([*(dataset.root / n for n in names), dataset.view_dir])
+        predictions, folds = run_protocol(
+            make_model,
+            cfg.model.name,
+            (protocol["development"], development),
+            external,
+            tuple(protocol["tasks"]),
+            n_splits=protocol["cv"]["n_splits"],
+            fold_seed=protocol["cv"]["fold_seed"],
+            run_context=FitContext(
+                seed=int(cfg.seed),
+                device=str(cfg.hardware.device),
+                workers=int(cfg.hardware.workers),
+                artefact_dir=out_dir / ARTEFACTS,
+            ),
+        )
+    _check_unchanged(watch)
+    check_artefacts(out_dir / ARTEFACTS)
 
     model_name = cfg.model.name
-
-    predictions, folds = run_protocol(
-        make_model,
-        model_name,
-        (protocol["development"], development),
-        external,
-        tuple(protocol["tasks"]),
-        n_splits=protocol["cv"]["n_splits"],
-        fold_seed=protocol["cv"]["fold_seed"],
-        run_context=FitContext(
-            seed=int(cfg.seed),
-            device=str(cfg.hardware.device),
-            workers=int(cfg.hardware.workers),
-            artefact_dir=out_dir / ARTEFACTS,
-        ),
-    )
 
     by_key = {protocol["development"] + CV_KEY_SUFFIX: development}
     by_key.update(dataset.load(protocol["external"]))

@@ -27,6 +27,24 @@ SWEEP_STAMP = ".sweep.json"  # in a sweep folder: the sweep's id, so its jobs cl
 ARTEFACTS = "artefacts"  # <fit>/...: what each fit keeps (Submission.save_artefacts)
 
 
+def check_artefacts(folder: Path) -> None:
+    """Refuse what a fit left in ``artefacts/`` that is not a plain file or folder.
+
+    The submission wrote there itself (from its worker, or its sandbox): a link could point the
+    reader of a run folder at a file outside it, a device or a pipe could block it.
+    """
+    from benchmark.submission import SubmissionError
+
+    if not folder.exists():
+        return
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise SubmissionError(
+                f"{path}: an artefact must be a plain file or folder; links, devices and pipes "
+                "are refused and no record is written"
+            )
+
+
 def existing_record(out_dir: Path, cfg: DictConfig, data_fingerprint: str) -> dict[str, Any] | None:
     """The complete record in ``out_dir`` of this model, seed, config and data, or None.
 

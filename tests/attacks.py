@@ -8,6 +8,7 @@ import gc
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
@@ -116,3 +117,109 @@ class Hog(_Cheat):
         block = np.ones(2**27)  # 1 GiB of float64, touched
         time.sleep(30)
         return pd.Series(float(block[0]) / 2, index=cohort.lesion_ids)
+
+
+def _labels_from_tables(tables, cohort: Cohort) -> pd.Series | None:
+    """The PD labels of ``cohort``'s lesions from the first lesions.csv that holds them."""
+    wanted = set(cohort.lesion_ids)
+    for table in tables:
+        try:
+            frame = pd.read_csv(table).set_index("lesion_id")
+        except (OSError, ValueError, KeyError):
+            continue
+        if "pd" in frame.columns and wanted <= set(frame.index):
+            return frame.loc[cohort.lesion_ids, "pd"].astype(float)
+    return None
+
+
+def _search(folder: str, depth: int = 5) -> list[str]:
+    """Every lesions.csv under ``folder``, at most ``depth`` levels down (no /proc, /sys)."""
+    found = []
+    top = folder.rstrip("/").count("/")
+    for dirpath, dirs, files in os.walk(folder):
+        if dirpath.startswith(("/proc", "/sys", "/dev")) or dirpath.count("/") - top >= depth:
+            dirs.clear()
+            continue
+        found += [os.path.join(dirpath, f) for f in files if f == "lesions.csv"]
+    return found
+
+
+class FileSearcher(_Cheat):
+    """(c) Walks up from its input images towards / and searches each folder for label tables."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        start = Path(next(iter(cohort.images.values())))
+        for folder in start.parents:
+            labels = _labels_from_tables(_search(str(folder)), cohort)
+            if labels is not None:
+                return labels
+        return None
+
+
+class ImageWriter(_Cheat):
+    """(d) Writes into one of its input images (and puts the modification time back)."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        path = Path(next(iter(cohort.images.values())))
+        stat = path.stat()
+        try:
+            with path.open("r+b") as handle:
+                handle.seek(-1, os.SEEK_END)
+                last = handle.read(1)
+                handle.seek(-1, os.SEEK_END)
+                handle.write(bytes([last[0] ^ 0xFF]))
+        except OSError:
+            return None  # read-only: nothing written
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        return None
+
+
+class NetworkCaller(_Cheat):
+    """(e) Opens a connection to ``host:port`` (an accomplice, here the test) and says hello."""
+
+    def __init__(self, seed: int = 0, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(seed)
+        self.host, self.port = host, port
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        import socket
+
+        try:
+            with socket.create_connection((self.host, self.port), timeout=5) as conn:
+                conn.sendall(b"labels please")
+        except OSError:
+            pass
+        return None
+
+
+class EnvironmentReader(_Cheat):
+    """(f) Reads its own environment and every visible process's for folders holding labels."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        values = list(os.environ.values())
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                values += [v.split("=", 1)[-1] for v in environ.read_bytes().decode().split("\0")]
+            except (OSError, UnicodeDecodeError):
+                continue
+        for value in values:
+            if value.startswith("/") and os.path.isdir(value):
+                labels = _labels_from_tables(_search(value), cohort)
+                if labels is not None:
+                    return labels
+        return None
+
+
+class Unmounter(FileSearcher):
+    """(c') Unmounts the tmpfs a sandbox lays over a folder above its inputs, then searches."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        image = Path(next(iter(cohort.images.values())))
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            _device, target, kind, *_ = line.split()
+            if kind == "tmpfs" and Path(target) in image.parents and target.count("/") > 1:
+                libc.umount2(target.encode(), 2)  # MNT_DETACH: with what is mounted below
+        return super().found(cohort)

@@ -1,30 +1,64 @@
-"""sandbox=process: submission code runs in worker processes that hold no label they may not see."""
+"""Submission code runs in worker processes (sandbox=process) or in a bubblewrap sandbox
+(sandbox=bwrap) that hold no label they may not see: the attack suite of tests/attacks.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
+from tiny_runs import model_config
 
-from benchmark.isolation import LimitExceeded, Limits, isolated_factory
+from benchmark import bwrap
+from benchmark.data import layout
+from benchmark.isolation import LimitExceeded, Limits, isolated_models
 from benchmark.protocol import run_protocol
+from benchmark.record_format import PROJECT_ROOT
+from benchmark.run import DataChangedError, run
+from benchmark.run_folder import RECORD
 from benchmark.submission import SubmissionError
 
+CHANCE = {"mdacc": 0.5, "pembro_rt_cv": 0.5}
+EXPOSED = {"mdacc": 1.0, "pembro_rt_cv": 1.0}
 
-def _external_auc(tiny_cohorts, target: str, sandbox: str) -> dict[str, float]:
-    """AUC per predicted cohort key of the attack ``target`` run through the protocol."""
-    make_model = isolated_factory(target, {"_target_": f"attacks.{target}"}, 0, sandbox)
-    predictions, _ = run_protocol(
-        make_model,
-        target,
-        ("pembro_rt", tiny_cohorts["pembro_rt"]),
-        {"mdacc": tiny_cohorts["mdacc"].cohort},
-        ("lesion_pd",),
-        n_splits=3,
-        fold_seed=0,
+
+@pytest.fixture(scope="module")
+def mounts(cache_dir: Path, tiny_root: Path, tmp_path_factory) -> bwrap.Mounts:
+    """What a run on the tiny cohorts would show its sandbox: the views, not the data."""
+    if not bwrap.available():
+        pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
+    return bwrap.Mounts.for_run(
+        cache_dir=cache_dir,
+        data_root=tiny_root,
+        views=cache_dir / "views",
+        submission_caches=[],
+        artefacts=tmp_path_factory.mktemp("artefacts"),
+        project_root=PROJECT_ROOT,
     )
+
+
+def _external_auc(
+    tiny_cohorts, target: str, sandbox: str, mounts=None, **params
+) -> dict[str, float]:
+    """AUC per predicted cohort key of the attack ``target`` run through the protocol."""
+    config = {"_target_": f"attacks.{target}", **params}
+    with isolated_models(target, config, 0, sandbox, mounts=mounts) as make_model:
+        predictions, _ = run_protocol(
+            make_model,
+            target,
+            ("pembro_rt", tiny_cohorts["pembro_rt"]),
+            {"mdacc": tiny_cohorts["mdacc"].cohort},
+            ("lesion_pd",),
+            n_splits=3,
+            fold_seed=0,
+        )
     labels = pd.concat([c.outcomes.lesion_pd for c in tiny_cohorts.values()])
     return {
         key: roc_auc_score(labels.loc[group["id"]], group["prediction"])
@@ -32,48 +66,104 @@ def _external_auc(tiny_cohorts, target: str, sandbox: str) -> dict[str, float]:
     }
 
 
+ISOLATED = ["process", "bwrap"]
+
+
+def _mounts_for(sandbox: str, request) -> bwrap.Mounts | None:
+    return request.getfixturevalue("mounts") if sandbox == "bwrap" else None
+
+
 @pytest.mark.parametrize("attack", ["StackWalker", "ObjectScanner"])
-def test_label_hunting_succeeds_in_process_and_fails_in_a_worker(tiny_cohorts, attack):
-    """Without isolation the attack reads the predicted cohort's labels (AUC 1.0 on every
-    cohort); in a worker it finds none and its constant prediction ranks at chance."""
-    exposed = _external_auc(tiny_cohorts, attack, "none")
-    assert exposed == {"mdacc": 1.0, "pembro_rt_cv": 1.0}
-    isolated = _external_auc(tiny_cohorts, attack, "process")
-    assert isolated == {"mdacc": 0.5, "pembro_rt_cv": 0.5}
+def test_label_hunting_in_memory_succeeds_in_process_and_fails_in_a_worker(tiny_cohorts, attack):
+    """(a), (b): without isolation the attack reads the predicted cohort's labels (AUC 1.0 on
+    every cohort); in a worker it finds none and its constant prediction ranks at chance."""
+    assert _external_auc(tiny_cohorts, attack, "none") == EXPOSED
+    assert _external_auc(tiny_cohorts, attack, "process") == CHANCE
 
 
-def test_a_worker_that_dies_fails_the_run_naming_model_and_step(tiny_cohorts):
+def test_memory_attacks_find_nothing_in_the_sandbox_either(tiny_cohorts, mounts):
+    for attack in ("StackWalker", "ObjectScanner", "Hoarder"):
+        assert _external_auc(tiny_cohorts, attack, "bwrap", mounts) == CHANCE, attack
+
+
+def test_a_file_search_from_the_inputs_finds_the_tables_unless_sandboxed(tiny_cohorts, mounts):
+    """(c): the views hold no table, but the cached dataset lies a few folders above them."""
+    assert _external_auc(tiny_cohorts, "FileSearcher", "process") == EXPOSED
+    assert _external_auc(tiny_cohorts, "FileSearcher", "bwrap", mounts) == CHANCE
+
+
+
+def test_the_sandbox_keeps_no_capability_to_unmount_what_hides_the_data(tiny_cohorts, mounts):
+    """(c'): here the cache's parent folder is shown, as the project folder holding `.cache`
+    is in a run; unmounting the tmpfs over the cache would reveal the tables."""
+    exposing = dataclasses.replace(mounts, read_only=(*mounts.read_only, mounts.hidden[0].parent))
+    assert _external_auc(tiny_cohorts, "Unmounter", "bwrap", exposing) == CHANCE
+
+
+def test_a_network_connection_is_made_only_outside_the_sandbox(tiny_cohorts, mounts):
+    """(e): an accomplice listens on this machine; the sandbox has no network to reach it."""
+    with socket.create_server(("127.0.0.1", 0)) as accomplice:
+        accomplice.settimeout(0.5)
+        port = accomplice.getsockname()[1]
+        _external_auc(tiny_cohorts, "NetworkCaller", "bwrap", mounts, port=port)
+        with pytest.raises(TimeoutError):
+            accomplice.accept()
+        _external_auc(tiny_cohorts, "NetworkCaller", "process", port=port)
+        conn, _ = accomplice.accept()
+        with conn:
+            assert conn.recv(64) == b"labels please"
+
+
+def test_environments_show_the_data_only_outside_the_sandbox(tiny_cohorts, mounts, cache_dir):
+    """(f): the worker's own environment is cleared in both modes, but without a process
+    namespace a worker reads any process's environment, here one that names the data."""
+    with subprocess.Popen(["sleep", "60"], env={"NSCLC_IO_BENCH_CACHE": str(cache_dir)}) as other:
+        try:
+            assert _external_auc(tiny_cohorts, "EnvironmentReader", "bwrap", mounts) == CHANCE
+            assert _external_auc(tiny_cohorts, "EnvironmentReader", "process") == EXPOSED
+        finally:
+            other.kill()
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_worker_that_dies_fails_the_run_naming_model_and_step(tiny_cohorts, sandbox, request):
     with pytest.raises(SubmissionError, match=r"Crashes: its worker process ended during predict"):
-        _external_auc(tiny_cohorts, "Crashes", "process")
+        _external_auc(tiny_cohorts, "Crashes", sandbox, _mounts_for(sandbox, request))
 
 
-def test_an_exception_in_a_worker_keeps_its_type_and_says_where(tiny_cohorts):
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_an_exception_in_a_worker_keeps_its_type_and_says_where(tiny_cohorts, sandbox, request):
     with pytest.raises(KeyError, match="a bug in the submission") as info:
-        _external_auc(tiny_cohorts, "Raises", "process")
+        _external_auc(tiny_cohorts, "Raises", sandbox, _mounts_for(sandbox, request))
     assert any("worker process" in note for note in info.value.__notes__)
 
 
-def test_isolated_and_in_process_runs_give_the_same_predictions(tiny_cohorts):
-    """A real model (the clinical Cox baseline) predicts the same, to the bit, in a worker."""
+def test_isolated_and_in_process_runs_give_the_same_predictions(tiny_cohorts, mounts):
+    """A real model (the clinical Cox baseline) predicts the same, to the bit, in every mode."""
     config = {"_target_": "baselines.cox_clinical.ClinicalCox"}
     runs = []
-    for sandbox in ("none", "process"):
-        predictions, folds = run_protocol(
-            isolated_factory("cox_clinical", config, 0, sandbox),
-            "cox_clinical",
-            ("pembro_rt", tiny_cohorts["pembro_rt"]),
-            {"nivorad": tiny_cohorts["nivorad"].cohort, "mdacc": tiny_cohorts["mdacc"].cohort},
-            ("os", "pfs"),
-            n_splits=5,
-            fold_seed=0,
-        )
+    for sandbox in ("none", "process", "bwrap"):
+        with isolated_models("cox_clinical", config, 0, sandbox, mounts=mounts) as make_model:
+            predictions, _ = run_protocol(
+                make_model,
+                "cox_clinical",
+                ("pembro_rt", tiny_cohorts["pembro_rt"]),
+                {"nivorad": tiny_cohorts["nivorad"].cohort, "mdacc": tiny_cohorts["mdacc"].cohort},
+                ("os", "pfs"),
+                n_splits=5,
+                fold_seed=0,
+            )
         runs.append(predictions)
     pd.testing.assert_frame_equal(runs[0], runs[1], check_exact=True)
+    pd.testing.assert_frame_equal(runs[0], runs[2], check_exact=True)
 
 
 def test_an_unknown_sandbox_is_refused():
-    with pytest.raises(ValueError, match="sandbox must be one of"):
-        isolated_factory("m", {"_target_": "attacks.Raises"}, 0, "docker")
+    with (
+        pytest.raises(ValueError, match="sandbox must be one of"),
+        isolated_models("m", {"_target_": "attacks.Raises"}, 0, "docker"),
+    ):
+        pass
 
 
 def test_labels_kept_from_one_fold_do_not_reach_another_folds_predict(tiny_cohorts):
@@ -81,9 +171,10 @@ def test_labels_kept_from_one_fold_do_not_reach_another_folds_predict(tiny_cohor
     replay; a new worker per fit has only its own training labels."""
     exposed = _external_auc(tiny_cohorts, "Hoarder", "none")
     assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5
-    assert _external_auc(tiny_cohorts, "Hoarder", "process") == {"mdacc": 0.5, "pembro_rt_cv": 0.5}
+    assert _external_auc(tiny_cohorts, "Hoarder", "process") == CHANCE
 
 
+@pytest.mark.parametrize("sandbox", ISOLATED)
 @pytest.mark.parametrize(
     ("target", "limits", "message"),
     [
@@ -91,12 +182,37 @@ def test_labels_kept_from_one_fold_do_not_reach_another_folds_predict(tiny_cohor
         ("Hog", Limits(memory_gib=0.5), r"Hog: predict used \d\.\d\d GiB, over limits.memory_gib"),
     ],
 )
-def test_a_runaway_step_is_stopped_with_the_limit_named(tiny_cohorts, target, limits, message):
-    model = isolated_factory(target, {"_target_": f"attacks.{target}"}, 0, "process", limits)()
-    dev = tiny_cohorts["pembro_rt"]
-    model.fit(dev.cohort, dev.outcomes)
-    clock = time.monotonic()
-    with pytest.raises(LimitExceeded, match=message):
-        model.predict(tiny_cohorts["mdacc"].cohort)
-    assert time.monotonic() - clock < 20  # stopped, not waited for
-    assert model._process is None  # the worker is gone
+def test_a_runaway_step_is_stopped_with_the_limit_named(
+    tiny_cohorts, target, limits, message, sandbox, request
+):
+    config = {"_target_": f"attacks.{target}"}
+    mounts = _mounts_for(sandbox, request)
+    with isolated_models(target, config, 0, sandbox, limits, mounts) as make_model:
+        model = make_model()
+        dev = tiny_cohorts["pembro_rt"]
+        model.fit(dev.cohort, dev.outcomes)
+        clock = time.monotonic()
+        with pytest.raises(LimitExceeded, match=message):
+            model.predict(tiny_cohorts["mdacc"].cohort)
+        assert time.monotonic() - clock < 20  # stopped, not waited for
+        assert model._worker is None  # the worker is gone
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_write_to_an_input_image_is_refused_or_fails_the_run(tiny_root, tmp_path, sandbox):
+    """(d): the views are hard links to the data. In the sandbox they are read-only; without
+    it the write goes through (its mtime put back), and the run fails with no record."""
+    cache = tmp_path / "cache"  # a private copy: this attack damages the data it reaches
+    shutil.copytree(tiny_root, cache / "data" / tiny_root.name)
+    root = cache / "data" / tiny_root.name
+    before = layout.scan(root).fingerprint
+    cfg = model_config("cox_clinical", cache, f"sandbox={sandbox}")
+    cfg.model.submission = OmegaConf.create({"_target_": "attacks.ImageWriter"})
+    out = tmp_path / "run"
+    if sandbox == "process":
+        with pytest.raises(DataChangedError, match=r"the data changed during the run \(.*\.nii"):
+            run(cfg, out)
+        assert not (out / RECORD).exists()
+    else:
+        assert run(cfg, out).record["provenance"]["data_fingerprint"] == before
+        assert layout.scan(root).fingerprint == before  # read again, uncached

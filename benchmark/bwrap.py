@@ -1,0 +1,151 @@
+"""The bubblewrap command line that walls a submission's worker processes off the host.
+
+A sandbox sees a read-only file system made of what running Python needs (the system
+directories, the interpreter, every ``sys.path`` entry: the project's code and the virtual
+environment) minus what could carry a label: the data root with its tables and ``truth/``, the
+cache folder that holds simulated datasets, the leaderboard, run and sweep folders (their
+predictions files carry outcomes) and ``.git`` (the leaderboard's history). Back on top come,
+read-only, the blinded image views, and, writable, the submission's own caches (every
+``cache_dir`` in its config) and the run's ``artefacts/`` folder. ``/tmp`` is a private tmpfs,
+``/proc`` shows only the sandbox's processes, the network is private (loopback only, down), and
+the environment is cleared except for settings that change numerics or threading.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/sys")
+# Environment variables a worker keeps: numerics, threads, devices, locale. Paths do not pass.
+KEPT_ENV = re.compile(
+    r"^(OMP_|MKL_|OPENBLAS_|ONEDNN_|DNNL_|ATEN_|CUDA_|CUBLAS_|NVIDIA_|PYTHONHASHSEED$"
+    r"|LANG$|LC_|TZ$|TERM$|COLUMNS$|NO_COLOR$)"
+)
+
+
+@functools.cache
+def available() -> bool:
+    """Whether ``bwrap`` is installed and can make namespaces here (a container may forbid it)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    probe = [exe, "--ro-bind", "/", "/", "--unshare-all", "--cap-drop", "ALL"]
+    probe += ["--proc", "/proc", "--", "/bin/true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """What one run's sandbox hides, shows read-only and lets the submission write."""
+
+    hidden: tuple[Path, ...] = ()
+    read_only: tuple[Path, ...] = ()
+    writable: tuple[Path, ...] = ()
+    devices: tuple[Path, ...] = field(default_factory=lambda: _gpu_devices())
+
+    @classmethod
+    def for_run(
+        cls,
+        *,
+        cache_dir: Path,
+        data_root: Path | None,
+        views: Path,
+        submission_caches: Iterable[Path],
+        artefacts: Path,
+        project_root: Path,
+        runs: Iterable[Path] = (),
+    ) -> Mounts:
+        """The mounts of a run: the cache and data hidden, views and the model's caches shown."""
+        in_project = [project_root / name for name in ("leaderboard", ".git", ".cache")]
+        hidden = [cache_dir, *in_project, *runs]
+        if data_root is not None:
+            hidden.append(data_root)
+        return cls(
+            hidden=_resolved(hidden),
+            read_only=_resolved([views]),
+            writable=_resolved([*submission_caches, artefacts]),
+        )
+
+
+def _resolved(paths: Iterable[Path]) -> tuple[Path, ...]:
+    return tuple(dict.fromkeys(Path(p).expanduser().resolve() for p in paths))
+
+
+def _gpu_devices() -> tuple[Path, ...]:
+    return tuple(sorted(Path("/dev").glob("nvidia*")))
+
+
+def command(mounts: Mounts, argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """``bwrap [options] -- argv``: argv run inside the sandbox ``mounts`` describe.
+
+    Folders to show or write are created first (a bind needs its source); hidden folders are
+    covered by an empty tmpfs, so whatever lies below them is gone unless shown again.
+    """
+    exe = shutil.which("bwrap")
+    if exe is None:
+        raise FileNotFoundError("bwrap (Debian package bubblewrap) is not installed")
+    # No capability, not even in the sandbox's own user namespace: with CAP_SYS_ADMIN there, a
+    # worker could unmount the tmpfs over a hidden folder and read what lies below.
+    args = [exe, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in _visible_roots():
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        else:
+            args += ["--ro-bind", str(path), str(path)]
+    for device in mounts.devices:
+        args += ["--dev-bind", str(device), str(device)]
+    # Parents before children, so that a folder shown inside a hidden one (the views inside
+    # the cache) is mounted on top of the tmpfs that hides its parent, and never the reverse.
+    layers = [("--tmpfs", p) for p in mounts.hidden if p.exists()]
+    layers += [("--ro-bind", p) for p in mounts.read_only]
+    layers += [("--bind", p) for p in mounts.writable]
+    for option, path in sorted(layers, key=lambda layer: len(layer[1].parts)):
+        if option == "--tmpfs":
+            args += [option, str(path)]
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            args += [option, str(path), str(path)]
+    cwd = Path.cwd()
+    visible = [*_visible_roots(), *mounts.read_only, *mounts.writable]
+    shown = any(_under(cwd, p) for p in visible) and not any(_under(cwd, p) for p in mounts.hidden)
+    args += ["--chdir", str(cwd) if shown else "/tmp", "--clearenv"]
+    for name, value in sorted(worker_env(env).items()):
+        args += ["--setenv", name, value]
+    return [*args, "--", *argv]
+
+
+def worker_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a sandboxed worker gets: numerics and locale settings, no paths."""
+    env = os.environ if env is None else env
+    kept = {k: v for k, v in env.items() if KEPT_ENV.match(k)}
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", **kept}
+
+
+def _visible_roots() -> list[Path]:
+    """System directories, the interpreter's prefixes and every existing ``sys.path`` entry."""
+    roots = [Path(d) for d in SYSTEM_DIRS if Path(d).exists()]
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path]
+    for entry in candidates:
+        path = Path(entry or ".").resolve()
+        if path.exists() and not any(_under(path, r) for r in roots):
+            roots = [r for r in roots if not _under(r, path)] + [path]
+    return roots
+
+
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+__all__ = ["Mounts", "available", "command", "worker_env"]

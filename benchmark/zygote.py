@@ -1,0 +1,213 @@
+"""A fork server inside a sandbox: one per run, it forks a fresh worker per model instance.
+
+Starting a sandboxed interpreter and importing torch costs seconds, and a run builds six model
+instances (five folds and the final fit). So the sandbox holds one small server (the zygote)
+that imports the heavy modules once and forks a worker for each instance, as
+``multiprocessing``'s forkserver does outside a sandbox. The zygote runs no submission code
+itself, so each worker starts clean: a fold's worker cannot inherit another fold's state.
+
+The zygote lives in the sandbox's own process namespace, where process ids mean nothing to the
+parent; so the parent asks the zygote, over a control socket, to start, inspect and stop its
+workers. Each worker talks to the parent over a pipe of its own, passed to it through the zygote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
+
+
+class ZygoteError(RuntimeError):
+    """The sandbox's server could not be started or stopped answering."""
+
+
+class Zygote:
+    """The parent's handle on a sandbox's fork server."""
+
+    def __init__(self, wrap: Any, preload: Sequence[str]) -> None:
+        """``wrap(argv) -> argv``: the sandbox command line around the server's own."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # sys.path is set before the first import: the sandbox's environment carries no paths.
+        start = (
+            f"import sys; sys.path[:] = {list(sys.path)!r}; "
+            f"from benchmark.zygote import main; main([{theirs.fileno()}])"
+        )
+        argv = [sys.executable, "-c", start]
+        self._socket = ours
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(wrap(argv), pass_fds=[theirs.fileno()])
+        theirs.close()
+        self.request("preload", list(preload))
+
+    def request(self, op: str, *args: Any, fd: int | None = None) -> Any:
+        """Send one request (with ``fd`` passed along) and return the zygote's answer."""
+        with self._lock:
+            try:
+                fds = [] if fd is None else [fd]
+                socket.send_fds(self._socket, [pickle.dumps((op, args))], fds)
+                answer = self._socket.recv(MAX_MESSAGE)
+            except OSError as err:
+                raise ZygoteError(f"the sandbox's server is gone ({err})") from None
+        if not answer:
+            code = self._process.poll()
+            raise ZygoteError(f"the sandbox's server ended (exit code {code}) during {op}")
+        status, value = pickle.loads(answer)
+        if status == "error":
+            raise ZygoteError(f"the sandbox's server failed {op}: {value}")
+        return value
+
+    def spawn(self, conn: Connection, *args: Any) -> ZygoteWorker:
+        """A worker running ``benchmark.isolation.serve(conn, *args)`` in the sandbox."""
+        pid = self.request("spawn", *args, fd=conn.fileno())
+        return ZygoteWorker(self, pid)
+
+    def close(self) -> None:
+        """Stop the server and, with it (the sandbox dies with its first process), every worker."""
+        process, self._process = getattr(self, "_process", None), None
+        if process is None:
+            return
+        self._socket.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class ZygoteWorker:
+    """One worker in a sandbox, seen from the parent (a process id of the sandbox's own)."""
+
+    def __init__(self, zygote: Zygote, pid: int) -> None:
+        self._zygote = zygote
+        self.pid = pid
+        self.exitcode: int | None = None
+
+    def _status(self) -> tuple[int | None, float]:
+        if self.exitcode is not None:
+            return self.exitcode, 0.0
+        try:
+            code, rss = self._zygote.request("status", self.pid)
+        except ZygoteError:
+            code, rss = -signal.SIGKILL, 0.0
+        self.exitcode = code
+        return code, rss
+
+    def is_alive(self) -> bool:
+        return self._status()[0] is None
+
+    def rss_gib(self) -> float:
+        return self._status()[1]
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Wait ``timeout`` s for the worker to end by itself, then kill it."""
+        if self.exitcode is None:
+            with contextlib.suppress(ZygoteError):
+                self.exitcode = self._zygote.request("stop", self.pid, timeout)
+
+
+# --------------------------------------------------------------------------------------------
+# Inside the sandbox
+
+
+def _rss_gib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+class _Server:
+    """The zygote's side: answers preload, spawn, status and stop until the parent goes."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.exits: dict[int, int] = {}
+
+    def reap(self, pid: int, block: bool = False) -> int | None:
+        if pid in self.exits:
+            return self.exits[pid]
+        try:
+            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return self.exits.get(pid, -signal.SIGKILL)
+        if done == 0:
+            return None
+        self.exits[pid] = os.waitstatus_to_exitcode(status)
+        return self.exits[pid]
+
+    def preload(self, preload: list[str]) -> None:
+        for name in preload:
+            with contextlib.suppress(Exception):  # the worker reports a failing import itself
+                importlib.import_module(name)
+
+    def spawn(self, fds: list[int], *args: Any) -> int:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                self.control.close()
+                from benchmark.isolation import serve
+
+                serve(Connection(fds[0]), *args)
+            except BaseException:  # noqa: BLE001 - serve reports failures over its pipe
+                code = 1
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(Exception):
+                        stream.flush()
+                os._exit(code)
+        os.close(fds[0])
+        return pid
+
+    def status(self, pid: int) -> tuple[int | None, float]:
+        code = self.reap(pid)
+        return code, (_rss_gib(pid) if code is None else 0.0)
+
+    def stop(self, pid: int, timeout: float) -> int | None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while (code := self.reap(pid)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            code = self.reap(pid, block=True)
+        return code
+
+    def serve_forever(self) -> None:
+        while True:
+            message, fds, _flags, _addr = socket.recv_fds(self.control, MAX_MESSAGE, 1)
+            if not message:
+                return  # the parent closed its end: the run is over
+            op, args = pickle.loads(message)
+            try:
+                value = self.spawn(fds, *args) if op == "spawn" else getattr(self, op)(*args)
+                answer = ("ok", value)
+            except Exception as err:  # noqa: BLE001 - the parent reports it
+                answer = ("error", f"{type(err).__name__}: {err}")
+            self.control.send(pickle.dumps(answer))
+
+
+def main(argv: Sequence[str]) -> None:
+    control = socket.socket(fileno=int(argv[0]))
+    _Server(control).serve_forever()
