@@ -6,8 +6,8 @@ cohort's outcomes and scores the predictions) runs no submission code. A worker 
 pickled, only the training cohort view and its outcomes (``fit``) or a blinded cohort view
 (``predict``); predictions come back the same way and are checked by the protocol. Walking up
 the call stack or scanning live objects in a worker therefore finds no label of a cohort it
-predicts, and a model cannot carry labels from one fold's fit to another fold's predict, because
-each fit gets a new process.
+predicts, and a model cannot carry labels in memory from one fold's fit to another fold's
+predict, because each fit gets a new process (through the files it may write it can: README).
 
 Workers fork from a server that imported the heavy libraries once and never runs submission
 code, so a worker starts in milliseconds rather than re-importing torch. ``sandbox=bwrap`` puts
@@ -40,7 +40,7 @@ from benchmark.submission import (
     SubmissionError,
     check_fit_signature,
 )
-from benchmark.zygote import Zygote
+from benchmark.zygote import Zygote, rss_gib
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,6 @@ class LimitExceeded(SubmissionError):
 POLL_S = 0.25  # how often a waiting parent checks the worker's clock and memory
 
 
-def _rss_gib(pid: int) -> float:
-    """Resident memory of process ``pid`` (Linux /proc; 0 where it cannot be read)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
-
-
 class Worker(Protocol):
     """A worker process as its parent sees it: in a forkserver, or in a sandbox's zygote."""
 
@@ -112,7 +101,7 @@ class _ForkserverWorker:
         return self._process.is_alive()
 
     def rss_gib(self) -> float:
-        return _rss_gib(self._process.pid)
+        return rss_gib(self._process.pid)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._process.join(timeout=timeout)

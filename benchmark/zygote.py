@@ -125,7 +125,8 @@ class ZygoteWorker:
 # Inside the sandbox
 
 
-def _rss_gib(pid: int) -> float:
+def rss_gib(pid: int) -> float:
+    """Resident memory of process ``pid`` (Linux /proc; 0 where it cannot be read)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -180,7 +181,7 @@ class _Server:
 
     def status(self, pid: int) -> tuple[int | None, float]:
         code = self.reap(pid)
-        return code, (_rss_gib(pid) if code is None else 0.0)
+        return code, (rss_gib(pid) if code is None else 0.0)
 
     def stop(self, pid: int, timeout: float) -> int | None:
         import time
