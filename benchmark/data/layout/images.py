@@ -182,8 +182,7 @@ def _read_nifti(path: Path, is_mask: bool) -> FileInfo:
 
 
 class FileCache:
-    """Per-file results in ``<cache_dir>/layout-v1/``, keyed by (absolute path, size, mtime_ns,
-    ctime_ns): a write changes the ctime even where the writer puts the mtime back.
+    """Per-file results in ``<cache_dir>/layout-v1/``, keyed by (absolute path, size, mtime_ns).
 
     The scan reads every file through it (``read``), so an unchanged file is not read again.
     """
@@ -199,7 +198,6 @@ class FileCache:
             "path": str(path.resolve()),
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
-            "ctime_ns": stat.st_ctime_ns,
             "mask": is_mask,
         }
         name = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
