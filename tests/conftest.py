@@ -30,3 +30,25 @@ def tiny_cohorts(tiny_root: Path, cache_dir: Path) -> dict[str, LabelledCohort]:
         name: LabelledCohort(*layout.load(tiny_root, name, view_dir=view_dir, cache_dir=cache_dir))
         for name in COHORTS
     }
+
+
+@pytest.fixture(scope="session")
+def real_fixtures() -> Path:
+    """The real data ``make fixtures`` fetches (tests/fetch_fixtures.py); fails, never skips,
+    when it is missing, so that CI cannot pass without the real-data tests."""
+    import json
+
+    from fetch_fixtures import FIXTURES_VERSION, READY, folder
+
+    root = folder()
+    try:
+        version = json.loads((root / READY).read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        version = None
+    if version != FIXTURES_VERSION:
+        pytest.fail(
+            f"real-data fixtures missing or stale in {root} (version {version}, expected "
+            f"{FIXTURES_VERSION}); run `make fixtures` (python tests/fetch_fixtures.py)",
+            pytrace=False,
+        )
+    return root

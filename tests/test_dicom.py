@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +21,10 @@ from dicom_helpers import (
 from pydicom.uid import generate_uid
 
 from benchmark.data import layout
+from benchmark.data.__main__ import main as cli
 from benchmark.data.dicom import DicomImportError, export_dicom, import_dicom
 from benchmark.data.dicom.polygons import rasterise, trace
 
-REPO = Path(__file__).resolve().parents[1]
 COHORT = "pembro_rt"
 PATIENTS = ("PRT-001", "PRT-002", "PRT-005")
 
@@ -125,20 +123,23 @@ def test_export_then_import_gives_back_the_layout(
     assert imported.fingerprint == original.fingerprint
 
 
-def test_cli_import_then_validate(exported: Path, tmp_path: Path) -> None:
+def test_cli_import_then_validate(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "layout"
     manifest = only_patient(exported / "manifest_rtstruct.csv", "PRT-005", tmp_path / "m.csv")
-    run = [sys.executable, "-m", "benchmark.data"]
-    imported = subprocess.run(
-        [*run, "import-dicom", str(exported), str(out), "--manifest", str(manifest),
-         "--clinical", str(exported / "clinical.csv")],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stdout + imported.stderr
-    checked = subprocess.run(
-        [*run, "validate", str(out), "--cohorts", COHORT], capture_output=True, text=True, cwd=REPO
-    )
-    assert checked.returncode == 0 and "is valid" in checked.stdout, checked.stdout
+    clinical = exported / "clinical.csv"
+    argv = ["import-dicom", str(exported), str(out), "--manifest", str(manifest)]
+    assert cli([*argv, "--clinical", str(clinical), "--no-progress"]) == 0
+    assert f"wrote {out}: sha256:" in capsys.readouterr().out
+    assert cli(["validate", str(out), "--cohorts", COHORT]) == 0
+    assert "is valid" in capsys.readouterr().out
+    # A refused import: every problem printed, exit 1, nothing written.
+    (tmp_path / "bad.csv").write_text(manifest.read_text().replace("PRT-005-L1,", "X,", 1))
+    argv = ["import-dicom", str(exported), str(tmp_path / "no"), "--manifest"]
+    assert cli([*argv, str(tmp_path / "bad.csv"), "--clinical", str(clinical)]) == 1
+    assert "ROI 'X' is not in this RTSTRUCT" in capsys.readouterr().out
+    assert not (tmp_path / "no").exists()
 
 
 # -- what the importer refuses ------------------------------------------------------------------

@@ -233,7 +233,7 @@ def read_ct(patient: str, series: SeriesFiles) -> CtVolume:
         (array.shape[2], array.shape[1], array.shape[0]),
         tuple(spacing),  # type: ignore[arg-type]
         tuple(float(v) for v in origin),  # type: ignore[arg-type]
-        tuple(float(v) for v in np.stack(axes, 1).ravel()),
+        tuple(float(v) + 0.0 for v in np.stack(axes, 1).ravel()),  # no -0.0
     )
     whole = np.round(array)
     if np.array_equal(whole, array) and whole.min() >= -32768 and whole.max() <= 32767:
