@@ -52,3 +52,18 @@ def real_fixtures() -> Path:
             pytrace=False,
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def lung_root(real_fixtures: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``lung_root(case)``: pyradiomics' real ``lung1``/``lung2`` as a layout, built once each."""
+    from dicom_helpers import lung_layout
+
+    built: dict[str, Path] = {}
+
+    def get(case: str) -> Path:
+        if case not in built:
+            built[case] = lung_layout(real_fixtures, [case], tmp_path_factory.mktemp(case) / "root")
+        return built[case]
+
+    return get

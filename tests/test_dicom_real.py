@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from dicom_helpers import dice_per_lesion, lung_layout, write_rows
+from dicom_helpers import dice_per_lesion, write_rows
 
 from benchmark.data import layout
 from benchmark.data.dicom import DicomImportError, export_dicom, import_dicom
@@ -81,8 +81,7 @@ def test_third_party_seg_decodes_onto_the_real_series(real_fixtures: Path, tmp_p
     assert np.array_equal(got == 1, drawn == 2) and np.array_equal(got == 2, drawn == 1)
 
 
-def _lung_round_trip(real_fixtures: Path, tmp_path: Path, case: str) -> None:
-    original = lung_layout(real_fixtures, [case], tmp_path / "layout")
+def _lung_round_trip(original: Path, tmp_path: Path, case: str) -> None:
     dicom = tmp_path / "dicom"
     export_dicom(original, dicom)
     for kind in ("seg", "rtstruct"):
@@ -100,10 +99,10 @@ def _lung_round_trip(real_fixtures: Path, tmp_path: Path, case: str) -> None:
         assert min(scores.values()) >= (1.0 if kind == "seg" else 0.98)
 
 
-def test_lung1_round_trips_through_seg_and_rtstruct(real_fixtures: Path, tmp_path: Path) -> None:
-    _lung_round_trip(real_fixtures, tmp_path, "lung1")
+def test_lung1_round_trips_through_seg_and_rtstruct(lung_root, tmp_path: Path) -> None:
+    _lung_round_trip(lung_root("lung1"), tmp_path, "lung1")
 
 
 @pytest.mark.slow
-def test_lung2_round_trips_through_seg_and_rtstruct(real_fixtures: Path, tmp_path: Path) -> None:
-    _lung_round_trip(real_fixtures, tmp_path, "lung2")
+def test_lung2_round_trips_through_seg_and_rtstruct(lung_root, tmp_path: Path) -> None:
+    _lung_round_trip(lung_root("lung2"), tmp_path, "lung2")
