@@ -56,14 +56,17 @@ def real_fixtures() -> Path:
 
 @pytest.fixture(scope="session")
 def lung_root(real_fixtures: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``lung_root(case)``: pyradiomics' real ``lung1``/``lung2`` as a layout, built once each."""
-    from dicom_helpers import lung_layout
+    """``lung_root(case)``: a layout whose pembro_rt holds one patient, ``PRT-LUNG1`` or
+    ``PRT-LUNG2`` (pyradiomics' real lung CTs, from ``make fixtures``)."""
+    from dicom_helpers import cut_layout
 
     built: dict[str, Path] = {}
 
     def get(case: str) -> Path:
         if case not in built:
-            built[case] = lung_layout(real_fixtures, [case], tmp_path_factory.mktemp(case) / "root")
+            root = tmp_path_factory.mktemp(case) / "root"
+            patient = f"PRT-{case.upper()}"
+            built[case] = cut_layout(real_fixtures / "lung_cohorts", root, "pembro_rt", [patient])
         return built[case]
 
     return get

@@ -76,33 +76,3 @@ def dice_per_lesion(original: Path, imported: Path, cohort: str) -> dict[str, fl
         b = mask(imported, row["patient_id"]) == int(after[lid]["mask_label"])
         scores[lid] = dice(a, b)
     return scores
-
-
-def lung_layout(
-    fixtures: Path, cases: Iterable[str], root: Path, cohort: str = "pembro_rt"
-) -> Path:
-    """pyradiomics' real lung CTs (``lung1``, ``lung2``) as a layout cohort, one lesion each."""
-    (root / cohort / "images").mkdir(parents=True)
-    (root / cohort / "masks").mkdir()
-    patients, lesions = [], []
-    for i, case in enumerate(cases):
-        pid = case.upper()
-        image = sitk.ReadImage(str(fixtures / "pyradiomics" / f"{case}_image.nrrd"))
-        mask = sitk.Cast(
-            sitk.ReadImage(str(fixtures / "pyradiomics" / f"{case}_label.nrrd")), sitk.sitkUInt8
-        )
-        mask.CopyInformation(image)
-        sitk.WriteImage(image, str(root / cohort / "images" / f"{pid}.nii.gz"), True)
-        sitk.WriteImage(mask, str(root / cohort / "masks" / f"{pid}.nii.gz"), True)
-        patients.append(
-            {"patient_id": pid, "arm": "io", "pdl1_tps": "50", "age": "64", "sex": "M",
-             "ecog": "1", "os_months": "12.0", "os_event": str(i % 2), "pfs_months": "4.0",
-             "pfs_event": "1"}
-        )  # fmt: skip
-        lesions.append(
-            {"lesion_id": f"{pid}-L1", "patient_id": pid, "mask_label": "1", "site": "lung",
-             "irradiated": "0", "pd": str(i % 2)}
-        )  # fmt: skip
-    write_rows(root / cohort / "patients.csv", patients)
-    write_rows(root / cohort / "lesions.csv", lesions)
-    return root

@@ -12,6 +12,10 @@ Nothing here is committed and nothing is downloaded while the harness or a test 
 - dcmqi 1.5.7's ``itkimage2segimage`` (PyPI wheel; the DCMTK-based SEG writer of 3D Slicer and
   the Imaging Data Commons), which writes a third-party SEG of two lesions on ``CT5N``.
 
+From the lung CTs it also writes ``lung_cohorts/``, a dataset in the cohort layout (each cohort
+holds both patients, ``<PRT|NIV|MDA>-LUNG1`` and ``-LUNG2``), for ``data=folder`` runs at
+clinical resolution (README, "Importing DICOM").
+
 Usage: ``python tests/fetch_fixtures.py [FOLDER]``. Downloads are kept in ``FOLDER/downloads``
 and checked against their SHA-256 before use; a second run only re-checks.
 """
@@ -31,7 +35,7 @@ import zipfile
 from pathlib import Path
 
 # Bump when what this script writes changes: conftest.py refuses fixtures of another version.
-FIXTURES_VERSION = 1
+FIXTURES_VERSION = 2
 READY = "READY.json"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -199,6 +203,57 @@ def _dcmqi(out: Path, downloads: Path) -> None:
     )  # fmt: skip
 
 
+LUNG_CASES = ("lung1", "lung2")
+COHORT_PREFIX = {"pembro_rt": "PRT", "nivorad": "NIV", "mdacc": "MDA"}
+_CLINICAL = {
+    "arm": "io", "pdl1_tps": "50", "age": "64", "sex": "M", "ecog": "1", "os_months": "12.0",
+    "os_event": "1", "pfs_months": "4.0", "pfs_event": "1",
+}  # fmt: skip
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _lung_cohorts(out: Path) -> None:
+    """pyradiomics' lung CTs as a layout dataset: both patients in every cohort (NIfTI)."""
+    import SimpleITK as sitk
+
+    root = out / "lung_cohorts"
+    shutil.rmtree(root, ignore_errors=True)
+    for cohort, prefix in COHORT_PREFIX.items():
+        (root / cohort / "images").mkdir(parents=True)
+        (root / cohort / "masks").mkdir()
+        patients, lesions = [], []
+        for pd, case in enumerate(LUNG_CASES):
+            pid = f"{prefix}-{case.upper()}"
+            image_path = root / cohort / "images" / f"{pid}.nii.gz"
+            mask_path = root / cohort / "masks" / f"{pid}.nii.gz"
+            first = root / "pembro_rt" / "images" / f"PRT-{case.upper()}.nii.gz"
+            if cohort == "pembro_rt":
+                image = sitk.ReadImage(str(out / "pyradiomics" / f"{case}_image.nrrd"))
+                label = sitk.ReadImage(str(out / "pyradiomics" / f"{case}_label.nrrd"))
+                mask = sitk.Cast(label, sitk.sitkUInt8)
+                mask.CopyInformation(image)
+                sitk.WriteImage(image, str(image_path), useCompression=True)
+                sitk.WriteImage(mask, str(mask_path), useCompression=True)
+            else:
+                shutil.copy(first, image_path)
+                shutil.copy(first.parent.parent / "masks" / first.name, mask_path)
+            patients.append({"patient_id": pid, **_CLINICAL})
+            lesions.append(
+                {"lesion_id": f"{pid}-L1", "patient_id": pid, "mask_label": "1", "site": "lung",
+                 "irradiated": "0", "pd": str(pd)}
+            )  # fmt: skip
+        _write_rows(root / cohort / "patients.csv", patients)
+        _write_rows(root / cohort / "lesions.csv", lesions)
+
+
 def build(out: Path) -> None:
     """Fill ``out`` with every fixture, then mark it ready (with each file's SHA-256)."""
     out = Path(out)
@@ -207,6 +262,7 @@ def build(out: Path) -> None:
     _pyradiomics(out, downloads)
     _pydicom(out)
     _dcmqi(out, downloads)
+    _lung_cohorts(out)
     files = {
         str(p.relative_to(out)): _sha256(p)
         for p in sorted(out.rglob("*"))

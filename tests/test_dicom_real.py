@@ -87,7 +87,7 @@ def _lung_round_trip(original: Path, tmp_path: Path, case: str) -> None:
     for kind in ("seg", "rtstruct"):
         out = tmp_path / kind
         import_dicom(dicom, dicom / f"manifest_{kind}.csv", dicom / "clinical.csv", out)
-        pid = case.upper()
+        pid = f"PRT-{case.upper()}"
         a = sitk.ReadImage(str(original / "pembro_rt" / "images" / f"{pid}.nii.gz"))
         b = sitk.ReadImage(str(out / "pembro_rt" / "images" / f"{pid}.nii.gz"))
         assert np.array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
