@@ -7,7 +7,9 @@ MODEL ?= rf_radiomics
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-slow lint
+FIXTURES ?= .fixtures
+
+.PHONY: setup run test test-slow lint fixtures
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +27,18 @@ setup: $(STAMP)
 run: $(STAMP)  ## one model through the protocol on the simulated default cohorts
 	$(PY) -m benchmark model=$(MODEL) $(ARGS)
 
-test: $(STAMP)  ## the default (fast) test suite, as CI runs it
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Real CT, real DICOM and pyradiomics' reference values for the tests, fetched by pinned hash into
+# a git-ignored folder (tests/fetch_fixtures.py); the tests that need them fail without them.
+$(FIXTURES)/READY.json: tests/fetch_fixtures.py $(STAMP)
+	NSCLC_IO_BENCH_FIXTURES=$(abspath $(FIXTURES)) $(PY) tests/fetch_fixtures.py $(FIXTURES)
 
-test-slow: $(STAMP)
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+fixtures: $(FIXTURES)/READY.json
+
+test: $(STAMP) fixtures  ## the default (fast) test suite, as CI runs it
+	NSCLC_IO_BENCH_FIXTURES=$(abspath $(FIXTURES)) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP) fixtures
+	NSCLC_IO_BENCH_FIXTURES=$(abspath $(FIXTURES)) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

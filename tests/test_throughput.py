@@ -301,7 +301,15 @@ def test_deep_model_record_on_tiny_cohorts(
     assert record["suggested_name"].startswith(f"{model}__cpu-")
     assert "fp32-bf16" in record["suggested_name"]
     out = capsys.readouterr().out
-    assert "samples/s" in out and "lesions/s" in out
+    assert "samples/s" in out and "lesions/s" in out and "ms/lesion" in out
+    # Each figure states the grid it was measured on (tiny MDACC: 1.8 x 1.8 x 5 mm voxels).
+    grid = e2e["images"]
+    assert grid["spacing_mm_min"] == grid["spacing_mm_max"] == [1.8, 1.8, 5.0]
+    assert "images " in out and "spacing (1.8, 1.8, 5) mm" in out
+    cold = e2e["rows"][0]
+    assert cold["ms_per_lesion"] == pytest.approx(
+        1000 * cold["seconds"] / e2e["counts"]["lesions"], rel=1e-2
+    )
     # What the leaderboard reads (benchmark/leaderboard/throughput_table.py) is there.
     assert schema_errors(record, THROUGHPUT_V1) == []
     scopes = [r["scope"] for r in record["rows"]]

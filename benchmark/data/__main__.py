@@ -3,11 +3,14 @@
     python -m benchmark.data validate ROOT [--cohorts pembro_rt,nivorad] [--cache-dir DIR]
     python -m benchmark.data simulate --profile default [--seed N] [--workers N] OUT
     python -m benchmark.data calibrate [--seeds 20] [--coverage N [--workers N]] [--out ...]
+    python -m benchmark.data import-dicom SRC --manifest MANIFEST.csv --clinical CLINICAL.csv OUT
+    python -m benchmark.data export-dicom ROOT OUT [--cohorts pembro_rt,...]
 
 ``validate`` prints every problem, one per line, then a summary line; it exits 1 when there is
 any problem and 0 when the dataset is valid. ``calibrate`` prints each simulator calibration
 target beside the study's figure and ours (README, "What the simulator encodes") and exits 1
-when an evaluated target fails.
+when an evaluated target fails. ``import-dicom`` prints every problem and exits 1 (writing
+nothing) when the DICOM cannot be imported as it is (README, "Importing DICOM").
 """
 
 from __future__ import annotations
@@ -118,7 +121,43 @@ def _parser() -> argparse.ArgumentParser:
         help="where calibration.json, calibration.png and coverage.json go (default: %(default)s)",
     )
     calibrate.add_argument("--no-figure", action="store_true", help="skip calibration.png")
+    _dicom_parsers(commands)
     return parser
+
+
+def _dicom_parsers(commands) -> None:
+    importer = commands.add_parser(
+        "import-dicom",
+        help="DICOM CT with RTSTRUCT or SEG lesions, plus a clinical table, into the layout",
+        description="Read each patient's CT series and segmentation named in MANIFEST (one row "
+        "per lesion: cohort, patient_id, ct_series_uid, segmentation, roi, lesion_id, site, "
+        "irradiated, pd) and the clinical table (the layout's patient columns), check them, and "
+        "write the cohort layout to OUT, all or nothing. Prints every problem and exits 1 when "
+        "any patient cannot be imported.",
+    )
+    importer.add_argument("src", type=Path, metavar="SRC", help="folder holding the DICOM files")
+    importer.add_argument("out", type=Path, metavar="OUT", help="the layout folder to write")
+    importer.add_argument("--manifest", type=Path, required=True, help="the lesion manifest CSV")
+    importer.add_argument(
+        "--clinical", type=Path, required=True, help="one row per patient: the patient columns"
+    )
+    importer.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars"
+    )
+    exporter = commands.add_parser(
+        "export-dicom",
+        help="write layout cohorts as DICOM CT series with SEG, RTSTRUCT and manifests",
+        description="Write each patient of ROOT's cohorts as a DICOM CT series, a SEG and an "
+        "RTSTRUCT (one segment / ROI per lesion), with import manifests and a clinical table.",
+    )
+    exporter.add_argument("root", type=Path, metavar="ROOT", help="a folder in the layout")
+    exporter.add_argument("out", type=Path, metavar="OUT", help="the DICOM folder to write")
+    exporter.add_argument(
+        "--cohorts", type=_cohorts, default=None, help="cohorts to export (default: all present)"
+    )
+    exporter.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars"
+    )
 
 
 def _report(root: Path, cohorts: Sequence[str], **options: object) -> int:
@@ -174,6 +213,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(render(report))
         return 1 if report.failing else 0
+    if args.command == "import-dicom":
+        from benchmark.data.dicom import DicomImportError, import_dicom
+
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        try:
+            report = import_dicom(
+                args.src, args.manifest, args.clinical, args.out, progress=progress
+            )
+        except DicomImportError as err:
+            print(err)
+            return 1
+        counts = ", ".join(f"{c} {p} patients/{n} lesions" for c, (p, n) in report.counts.items())
+        print(f"wrote {report.out}: {report.fingerprint}, {counts}")
+        return 0
+    if args.command == "export-dicom":
+        from benchmark.data.dicom import export_dicom
+
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        exported = export_dicom(args.root, args.out, cohorts=args.cohorts, progress=progress)
+        counts = ", ".join(f"{c} {p} patients/{n} lesions" for c, (p, n) in exported.counts.items())
+        print(f"wrote {exported.out}: {counts}; manifests manifest_seg.csv, manifest_rtstruct.csv")
+        return 0
     raise AssertionError(args.command)  # argparse allows no other
 
 

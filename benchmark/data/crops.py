@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,15 @@ def _load_oriented():
     from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd
 
     keys = ("image", "mask")
+    # LoadImaged builds every reader MONAI has, its DICOM ones too now that pydicom is installed
+    # (for the DICOM import): one of them logs and warns, on every load, that there is no GPU
+    # decoder. The NIfTI files are read by the NIfTI reader either way.
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "NvImgCodecPydicomReader", UserWarning)
+        load = LoadImaged(keys, image_only=True)
     return Compose(
-        [
-            LoadImaged(keys, image_only=True),
-            EnsureChannelFirstd(keys),
-            Orientationd(keys, axcodes="RAS", labels=None),
-        ]
+        [load, EnsureChannelFirstd(keys), Orientationd(keys, axcodes="RAS", labels=None)]
     )
 
 

@@ -25,7 +25,7 @@ from benchmark.record_format import git_commit, record_json
 from benchmark.submission import Submission
 from benchmark.threads import torch_threads
 from benchmark.throughput import throughput_record as records
-from benchmark.throughput.end_to_end import deep_end_to_end, pipeline_end_to_end
+from benchmark.throughput.end_to_end import deep_end_to_end, image_grid, pipeline_end_to_end
 from benchmark.throughput.measuring import (
     CPU_METHOD,
     CUDA_METHOD,
@@ -201,6 +201,7 @@ def _measure(
                 log.info("the %s pipeline runs on the CPU whatever the device", cfg.model.name)
             development = loaded[cfg.protocol.development]
             e2e = pipeline_end_to_end(submission, development, cohorts, settings)
+        e2e["images"] = image_grid(cohorts)
         e2e["setup_s"] = round(setup_s, 3)
         e2e["data_fingerprint"] = fingerprint
         record["end_to_end"] = e2e

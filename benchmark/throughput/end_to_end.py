@@ -233,10 +233,36 @@ def _counts(cohorts: Sequence[Cohort]) -> dict[str, int]:
 
 
 def _rates(seconds: float, counts: dict[str, int]) -> dict[str, float | None]:
+    lesions = counts["lesions"]
     return {
         "seconds": round(seconds, 4),
-        "lesions_per_s": round(counts["lesions"] / seconds, 3) if seconds > 0 else None,
+        "lesions_per_s": round(lesions / seconds, 3) if seconds > 0 else None,
         "patients_per_s": round(counts["patients"] / seconds, 3) if seconds > 0 else None,
+        "ms_per_lesion": round(1000 * seconds / lesions, 2) if lesions else None,
+    }
+
+
+def image_grid(cohorts: Sequence[Cohort]) -> dict[str, list[float]]:
+    """The range of image sizes and voxel spacings timed (headers only): per-lesion cost of
+    radiomics and crops grows with resolution, so a figure is read beside its grid."""
+    import SimpleITK as sitk
+
+    sizes, spacings = [], []
+    for cohort in cohorts:
+        for path in cohort.images.values():
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            sizes.append(reader.GetSize())
+            spacings.append(reader.GetSpacing())
+    if not sizes:
+        return {}
+    size, spacing = np.asarray(sizes), np.asarray(spacings)
+    return {
+        "size_min": size.min(axis=0).tolist(),
+        "size_max": size.max(axis=0).tolist(),
+        "spacing_mm_min": np.round(spacing.min(axis=0), 4).tolist(),
+        "spacing_mm_max": np.round(spacing.max(axis=0), 4).tolist(),
     }
 
 

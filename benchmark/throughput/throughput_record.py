@@ -183,7 +183,7 @@ def end_to_end_table(e2e: dict[str, Any]) -> str:
     body = []
     for r in e2e.get("rows", []):
         if r.get("skipped"):
-            body.append([r["path"], r.get("cache"), "skipped: " + r["skipped"], "", "", ""])
+            body.append([r["path"], r.get("cache"), "skipped: " + r["skipped"], "", "", "", ""])
             continue
         stages = ", ".join(f"{k}={v}" for k, v in (r.get("stages") or {}).items())
         body.append(
@@ -192,15 +192,21 @@ def end_to_end_table(e2e: dict[str, Any]) -> str:
                 r["cache"],
                 _fmt(r.get("lesions_per_s")),
                 _fmt(r.get("patients_per_s")),
+                _fmt(r.get("ms_per_lesion")),
                 _fmt(r.get("seconds"), 3),
                 stages,
             ]
         )
     return tabulate(
         body,
-        headers=["path", "cache", "lesions/s", "patients/s", "seconds", "stages"],
+        headers=["path", "cache", "lesions/s", "patients/s", "ms/lesion", "seconds", "stages"],
         disable_numparse=True,
     )
+
+
+def _ranges(low: list[float], high: list[float], sep: str) -> str:
+    """Per axis ``a`` or ``a-b``: ``512x512x48-61``."""
+    return sep.join(f"{a:g}" if a == b else f"{a:g}-{b:g}" for a, b in zip(low, high, strict=True))
 
 
 def summary(record: dict[str, Any]) -> str:
@@ -234,7 +240,13 @@ def summary(record: dict[str, Any]) -> str:
             )
         else:
             described = f" (workers {e2e.get('workers')})"
-        lines += ["", "end-to-end" + described, end_to_end_table(e2e)]
+        lines += ["", "end-to-end" + described]
+        grid = e2e.get("images")
+        if grid:
+            size = _ranges(grid["size_min"], grid["size_max"], "x")
+            spacing = _ranges(grid["spacing_mm_min"], grid["spacing_mm_max"], ", ")
+            lines.append(f"images {size} voxels, spacing ({spacing}) mm; {e2e['counts']}")
+        lines.append(end_to_end_table(e2e))
         if e2e.get("ratio_warm_to_model_only") is not None:
             lines.append(
                 f"warm end-to-end / model-only = {e2e['ratio_warm_to_model_only']:.3f}"
