@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from benchmark.atomic import write_atomic
 from benchmark.catalog import by_name
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
@@ -39,7 +41,14 @@ from benchmark.leaderboard.fresh_aggregate import (
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
 from benchmark.leaderboard.store import LeaderboardError, load_entries
 from benchmark.record_format import PROJECT_ROOT, git_commit
-from benchmark.records import CONF_DIR, RecordError, Reference, aggregate_seeds
+from benchmark.records import (
+    CONF_DIR,
+    RecordError,
+    Reference,
+    aggregate_seeds,
+    differing_keys,
+    model_config_key,
+)
 
 SEEDS_ENV = "NSCLC_IO_BENCH_FRESH_SEEDS"
 MODEL_SEED = 0
@@ -92,16 +101,39 @@ def resolve_seeds(given: Sequence[int] | None, public: int) -> Seeds:
     return Seeds(tuple(values), source)
 
 
-def board_models(paths: Paths, reference: Reference, wanted: Sequence[str] | None) -> list[str]:
+def board_models(
+    paths: Paths, reference: Reference, wanted: Sequence[str] | None, cache_dir: Path
+) -> list[str]:
     """The ranked models (those with records on the board), or ``wanted`` if all are ranked;
-    classical models first (they take seconds), then the deep ones."""
+    classical models first (they take seconds), then the deep ones.
+
+    FreshError if this checkout builds a model from another config than its board records
+    were run with: its fresh figures would not be the public figure's model on new data.
+    """
     catalog = by_name()
-    ranked = sorted({e.model for e in load_entries(paths.results, reference, catalog)})
+    entries = load_entries(paths.results, reference, catalog)
+    configs = {e.model: e.record["provenance"]["config"] for e in entries}
+    ranked = sorted(configs)
     if wanted:
         missing = [m for m in wanted if m not in ranked]
         if missing:
             raise FreshError(f"not on the board: {', '.join(missing)}; ranked: {', '.join(ranked)}")
         ranked = [m for m in ranked if m in wanted]
+    stale = []
+    for model in ranked:
+        cfg = OmegaConf.to_container(
+            compose_run(model, reference.data_name, int(reference.data["seed"]), cache_dir),
+            resolve=True,
+        )
+        if model_config_key(cfg) != model_config_key(configs[model]):
+            keys = differing_keys(configs[model]["model"], cfg["model"], "model")
+            stale.append(f"{model} ({'; '.join(keys[:3])})")
+    if stale:
+        raise FreshError(
+            "the board's records of these models were run with another model config than this "
+            f"checkout builds: {', '.join(stale)}; re-run them (scripts/leaderboard_runs.sh) "
+            "or leave them out (--models)"
+        )
     return sorted(ranked, key=lambda m: (catalog[m].deep, m))
 
 
@@ -251,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = Reference.from_conf(opts.data)
     try:
         seeds = resolve_seeds(opts.data_seeds, int(reference.data["seed"]))
-        models = board_models(paths, reference, opts.models)
+        models = board_models(paths, reference, opts.models, opts.cache_dir.resolve())
     except FreshError as err:
         print(f"fresh refused: {err}", file=sys.stderr)
         return 2
