@@ -127,11 +127,11 @@ def board_models(
         )
         if model_config_key(cfg) != model_config_key(configs[model]):
             keys = differing_keys(configs[model]["model"], cfg["model"], "model")
-            stale.append(f"{model} ({'; '.join(keys[:3])})")
+            stale.append(f"{model}: {', '.join(k.split(' ')[0].rstrip(':') for k in keys[:3])}")
     if stale:
         raise FreshError(
             "the board's records of these models were run with another model config than this "
-            f"checkout builds: {', '.join(stale)}; re-run them (scripts/leaderboard_runs.sh) "
+            f"checkout builds ({'; '.join(stale)}); re-run them (scripts/leaderboard_runs.sh) "
             "or leave them out (--models)"
         )
     return sorted(ranked, key=lambda m: (catalog[m].deep, m))
