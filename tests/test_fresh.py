@@ -94,25 +94,31 @@ def test_the_aggregate_is_the_mean_sd_and_n_of_the_draws(drawn):
 
 
 def test_private_seeds_are_written_nowhere(drawn, cache_dir, tmp_path, monkeypatch, capsys):
-    board, out = drawn
-    root = _copy_results(board, tmp_path)
+    board, _ = drawn
+    root, out = _copy_results(board, tmp_path), tmp_path / "runs"
     monkeypatch.setenv(SEEDS_ENV, ",".join(map(str, SEEDS)))
     capsys.readouterr()
-    assert _fresh(root, out, cache_dir) == 0  # same run folders: resumes, runs nothing
+    assert _fresh(root, out, cache_dir) == 0
     assert _cli(root, "--no-figures") == 0
     printed = capsys.readouterr()
-    assert printed.out.count(": reused in") == 2 and "private" in printed.out
+    assert printed.out.count(": ran in") == 2 and "private" in printed.out
     aggregate = json.loads((root / "fresh" / f"{MODEL}.json").read_text())
     assert "seeds" not in aggregate and aggregate["seed_source"] == "environment"
     assert aggregate["seed_digest"] == seed_digest(SEEDS)
     shared = json.loads((board / "fresh" / f"{MODEL}.json").read_text())
-    assert aggregate["metrics"] == shared["metrics"]
+    assert aggregate["metrics"] == shared["metrics"]  # same seeds, same draws, same numbers
     files = [p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".gz")]
     assert any(p.name == "README.md" for p in files)
+    folders = [str(p.relative_to(out)) for p in out.rglob("*")]
     for seed in SEEDS:
         assert str(seed) not in printed.out + printed.err
+        assert not any(str(seed) in name for name in folders)
         for path in files:
             assert str(seed) not in path.read_text(encoding="utf-8"), path
+
+    # an interrupted command resumes: the finished runs are reused
+    assert _fresh(root, out, cache_dir) == 0
+    assert capsys.readouterr().out.count(": reused in") == 2
 
 
 def test_the_public_seed_is_refused(board, cache_dir, tmp_path, monkeypatch, capsys):

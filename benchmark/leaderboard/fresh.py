@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import sys
 import time
@@ -66,6 +67,14 @@ class Seeds:
     @property
     def private(self) -> bool:
         return self.source == ENVIRONMENT
+
+    def folder(self, i: int) -> str:
+        """A draw's run folder: named by its seed when public, by a hash of it when private (a
+        path shows up in logs and tracebacks)."""
+        seed = self.values[i]
+        if not self.private:
+            return f"data-seed{seed}"
+        return "draw-" + hashlib.sha256(str(seed).encode()).hexdigest()[:16]
 
     def label(self, i: int) -> str:
         """How progress names a draw: its seed when public, its position when private."""
@@ -215,7 +224,7 @@ def fresh(
         for model in models:
             done += 1
             where = f"[{done}/{total}] {seeds.label(i)}, {model}"
-            out = out_root / profile / f"data-seed{seed}" / model
+            out = out_root / profile / seeds.folder(i) / model
             clock = time.perf_counter()
             try:
                 record, reused = run_one(model, reference.data_name, seed, out, cache_dir)
@@ -265,7 +274,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=PROJECT_ROOT / "outputs" / "fresh",
-        help="run folders: OUT/<profile>/data-seed<K>/<model> (%(default)s)",
+        help="run folders: OUT/<profile>/data-seed<K>/<model>, draw-<hash> for private seeds "
+        "(%(default)s)",
     )
     parser.add_argument(
         "--cache-dir",
