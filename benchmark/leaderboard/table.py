@@ -216,8 +216,9 @@ How to read a table:
 - **fresh draws (n)**: the model (seed 0) on n new draws of the same profile (other data seeds,
   `python -m benchmark.leaderboard fresh`): mean ± sd of its figure over the draws; — : none yet.
   **{FLAG}**: the public figure lies above the 95% prediction interval of one more draw,
-  mean + t(0.975, n−1) · sd · √(1 + 1/n); an untuned model lands there 2.5% of the time, a model
-  tuned to the public cohorts (their labels can be simulated by anyone) more often.
+  mean + t(0.975, n−1) · sd · √(1 + 1/n); an untuned model lands there 2.5% of the time (so about
+  one cell in 40 is flagged by chance), a model tuned to the public cohorts (their labels can be
+  simulated by anyone) more often.
 - **oracle**: the simulator's true p(PD) / linear predictors scored by the same code, the best any
   model could reach on these data. n/c: not computable (reason in a footnote).
 """
