@@ -18,6 +18,7 @@ from benchmark.record_format import SCHEMA as RESULT_SCHEMA_ID
 
 MODEL_CARD_SCHEMA_ID = "nsclc-io-bench/model-card/v1"
 THROUGHPUT_SCHEMA_ID = "nsclc-io-bench/throughput/v1"
+FRESH_SCHEMA_ID = "nsclc-io-bench/fresh/v1"
 
 # Model names become file names (``<model>__seed<k>.json``) and Hydra option names.
 MODEL_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -227,7 +228,76 @@ THROUGHPUT_V1: dict[str, Any] = {
     },
 }
 
-SCHEMAS = {"result": RESULT_V1, "model_card": MODEL_CARD_V1, "throughput": THROUGHPUT_V1}
+_FRESH_METRIC: dict[str, Any] = {
+    "type": "object",
+    "required": ["mean", "sd", "n"],
+    "properties": {
+        "mean": {"type": ["number", "null"]},
+        "sd": {"type": ["number", "null"], "minimum": 0},
+        "n": {"type": "integer", "minimum": 0},  # draws where the metric was computable
+    },
+    "additionalProperties": False,
+}
+
+# One model's figures over fresh data draws (benchmark/leaderboard/fresh_aggregate.py writes it).
+# Aggregates only: no predictions, no per-draw numbers, and the seeds only when they are public.
+FRESH_V1: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": FRESH_SCHEMA_ID,
+    "title": "nsclc-io-bench fresh-draw aggregate (leaderboard/fresh/<model>.json)",
+    "type": "object",
+    "required": [
+        "schema",
+        "model",
+        "model_seed",
+        "profile",
+        "profile_key",
+        "protocol_key",
+        "model_config",
+        "n_draws",
+        "seed_source",
+        "seed_digest",
+        "git_commit",
+        "run_commits",
+        "metrics",
+    ],
+    "properties": {
+        "schema": {"const": FRESH_SCHEMA_ID},
+        "model": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+        "model_seed": {"type": "integer", "minimum": 0},
+        "profile": {"type": "string", "minLength": 1},
+        "profile_key": {"type": "string", "minLength": 1},
+        "protocol_key": {"type": "string", "minLength": 1},
+        "model_config": {"type": "string", "minLength": 1},
+        "n_draws": {"type": "integer", "minimum": 1},
+        "seed_source": {"enum": ["command line", "environment"]},
+        "seed_digest": {"type": "string", "pattern": _SHA256},
+        "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        "git_commit": {"type": "string", "minLength": 1},
+        "run_commits": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "metrics": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
+            "additionalProperties": {
+                "type": "object",
+                "propertyNames": {"enum": list(TASKS)},
+                "additionalProperties": {"type": "object", "additionalProperties": _FRESH_METRIC},
+            },
+        },
+    },
+    "additionalProperties": False,
+    # Seeds kept private (read from the environment) must never be written.
+    "if": {"properties": {"seed_source": {"const": "environment"}}},
+    "then": {"not": {"required": ["seeds"]}},
+}
+
+SCHEMAS = {
+    "result": RESULT_V1,
+    "model_card": MODEL_CARD_V1,
+    "throughput": THROUGHPUT_V1,
+    "fresh": FRESH_V1,
+}
 
 
 def _where(path: Any) -> str:

@@ -4,7 +4,10 @@
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
                    leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
   check            exit 1 when the committed README differs from a regeneration (CI)
-  schema NAME      print a JSON Schema (result, model_card, throughput)
+  schema NAME      print a JSON Schema (result, model_card, throughput, fresh)
+  fresh --data-seeds K [K ...] [--models M ...]
+                   every ranked model on fresh draws of the profile (data.seed=K), aggregates
+                   to leaderboard/fresh/<model>.json; `fresh --help` for its options
 
 Exit status: 0 done, 1 README out of date, 2 a record or run was refused.
 """
@@ -52,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fresh"]:  # options of its own: benchmark/leaderboard/fresh.py
+        from benchmark.leaderboard.fresh import main as fresh_main
+
+        return fresh_main(argv[1:])
     opts = _parser().parse_args(argv)
     if opts.command == "schema":
         if len(opts.args) != 1 or opts.args[0] not in SCHEMAS:

@@ -14,12 +14,19 @@ from typing import Any
 import pandas as pd
 
 from benchmark.catalog import ModelEntry, by_name
+from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
 from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
 from benchmark.leaderboard.ranking import Standing, rank_models
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
 from benchmark.leaderboard.throughput_table import ThroughputRecord, load_throughput
 from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import Reference, SeedRow, aggregate_seeds, expected_cohort_keys
+from benchmark.records import (
+    Reference,
+    SeedRow,
+    aggregate_seeds,
+    expected_cohort_keys,
+    model_config_key,
+)
 
 LEADERBOARD_DIR = PROJECT_ROOT / "leaderboard"
 
@@ -32,11 +39,18 @@ class Paths:
     throughput: Path
     readme: Path
     figures: Path
+    fresh: Path  # <model>.json: figures over fresh data draws (leaderboard/fresh_aggregate.py)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
         root = Path(root)
-        return cls(root / "results", root / "throughput", root / "README.md", root / "figures")
+        return cls(
+            root / "results",
+            root / "throughput",
+            root / "README.md",
+            root / "figures",
+            root / "fresh",
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Board:
     sections: list[Section]
     throughput: list[ThroughputRecord]
     models: dict[str, ModelEntry] = field(default_factory=dict)
+    fresh: dict[str, Fresh] = field(default_factory=dict)  # model -> its fresh-draw aggregate
 
     def runs(self, cohort: str, task: str) -> dict[str, list[tuple[int, pd.DataFrame]]]:
         """model -> [(seed, predictions of this cohort and task, in file order)], seeds sorted."""
@@ -112,9 +127,11 @@ def assemble(
     reference: Reference,
     throughput: list[ThroughputRecord],
     models: dict[str, ModelEntry],
+    fresh: dict[str, Fresh] | None = None,
 ) -> Board:
     """Rank every (cohort, task) of the protocol that some record scored."""
-    board = Board(reference, entries, [], throughput, models)
+    fresh = fresh or {}
+    board = Board(reference, entries, [], throughput, models, fresh)
     rows = {
         (r.model, r.cohort, r.task, r.metric): r
         for r in aggregate_seeds([e.record for e in entries])
@@ -125,7 +142,7 @@ def assemble(
             section = _section(cohort, task, entries, reference, rows, board)
             if section is not None:
                 sections.append(section)
-    return Board(reference, entries, sections, throughput, models)
+    return Board(reference, entries, sections, throughput, models, fresh)
 
 
 def load_board(paths: Paths, reference: Reference) -> Board:
@@ -143,7 +160,12 @@ def load_board(paths: Paths, reference: Reference) -> Board:
         entries = []
     throughput, more = load_throughput(paths.throughput)
     problems += more
+    configs = {e.model: model_config_key(e.record["provenance"]["config"]) for e in entries}
+    fresh: dict[str, Fresh] = {}
+    if entries or not problems:  # with the records refused, every aggregate would look orphaned
+        fresh, more = load_fresh(paths.fresh, reference.data, reference.protocol, configs)
+        problems += more
     if problems:
         raise LeaderboardError(problems)
-    on_board = {e.model for e in entries}
-    return assemble(entries, reference, throughput, {m: models[m] for m in sorted(on_board)})
+    on_board = {m: models[m] for m in sorted(configs)}
+    return assemble(entries, reference, throughput, on_board, fresh)
