@@ -92,7 +92,6 @@ def test_a_file_search_from_the_inputs_finds_the_tables_unless_sandboxed(tiny_co
     assert _external_auc(tiny_cohorts, "FileSearcher", "bwrap", mounts) == CHANCE
 
 
-
 def test_the_sandbox_keeps_no_capability_to_unmount_what_hides_the_data(tiny_cohorts, mounts):
     """(c'): here the cache's parent folder is shown, as the project folder holding `.cache`
     is in a run; unmounting the tmpfs over the cache would reveal the tables."""
