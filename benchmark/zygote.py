@@ -50,17 +50,29 @@ class Zygote:
         self._lock = threading.Lock()
         self._process = subprocess.Popen(wrap(argv), pass_fds=[theirs.fileno()])
         theirs.close()
-        self.request("preload", list(preload))
+        # Not waited for: the server imports while the caller scans the data; the first
+        # request reads this answer first.
+        self._send("preload", [list(preload)])
+        self._unanswered = 1
+
+    def _send(self, op: str, args: Sequence[Any], fd: int | None = None) -> None:
+        fds = [] if fd is None else [fd]
+        socket.send_fds(self._socket, [pickle.dumps((op, tuple(args)))], fds)
 
     def request(self, op: str, *args: Any, fd: int | None = None) -> Any:
         """Send one request (with ``fd`` passed along) and return the zygote's answer."""
         with self._lock:
             try:
-                fds = [] if fd is None else [fd]
-                socket.send_fds(self._socket, [pickle.dumps((op, args))], fds)
+                while self._unanswered:
+                    self._answer(self._socket.recv(MAX_MESSAGE), "preload")
+                    self._unanswered -= 1
+                self._send(op, args, fd)
                 answer = self._socket.recv(MAX_MESSAGE)
             except OSError as err:
                 raise ZygoteError(f"the sandbox's server is gone ({err})") from None
+        return self._answer(answer, op)
+
+    def _answer(self, answer: bytes, op: str) -> Any:
         if not answer:
             code = self._process.poll()
             raise ZygoteError(f"the sandbox's server ended (exit code {code}) during {op}")
