@@ -1,9 +1,10 @@
-"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|schema NAME]``.
+"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|verify|schema NAME]``.
 
   build (default)  regenerate leaderboard/README.md and leaderboard/figures/ from the records
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
                    leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
   check            exit 1 when the committed README differs from a regeneration (CI)
+  verify [RECORD]  re-run records in fresh processes; they must reproduce (verify --help)
   schema NAME      print a JSON Schema (result, model_card, throughput)
 
 Exit status: 0 done, 1 README out of date, 2 a record or run was refused.
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmark.catalog import by_name
+from benchmark.leaderboard import verify
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
 from benchmark.leaderboard.build import check, regenerate
 from benchmark.leaderboard.store import LeaderboardError, submit
@@ -32,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument(
-        "command", nargs="?", default="build", choices=["build", "submit", "check", "schema"]
+        "command",
+        nargs="?",
+        default="build",
+        choices=["build", "submit", "check", "verify", "schema"],
     )
     parser.add_argument("args", nargs="*", help="RUN_DIR... for submit, NAME for schema")
     parser.add_argument(
@@ -52,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify"]:
+        return verify.main(argv[1:])
     opts = _parser().parse_args(argv)
     if opts.command == "schema":
         if len(opts.args) != 1 or opts.args[0] not in SCHEMAS:
