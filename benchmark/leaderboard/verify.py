@@ -49,7 +49,7 @@ NOT_VERIFIABLE = "not verifiable here"
 # Module prefixes of a deep model's config targets (besides a `train` node).
 DEEP_TARGETS = ("benchmark.training.", "torch.", "monai.", "timm.")
 LOG_TAIL = 15
-# A classical model's numbers on another CPU type: rounding only (measured: a few 1e-16).
+# A classical model's numbers on another CPU type: rounding only (measured: at most 1e-15).
 ROUNDING = 1e-9
 
 
@@ -284,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", choices=["classical", "deep"], help="only these models' records")
     parser.add_argument("--sample", type=int, metavar="N", help="verify N of the selected records")
     parser.add_argument("--sample-seed", type=int, default=0, metavar="S")
+    parser.add_argument("--list", action="store_true", help="print the selected records; run none")
     parser.add_argument("--root", type=Path, default=LEADERBOARD_DIR, help="leaderboard folder")
     return parser
 
@@ -339,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as err:
         print(f"verify refused: {err}", file=sys.stderr)
         return 2
+    if opts.list:
+        print("\n".join(str(p) for p in paths))
+        return 0
     if not paths:
         print("verify: no record selected")
         return 0
