@@ -2,15 +2,15 @@
 
 Every board record is re-run before it counts. Each selected record runs again in a fresh
 process (:mod:`.rerun`: its model, seed and resolved config, in a temporary folder), and its
-predictions and its record must be the committed ones: identical on the CPU, and on a GPU within
+predictions and its record must be the committed ones: bit-identical on the CPU type the record
+was made on; within rounding (1e-9) for a classical model on another CPU type; on a GPU within
 the throughput accuracy gate's tolerance for the record's precision (fp32 1e-4, bf16 and fp16
 1e-2: ``benchmark.throughput.settings.DEFAULT_TOLERANCE``), since GPU kernels are not bitwise
 reproducible. A failure names the record and the first differing id (or metric).
 
 Some records cannot be checked on this machine, and say so instead of passing or failing: a GPU
 record without that GPU here, and a deep (torch) model's CPU record made on another CPU type
-(``provenance.hardware`` key, :mod:`benchmark.cpu`), whose kernels round differently. Classical
-models are verified on any machine.
+(``provenance.hardware`` key, :mod:`benchmark.cpu`), whose training rounds differently there.
 
 RECORD is a path to ``<root>/results/<model>__seed<k>.json`` or its stem; none (and no
 ``--changed-since``) means every record. Exit status: 0 every record verified or not verifiable
