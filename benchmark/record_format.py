@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmark.cpu import cpu_fields
+
 SCHEMA = "nsclc-io-bench/result/v1"
 # The record key of the development cohort's pooled out-of-fold predictions: "pembro_rt_cv".
 CV_KEY_SUFFIX = "_cv"
@@ -81,11 +83,14 @@ def _cpu_model() -> str:
 
 
 def hardware() -> dict[str, Any]:
+    """The machine a record ran on; ``key`` (:mod:`benchmark.cpu`) tells CPU types apart for
+    numerics, which a deep model's CPU predictions depend on."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        **cpu_fields(),
     }
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")

@@ -72,6 +72,21 @@ def _cohort_metrics(min_cohorts: int) -> dict[str, Any]:
 
 
 _SHA256 = r"^sha256:[0-9a-f]{16,64}$"
+_UNKNOWN_OR_INT = {"anyOf": [{"type": "integer", "minimum": 0}, {"const": "?"}]}
+# The CPU fields (benchmark/cpu.py) came later: all optional, so older records stay valid.
+_HARDWARE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "cpu": {"type": "string"},
+        "cpu_vendor": {"type": "string", "minLength": 1},
+        "cpu_family": _UNKNOWN_OR_INT,
+        "cpu_model_number": _UNKNOWN_OR_INT,
+        "cpu_flags_isa": {"type": "string", "minLength": 1},
+        "cpu_isa": {"type": "string", "minLength": 1},
+        "torch_threads": {"type": ["integer", "null"], "minimum": 1},
+        "key": {"type": "string", "pattern": r"^[^/]+/[^/]+\.[^/]+/[^/]+$"},
+    },
+}
 
 RESULT_V1: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -103,7 +118,7 @@ RESULT_V1: dict[str, Any] = {
                 "data_fingerprint": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
                 "folds": {"type": "string", "pattern": _SHA256},
                 "packages": {"type": "object", "additionalProperties": {"type": "string"}},
-                "hardware": {"type": "object"},
+                "hardware": _HARDWARE,
                 "started_at": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T"},
                 "duration_s": {"type": "number", "minimum": 0},
                 "peak_rss_mib": {"type": ["number", "null"], "minimum": 0},

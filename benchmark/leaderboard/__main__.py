@@ -1,4 +1,4 @@
-"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|schema NAME]``.
+"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|verify|fresh|schema NAME]``.
 
   build (default)  regenerate leaderboard/README.md and leaderboard/figures/ from the records
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
@@ -8,6 +8,7 @@
   fresh --data-seeds K [K ...] [--models M ...]
                    every ranked model on fresh draws of the profile (data.seed=K), aggregates
                    to leaderboard/fresh/<model>.json; `fresh --help` for its options
+  verify [RECORD]  re-run records in fresh processes; they must reproduce (verify --help)
 
 Exit status: 0 done, 1 README out of date, 2 a record or run was refused.
 """
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from benchmark.catalog import by_name
+from benchmark.leaderboard import verify
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
 from benchmark.leaderboard.build import check, regenerate
 from benchmark.leaderboard.store import LeaderboardError, submit
@@ -35,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument(
-        "command", nargs="?", default="build", choices=["build", "submit", "check", "schema"]
+        "command",
+        nargs="?",
+        default="build",
+        choices=["build", "submit", "check", "verify", "schema"],
     )
     parser.add_argument("args", nargs="*", help="RUN_DIR... for submit, NAME for schema")
     parser.add_argument(
@@ -60,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.leaderboard.fresh import main as fresh_main
 
         return fresh_main(argv[1:])
+    if argv[:1] == ["verify"]:
+        return verify.main(argv[1:])
     opts = _parser().parse_args(argv)
     if opts.command == "schema":
         if len(opts.args) != 1 or opts.args[0] not in SCHEMAS:

@@ -1,0 +1,269 @@
+"""``python -m benchmark.leaderboard verify``: honest tiny records reproduce in a fresh process,
+tampered ones fail at their first difference, deep records from another CPU type are not
+verifiable, and ``--changed-since`` picks the records git says changed. Also the CPU key records
+carry (benchmark/cpu.py) and how a record's config is rebuilt for its re-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from tiny_runs import tiny_run
+
+from benchmark import cpu
+from benchmark.leaderboard import verify
+from benchmark.leaderboard.__main__ import main
+from benchmark.leaderboard.differences import first_prediction_difference, first_record_difference
+from benchmark.leaderboard.predictions import compress, predictions_path, read_predictions
+from benchmark.leaderboard.rerun import rerun_config
+from benchmark.record_format import hardware
+from benchmark.records import load_record, record_problems
+
+INTEL = {
+    "cpu": "Intel(R) Xeon(R) Processor",
+    "cpu_vendor": "GenuineIntel",
+    "cpu_family": 6,
+    "cpu_model_number": 1,  # no AVX-512 CPU has this model number: never this machine
+    "cpu_isa": "avx512",
+}
+
+
+@pytest.fixture(scope="module")
+def runs(cache_dir, tmp_path_factory) -> dict[str, Path]:
+    specs = {"cox0": ("cox_clinical", 0), "cox1": ("cox_clinical", 1), "lr0": ("lr_volume", 0)}
+    return {k: tiny_run(m, s, cache_dir, tmp_path_factory).out for k, (m, s) in specs.items()}
+
+
+@pytest.fixture
+def board(runs, tmp_path: Path, cache_dir: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("NSCLC_IO_BENCH_CACHE", str(cache_dir))
+    root = tmp_path / "leaderboard"
+    args = ["submit", *(str(runs[k]) for k in ("cox0", "cox1", "lr0"))]
+    assert main([*args, "--root", str(root), "--data", "tiny"]) == 0
+    return root
+
+
+def _edit(path: Path, change) -> None:
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record, indent=2))
+
+
+def _make_deep_from_intel(record: dict) -> None:
+    record["provenance"]["config"]["model"]["submission"]["train"] = {"epochs": 3}
+    record["provenance"]["hardware"].update(INTEL)
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: one verify over honest and tampered records (each re-run is a fresh process)
+
+
+def test_verify_passes_honest_records_and_names_the_first_difference(board: Path, capsys):
+    results = board / "results"
+    # cox seed 1: one prediction moved in the committed file (the 5th row of the file)
+    gz = predictions_path(results / "cox_clinical__seed1.json")
+    frame = read_predictions(gz)
+    frame.loc[4, "prediction"] += 1e-6
+    gz.write_bytes(compress(frame.to_csv(index=False).encode()))
+    tampered = read_predictions(gz).iloc[4]
+    # lr_volume: a metric of the committed record changed
+    _edit(
+        results / "lr_volume__seed0.json",
+        lambda r: r["metrics"]["nivorad"]["lesion_pd"]["auc"].update(value=0.99),
+    )
+    code = main(["verify", "--root", str(board)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if "__seed" in line}
+    assert rows["cox_clinical__seed0"] == "verified"
+    assert rows["cox_clinical__seed1"] == "FAILED"
+    assert rows["lr_volume__seed0"] == "FAILED"
+    assert (
+        f"cox_clinical__seed1: FAILED: first difference: {tampered['cohort']}/{tampered['task']} "
+        f"id {tampered['id']}, column prediction: committed {float(tampered['prediction'])!r}"
+        in out
+    )
+    assert (
+        "lr_volume__seed0: FAILED: first difference: metrics.nivorad.lesion_pd.auc.value: "
+        "committed 0.99, re-run" in out
+    )
+    assert "1 verified, 2 FAILED, 0 not verifiable here" in out
+
+
+def test_a_deep_record_of_another_cpu_is_not_verifiable(board: Path, capsys):
+    path = board / "results" / "cox_clinical__seed0.json"
+    _edit(path, _make_deep_from_intel)
+    assert main(["verify", "--root", str(board), "cox_clinical__seed0"]) == 0
+    out = capsys.readouterr().out
+    here = hardware()["key"]
+    assert (
+        "cox_clinical__seed0: not verifiable here: not verifiable on this hardware "
+        f"(record: GenuineIntel/6.1/avx512, here: {here})" in out
+    )
+    assert here != "GenuineIntel/6.1/avx512"
+
+
+def test_unknown_records_and_refs_are_refused(board: Path, capsys):
+    assert main(["verify", "--root", str(board), "nope__seed0"]) == 2
+    assert "no such record" in capsys.readouterr().err
+    assert main(["verify", "--root", str(board), "--changed-since", "no-such-ref"]) == 2
+    assert "is not in a git checkout" in capsys.readouterr().err  # a temporary board
+
+
+def test_only_and_sample_select_without_running(board: Path):
+    results = board / "results"
+    _edit(results / "cox_clinical__seed0.json", _make_deep_from_intel)
+
+    def chosen(*args: str) -> list[str]:
+        opts = verify._parser().parse_args([*args, "--root", str(board)])
+        return [p.stem for p in verify.select(opts)]
+
+    assert chosen("--only", "deep") == ["cox_clinical__seed0"]
+    assert chosen("--only", "classical") == ["cox_clinical__seed1", "lr_volume__seed0"]
+    sample = chosen("--sample", "2", "--sample-seed", "3")
+    assert len(sample) == 2 and sample == chosen("--sample", "2", "--sample-seed", "3")
+    assert chosen(str(results / "lr_volume__seed0.json")) == ["lr_volume__seed0"]
+
+
+# --------------------------------------------------------------------------------------------
+# --changed-since
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_changed_since_picks_only_changed_records(tmp_path: Path):
+    results = tmp_path / "leaderboard" / "results"
+    results.mkdir(parents=True)
+    for stem in ("a__seed0", "b__seed0", "c__seed0", "e__seed0"):
+        (results / f"{stem}.json").write_text("{}")
+        (results / f"{stem}.predictions.csv.gz").write_bytes(b"x")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "records")
+    (results / "b__seed0.predictions.csv.gz").write_bytes(b"y")  # predictions changed
+    (results / "e__seed0.json").write_text('{"x": 1}')  # record changed
+    (results / "c__seed0.json").unlink()  # deleted: nothing to verify
+    (results / "d__seed0.json").write_text("{}")  # new, untracked
+    (tmp_path / "code.py").write_text("x = 2\n")  # not a record
+    changed = verify.changed_records(results, "HEAD")
+    assert [p.name for p in changed] == ["b__seed0.json", "d__seed0.json", "e__seed0.json"]
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "more")
+    assert verify.changed_records(results, "HEAD") == []
+    assert [p.name for p in verify.changed_records(results, "HEAD~1")] == [
+        "b__seed0.json",
+        "d__seed0.json",
+        "e__seed0.json",
+    ]
+    with pytest.raises(verify.Refused, match="no such commit"):
+        verify.changed_records(results, "HEAD~5")
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces
+
+
+def test_first_differences_name_row_and_key(runs):
+    committed = read_predictions(runs["cox0"] / "predictions.csv")
+    assert first_prediction_difference(committed, committed.copy()) is None
+    moved = committed.copy()
+    moved.loc[7, "prediction"] += 1e-12
+    row = committed.iloc[7]
+    assert first_prediction_difference(committed, moved).startswith(
+        f"{row['cohort']}/{row['task']} id {row['id']}, column prediction"
+    )
+    assert first_prediction_difference(committed, moved, tolerance=1e-9) is None
+    missing = committed.drop(index=3)
+    assert "in the committed predictions, not in the re-run's" in first_prediction_difference(
+        committed, missing
+    )
+    record = load_record(runs["cox0"] / "result.json")
+    other = json.loads(json.dumps(record))
+    assert first_record_difference(record, other) is None
+    other["oracle"]["mdacc"]["os"]["c_index"]["ci95"][1] += 0.01
+    assert first_record_difference(record, other).startswith("oracle.mdacc.os.c_index.ci95[1]:")
+
+
+def test_cpu_key_tells_cpus_apart_and_old_records_match_nothing():
+    here = hardware()
+    assert here["key"] == cpu.numerics_key(here)
+    assert here["key"].count("/") == 2 and "?" not in here["key"]
+    assert cpu.same_numerics(here, dict(here))
+    assert not cpu.same_numerics(here, INTEL) or here["cpu_vendor"] == "GenuineIntel"
+    old = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2}  # a record before the key
+    assert cpu.numerics_key(old) == "GenuineIntel/?.?/?"
+    assert not cpu.same_numerics(old, old)
+    assert cpu.vendor_from_name("AMD EPYC 7B13") == "AuthenticAMD"
+    assert cpu.flags_isa("fpu sse avx avx2 avx512f") == "avx512"
+    assert cpu.flags_isa("fpu sse avx avx2") == "avx2"
+    assert cpu.flags_isa("fpu sse") == "default"
+    fields = cpu.cpuinfo_fields("vendor_id\t: AuthenticAMD\nmodel\t\t: 1\n\nvendor_id\t: X\n")
+    assert fields == {"vendor_id": "AuthenticAMD", "model": "1"}
+
+
+def test_old_and_new_hardware_fields_keep_records_valid(runs):
+    record = load_record(runs["cox0"] / "result.json")
+    assert record["provenance"]["hardware"]["key"] == hardware()["key"]
+    for name in ("key", "cpu_vendor", "cpu_family", "cpu_model_number", "cpu_isa"):
+        del record["provenance"]["hardware"][name]
+    assert record_problems(record) == []
+    record["provenance"]["hardware"]["cpu_family"] = "six"
+    assert any("hardware.cpu_family" in p for p in record_problems(record))
+
+
+def test_rerun_config_moves_the_cache_and_fills_settings_a_record_predates(runs):
+    record = load_record(runs["cox0"] / "result.json")
+    old = record["provenance"]["config"]["paths"]["cache_dir"]
+    record["provenance"]["config"]["radiomics"]["cache_dir"] = old + "/radiomics"
+    record["provenance"]["config"]["model"]["submission"]["ring_dir"] = (
+        "${paths.cache_dir}/peritumoral_rings"
+    )
+    del record["provenance"]["config"]["sandbox"]
+    config = rerun_config(record, "/elsewhere/cache/")
+    assert config["paths"]["cache_dir"] == "/elsewhere/cache"
+    assert config["radiomics"]["cache_dir"] == "/elsewhere/cache/radiomics"
+    assert config["model"]["submission"]["ring_dir"] == "/elsewhere/cache/peritumoral_rings"
+    assert config["radiomics"]["progress"] is False
+    assert config["sandbox"] == "process"
+    assert config["seed"] == record["seed"] and config["model"]["name"] == "cox_clinical"
+
+
+def test_committed_deep_records_are_recognised_from_their_config():
+    results = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    kinds = {
+        p.stem.split("__")[0]: verify.is_deep(json.loads(p.read_text())["provenance"]["config"])
+        for p in results.glob("*__seed0.json")
+    }
+    assert {m for m, deep in kinds.items() if deep} == {
+        "cnn3d",
+        "timm25d_convnext_nano",
+        "timm25d_efficientnet_b0",
+        "timm25d_resnet18",
+    }
+    assert len(kinds) == 11
+
+
+def test_gpu_records_use_the_gate_tolerance_and_need_that_gpu(runs):
+    record = load_record(runs["cox0"] / "result.json")
+    record["provenance"]["config"]["hardware"]["device"] = "cuda"
+    record["provenance"]["config"]["model"]["submission"]["train"] = {"amp": "bf16"}
+    record["provenance"]["hardware"]["gpu"] = "NVIDIA H200"
+    cpu_only = verify.Machine(hardware(), None)
+    assert "this machine has no GPU" in verify.not_verifiable(record, cpu_only)
+    other = verify.Machine(hardware(), "NVIDIA A100")
+    assert "record: NVIDIA H200, here: NVIDIA A100" in verify.not_verifiable(record, other)
+    same = verify.Machine(hardware(), "NVIDIA H200")
+    assert verify.not_verifiable(record, same) is None
+    assert verify.tolerance(record, same) == 1e-2
+    record["provenance"]["config"]["model"]["submission"]["train"] = {"amp": "off"}
+    assert verify.tolerance(record, same) == 1e-4
