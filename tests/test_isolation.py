@@ -95,7 +95,14 @@ def test_a_file_search_from_the_inputs_finds_the_tables_unless_sandboxed(tiny_co
 def test_the_sandbox_keeps_no_capability_to_unmount_what_hides_the_data(tiny_cohorts, mounts):
     """(c'): here the cache's parent folder is shown, as the project folder holding `.cache`
     is in a run; unmounting the tmpfs over the cache would reveal the tables."""
-    exposing = dataclasses.replace(mounts, read_only=(*mounts.read_only, mounts.hidden[0].parent))
+    cache = mounts.hidden[0]
+    shown = {cache, *mounts.writable}
+    others = tuple(
+        p for p in cache.parent.iterdir() if p.is_dir() and not p.is_symlink() and p not in shown
+    )
+    exposing = dataclasses.replace(  # hiding the copies of the data other tests made there
+        mounts, hidden=(*mounts.hidden, *others), read_only=(*mounts.read_only, cache.parent)
+    )
     assert _external_auc(tiny_cohorts, "Unmounter", "bwrap", exposing) == CHANCE
 
 

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tiny_runs import tiny_run
+from omegaconf import OmegaConf
+from tiny_runs import CONF, tiny_run
 
 from benchmark import cpu
 from benchmark.leaderboard import verify
@@ -234,7 +235,7 @@ def test_rerun_config_moves_the_cache_and_fills_settings_a_record_predates(runs)
     assert config["radiomics"]["cache_dir"] == "/elsewhere/cache/radiomics"
     assert config["model"]["submission"]["ring_dir"] == "/elsewhere/cache/peritumoral_rings"
     assert config["radiomics"]["progress"] is False
-    assert config["sandbox"] == "process"
+    assert config["sandbox"] == OmegaConf.load(CONF / "config.yaml").sandbox
     assert config["seed"] == record["seed"] and config["model"]["name"] == "cox_clinical"
 
 
