@@ -1,5 +1,5 @@
 """Atomic file writes: readers (other runs sharing a cache, CI, a crashed run's successor) see the
-old file or the new one, never half of one.
+old file or the new one, never half of one; and folders written all or nothing (``staged``).
 
 The temporary file sits in the target's folder (``os.replace`` is atomic only within one file
 system) and gets the permissions a plain ``open`` would give (``0o666`` less the umask), not
@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,4 +57,33 @@ def write_atomic(path: Path, content: str | bytes | Callable[[BinaryIO], object]
         raise
 
 
-__all__ = ["write_atomic"]
+def check_empty(out: Path) -> None:
+    """Refuse an ``out`` that holds anything (FileExistsError)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not empty; refusing to overwrite it")
+
+
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``out``; on success it becomes ``out``.
+
+    Host, pid and a random part name it, so concurrent writers never share one; on any error it
+    is removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    check_empty(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = out.with_name(f"{out.name}.tmp-{tag}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+__all__ = ["check_empty", "staged", "write_atomic"]

@@ -15,12 +15,12 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
+from benchmark.atomic import check_empty, staged
 from benchmark.data.dicom.errors import DicomImportError, DicomProblem
 from benchmark.data.dicom.manifest import PatientPlan, Plan, read_plan, write_csv
 from benchmark.data.dicom.rtstruct import RT_STRUCTURE_SET, read_rtstruct
 from benchmark.data.dicom.seg import read_seg
 from benchmark.data.dicom.series import CtVolume, SeriesFiles, index_series, read_ct
-from benchmark.data.dicom.staging import check_empty, staged
 from benchmark.data.layout.names import (
     IMAGES,
     LESION_REQUIRED,

@@ -7,10 +7,6 @@ cache never holds half a dataset.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from benchmark.atomic import check_empty, staged
 from benchmark.data.simulator.profiles import resolve_profile
 from benchmark.data.simulator.render import render
 from benchmark.data.simulator.streams import GENERATOR_NAME, GENERATOR_VERSION, check_seed
@@ -79,24 +76,18 @@ def simulate(
 ) -> Path:
     """Write the simulated cohorts in the cohort layout under ``out`` (which must not hold files).
 
-    The dataset is built in ``<out>.tmp-<host>-<pid>-<random>`` and moved to ``out`` at the
-    end, so an interrupted run leaves no half dataset. The output depends on (profile, seed,
-    ``GENERATOR_VERSION``) only; ``workers > 1`` renders patients in worker processes.
+    The dataset is built in a temporary sibling of ``out`` and moved there at the end
+    (``benchmark.atomic.staged``), so an interrupted run leaves no half dataset. The output
+    depends on (profile, seed, ``GENERATOR_VERSION``) only; ``workers > 1`` renders patients in
+    worker processes.
     """
     prof = resolve_profile(profile)
     seed = check_seed(seed)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not empty; refusing to overwrite it")
+    check_empty(out)
     tables = simulate_tables(prof, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Host, pid and a random part: unique even across nodes of a cluster sharing the cache.
-    tmp = out.with_name(
-        f"{out.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    )
-    jobs = []
-    try:
-        tmp.mkdir()
+    with staged(out) as tmp:
+        jobs = []
         for name, cohort in tables.items():
             _write_tables(tmp / name, cohort)
             jobs += [(str(tmp / name), cohort.render_spec(i)) for i in range(len(cohort.patients))]
@@ -116,10 +107,4 @@ def simulate(
             "profile_config": prof,
         }
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
