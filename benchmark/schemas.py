@@ -19,6 +19,7 @@ from benchmark.record_format import SCHEMA as RESULT_SCHEMA_ID
 MODEL_CARD_SCHEMA_ID = "nsclc-io-bench/model-card/v1"
 THROUGHPUT_SCHEMA_ID = "nsclc-io-bench/throughput/v1"
 FRESH_SCHEMA_ID = "nsclc-io-bench/fresh/v1"
+SITE_SCHEMA_ID = "nsclc-io-bench/site/v1"
 
 # Model names become file names (``<model>__seed<k>.json``) and Hydra option names.
 MODEL_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -307,11 +308,117 @@ FRESH_V1: dict[str, Any] = {
     "then": {"not": {"required": ["seeds"]}},
 }
 
+_INTERVAL: dict[str, Any] = {
+    "type": ["array", "null"],
+    "items": {"type": "number"},
+    "minItems": 2,
+    "maxItems": 2,
+}
+
+# One model on one (cohort, task) of a site: the board's standing, nothing per patient.
+_SITE_STANDING: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "seeds", "value", "sd", "ci95", "rank", "rank_median", "rank_ci95"],
+    "properties": {
+        "model": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+        "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        "value": {"type": ["number", "null"]},
+        "sd": {"type": ["number", "null"], "minimum": 0},
+        "ci95": _INTERVAL,
+        "rank": {"type": ["integer", "null"], "minimum": 1},
+        "rank_median": {"type": ["number", "null"]},
+        "rank_ci95": _INTERVAL,
+        "p_best": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "diff_to_best": {"type": ["number", "null"]},
+        "diff_ci95": _INTERVAL,
+        "not_computable": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+
+_SITE_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["cohort", "task", "metric", "suppressed"],
+    "properties": {
+        "cohort": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"},
+        "task": {"enum": list(TASKS)},
+        "metric": {"enum": ["auc", "c_index"]},
+        "suppressed": {"type": "boolean"},
+        "n": {"type": "integer", "minimum": 0},  # lesions (lesion_pd) or patients
+        "n_patients": {"type": "integer", "minimum": 0},
+        "n_positive": {"type": "integer", "minimum": 0},  # PD lesions or events
+        "standings": {"type": "array", "items": _SITE_STANDING},
+    },
+    "additionalProperties": False,
+    # A suppressed cell says only that it was suppressed: no counts, no figures.
+    "if": {"properties": {"suppressed": {"const": True}}},
+    "then": {
+        "not": {
+            "anyOf": [{"required": [k]} for k in ("n", "n_patients", "n_positive", "standings")]
+        }
+    },
+    "else": {"required": ["n", "n_patients", "n_positive", "standings"]},
+}
+
+# What a site publishes about one private dataset (benchmark/site/aggregate.py writes it):
+# aggregates over every model it ran, no id, no per-patient value, no text from its tables.
+SITE_V1: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SITE_SCHEMA_ID,
+    "title": "nsclc-io-bench site record (leaderboard/datasets/<name>.json)",
+    "type": "object",
+    "required": [
+        "schema",
+        "dataset",
+        "data_fingerprint",
+        "harness_commit",
+        "protocol",
+        "sandbox",
+        "suppression",
+        "models",
+        "sections",
+    ],
+    "properties": {
+        "schema": {"const": SITE_SCHEMA_ID},
+        "dataset": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"},
+        "data_fingerprint": {"type": "string", "pattern": _SHA256},
+        "harness_commit": {"type": "string", "minLength": 1},
+        "protocol": {"type": "object"},
+        "sandbox": {"enum": ["bwrap", "process", "none"]},
+        "suppression": {
+            "type": "object",
+            "required": ["min_patients", "min_events"],
+            "properties": {
+                "min_patients": {"type": "integer", "minimum": 1},
+                "min_events": {"type": "integer", "minimum": 1},
+            },
+            "additionalProperties": False,
+        },
+        "models": {
+            "type": "object",
+            "propertyNames": {"pattern": MODEL_NAME_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["model_config", "seeds"],
+                "properties": {
+                    "model_config": {"type": "string", "minLength": 1},
+                    "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "failed_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "sections": {"type": "array", "items": _SITE_SECTION},
+    },
+    "additionalProperties": False,
+}
+
 SCHEMAS = {
     "result": RESULT_V1,
     "model_card": MODEL_CARD_V1,
     "throughput": THROUGHPUT_V1,
     "fresh": FRESH_V1,
+    "site": SITE_V1,
 }
 
 

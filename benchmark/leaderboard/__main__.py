@@ -4,7 +4,7 @@
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
                    leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
   check            exit 1 when the committed README differs from a regeneration (CI)
-  schema NAME      print a JSON Schema (result, model_card, throughput, fresh)
+  schema NAME      print a JSON Schema (result, model_card, throughput, fresh, site)
   fresh --data-seeds K [K ...] [--models M ...]
                    every ranked model on fresh draws of the profile (data.seed=K), aggregates
                    to leaderboard/fresh/<model>.json; `fresh --help` for its options

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.catalog import ModelEntry, by_name
+from benchmark.leaderboard.datasets import SiteDataset, load_datasets
 from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
 from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
 from benchmark.leaderboard.ranking import Standing, rank_models
@@ -40,6 +41,7 @@ class Paths:
     readme: Path
     figures: Path
     fresh: Path  # <model>.json: figures over fresh data draws (leaderboard/fresh_aggregate.py)
+    datasets: Path  # <name>.yaml + <name>.json: site boards of private data (.datasets)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
@@ -50,6 +52,7 @@ class Paths:
             root / "README.md",
             root / "figures",
             root / "fresh",
+            root / "datasets",
         )
 
 
@@ -82,6 +85,7 @@ class Board:
     throughput: list[ThroughputRecord]
     models: dict[str, ModelEntry] = field(default_factory=dict)
     fresh: dict[str, Fresh] = field(default_factory=dict)  # model -> its fresh-draw aggregate
+    sites: list[SiteDataset] = field(default_factory=list)  # registered private datasets
 
     def runs(self, cohort: str, task: str) -> dict[str, list[tuple[int, pd.DataFrame]]]:
         """model -> [(seed, predictions of this cohort and task, in file order)], seeds sorted."""
@@ -128,10 +132,11 @@ def assemble(
     throughput: list[ThroughputRecord],
     models: dict[str, ModelEntry],
     fresh: dict[str, Fresh] | None = None,
+    sites: list[SiteDataset] | None = None,
 ) -> Board:
     """Rank every (cohort, task) of the protocol that some record scored."""
-    fresh = fresh or {}
-    board = Board(reference, entries, [], throughput, models, fresh)
+    fresh, sites = fresh or {}, sites or []
+    board = Board(reference, entries, [], throughput, models, fresh, sites)
     rows = {
         (r.model, r.cohort, r.task, r.metric): r
         for r in aggregate_seeds([e.record for e in entries])
@@ -142,7 +147,7 @@ def assemble(
             section = _section(cohort, task, entries, reference, rows, board)
             if section is not None:
                 sections.append(section)
-    return Board(reference, entries, sections, throughput, models, fresh)
+    return Board(reference, entries, sections, throughput, models, fresh, sites)
 
 
 def load_board(paths: Paths, reference: Reference) -> Board:
@@ -165,7 +170,9 @@ def load_board(paths: Paths, reference: Reference) -> Board:
     if entries or not problems:  # with the records refused, every aggregate would look orphaned
         fresh, more = load_fresh(paths.fresh, reference.data, reference.protocol, configs)
         problems += more
+    sites, more = load_datasets(paths.datasets, reference.protocol)
+    problems += more
     if problems:
         raise LeaderboardError(problems)
     on_board = {m: models[m] for m in sorted(configs)}
-    return assemble(entries, reference, throughput, on_board, fresh)
+    return assemble(entries, reference, throughput, on_board, fresh, sites)

@@ -1,0 +1,172 @@
+"""The site boards of ``leaderboard/README.md``, and how their ranks compare with the simulated one.
+
+Each registered dataset (``benchmark.leaderboard.datasets``) gets the tables the simulated board
+has, from its site record alone; the cross-board table then puts each model's rank on the
+simulated board beside its rank on each site board, with Spearman's rank correlation per
+(cohort, task): whether the simulated board predicts the order of the models on real data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scipy.stats import spearmanr
+
+from benchmark.leaderboard.board import Board
+from benchmark.leaderboard.cells import (
+    METRIC_TITLE,
+    TASK_TITLE,
+    ci,
+    cohort_title,
+    mean_sd,
+    rank_interval,
+    signed,
+)
+from benchmark.leaderboard.datasets import SiteDataset
+
+
+def _commit(commit: str) -> str:
+    return f"`{commit[:12]}`"
+
+
+def _cell(section: dict[str, Any], record: dict[str, Any]) -> str:
+    rules = record["suppression"]
+    cohort = cohort_title(section["cohort"], record["protocol"])
+    title = f"#### {cohort} — {TASK_TITLE[section['task']]}"
+    if section["suppressed"]:
+        return (
+            f"{title}\n\nSuppressed: fewer than {rules['min_patients']} patients, or fewer than "
+            f"{rules['min_events']} events or non-events.\n"
+        )
+    metric = METRIC_TITLE[section["metric"]]
+    unit, positive = (
+        ("lesions", "with PD") if section["task"] == "lesion_pd" else ("patients", "events")
+    )
+    lines = [
+        title,
+        "",
+        f"n = {section['n']} {unit} ({section['n_patients']} patients), "
+        f"{section['n_positive']} {positive}.",
+        "",
+        f"| # | model | {metric} | 95% CI (pooled) | rank [95% interval] | P(best) "
+        "| Δ vs #1 [95% CI] | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in section["standings"]:
+        value = "n/c" if s["not_computable"] else mean_sd(s["value"], s["sd"])
+        p_best = "" if s.get("p_best") is None else f"{s['p_best']:.2f}"
+        lines.append(
+            f"| {s['rank'] or ''} | {s['model']} | {value} | {ci(s['ci95'])} "
+            f"| {rank_interval(s['rank_median'], s['rank_ci95'])} | {p_best} "
+            f"| {signed(s.get('diff_to_best'), s.get('diff_ci95'))} "
+            f"| {', '.join(map(str, s['seeds']))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _site(site: SiteDataset) -> str:
+    record, reg = site.record, site.registration
+    rules = record["suppression"]
+    failed = {m: v["failed_seeds"] for m, v in record["models"].items() if v.get("failed_seeds")}
+    lines = [
+        f"### {site.name}",
+        "",
+        f"{reg['description']}",
+        "",
+        f"- **Held by** {reg['holder']}; registered in [datasets/{site.path.name}]"
+        f"(datasets/{site.path.name}), site record [datasets/{site.name}.json]"
+        f"(datasets/{site.name}.json).",
+        f"- **Data** fingerprint `{record['data_fingerprint']}`; protocol "
+        f"`conf/protocol/{reg['protocol']}.yaml`; harness commit "
+        f"{_commit(record['harness_commit'])}; "
+        f"sandbox `{record['sandbox']}`; {len(record['models'])} models.",
+        "- **Not re-runnable by CI** (the data stay at the site): validated instead (schema, "
+        "fingerprint as registered, the board's protocol, a commit of this repository).",
+        f"- Cells with fewer than {rules['min_patients']} patients, or fewer than "
+        f"{rules['min_events']} events or non-events, are suppressed.",
+    ]
+    if failed:
+        shown = "; ".join(
+            f"{m} seed(s) {', '.join(map(str, seeds))}" for m, seeds in sorted(failed.items())
+        )
+        lines.append(f"- Runs that did not finish at the site: {shown}.")
+    parts = ["\n".join(lines) + "\n"]
+    parts += [_cell(section, record) for section in record["sections"]]
+    return "\n".join(parts)
+
+
+def _rho(pairs: list[tuple[int, int]]) -> str:
+    if len(pairs) < 3:
+        return "—"
+    rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    return "—" if rho is None or math.isnan(rho) else f"{rho:+.2f} ({len(pairs)})"
+
+
+def _cross(board: Board, site: SiteDataset) -> str:
+    simulated = {
+        (sec.cohort, sec.task): {s.model: s.rank for s in sec.standings if s.rank}
+        for sec in board.sections
+    }
+    cells = [
+        (s["cohort"], s["task"])
+        for s in site.record["sections"]
+        if not s["suppressed"] and (s["cohort"], s["task"]) in simulated
+    ]
+    if not cells:
+        return f"### {site.name}\n\nNo (cohort, task) shown on both boards.\n"
+    ranks = {
+        cell: {s["model"]: s["rank"] for s in site.section(*cell)["standings"] if s["rank"]}
+        for cell in cells
+    }
+    models = sorted({m for cell in cells for m in {*simulated[cell], *ranks[cell]}})
+    header = " | ".join(f"`{c}` {t}" for c, t in cells)
+    lines = [
+        f"### {site.name}",
+        "",
+        f"| model | {header} |",
+        "|---|" + "---|" * len(cells),
+    ]
+    for model in models:
+        shown = []
+        for cell in cells:
+            a, b = simulated[cell].get(model), ranks[cell].get(model)
+            shown.append(f"{a or '—'} → {b or '—'}")
+        lines.append(f"| {model} | {' | '.join(shown)} |")
+    rhos = []
+    for cell in cells:
+        pairs = [
+            (simulated[cell][m], ranks[cell][m])
+            for m in models
+            if m in simulated[cell] and m in ranks[cell]
+        ]
+        rhos.append(_rho(pairs))
+    lines.append(f"| **Spearman ρ (n models)** | {' | '.join(rhos)} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_sites(board: Board) -> str:
+    """The "Site boards" part of the README; a pointer to ``python -m benchmark.site`` if none."""
+    if not board.sites:
+        return (
+            "## Site boards\n\nNo site dataset registered yet: a site holding real cohorts runs "
+            "`python -m benchmark.site evaluate`, `export` and `register` (README, "
+            '"Site boards").\n'
+        )
+    parts = [
+        "## Site boards\n",
+        "Boards of private cohorts, each run by the site that holds them "
+        "(`python -m benchmark.site`) and published as aggregates only. Values, CIs, ranks and "
+        "differences are computed at the site exactly as above (same protocol, same patient "
+        "resamples).\n",
+    ]
+    parts += [_site(site) for site in board.sites]
+    parts += [
+        "## Simulated board vs site boards\n",
+        "Each model's rank (by value, 1 = best) on the simulated board → on the site's board, per "
+        "cohort and task; the last row is Spearman's rank correlation over the models ranked on "
+        "both (their number in brackets): near +1, the simulated board orders the models as the "
+        "real data do.\n",
+    ]
+    parts += [_cross(board, site) for site in board.sites]
+    return "\n".join(parts)
