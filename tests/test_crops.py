@@ -227,6 +227,7 @@ def test_axial_views_are_adjacent_slices_around_the_centre():
         views_25d(crops, mode="coronal")
 
 
+@pytest.mark.slow  # ~20 s
 def test_a_process_pool_gives_the_same_crops(tmp_path: Path, monkeypatch):
     image, mask = _write_patient(tmp_path, IDENTITY)
     patients = [f"P{i}" for i in range(1, 4)]

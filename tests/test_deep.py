@@ -274,7 +274,12 @@ QUICK = (
 
 @pytest.mark.parametrize(
     ("model", "extra"),
-    [("cnn3d", ()), ("timm25d_resnet18", ("model.submission.backbone=test_resnet",))],
+    [
+        ("cnn3d", ()),
+        pytest.param(  # ~60 s; its harness path is cnn3d's, its network is tested above
+            "timm25d_resnet18", ("model.submission.backbone=test_resnet",), marks=pytest.mark.slow
+        ),
+    ],
 )
 def test_a_tiny_run_through_the_harness(model: str, extra, tmp_path: Path, cache_dir: Path):
     bench(

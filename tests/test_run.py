@@ -55,6 +55,7 @@ def test_predictions_csv_can_be_rescored(tiny_run: Path):
         assert roc_auc_score(group["label"], group["prediction"]) == pytest.approx(auc["value"])
 
 
+@pytest.mark.slow  # ~60 s; test_verify re-runs a record in a fresh process by default
 def test_same_seed_same_numbers_other_seed_other_forest(tiny_run: Path, tmp_path: Path, cache_dir):
     again, other = tmp_path / "again", tmp_path / "other"
     bench("model=rf_radiomics", "data=tiny", f"hydra.run.dir={again}", cache_dir=cache_dir)

@@ -317,6 +317,7 @@ def test_lesions_sit_in_their_site(tiny_tables):
     assert checked == {"lung", "liver"}
 
 
+@pytest.mark.slow  # ~12 s
 def test_the_margin_reaches_as_far_as_its_latent_width(default_tables):
     """The peritumoral margin (HALO tissue) lies outside the mask, as far as ``halo_mm`` says."""
     t = default_tables["pembro_rt"]

@@ -102,6 +102,7 @@ def test_joblib_sweep_writes_a_record_per_job_and_prints_a_summary(joblib_sweep)
     assert row["ci95_low"] <= row["mean"] <= row["ci95_high"]
 
 
+@pytest.mark.slow  # ~27 s
 def test_joblib_jobs_can_start_process_pools(tmp_path: Path):
     """A loky worker's start method is not the stdlib's: a job's own pools must still work."""
     sweep = tmp_path / "sweep"
@@ -118,6 +119,7 @@ def test_joblib_jobs_can_start_process_pools(tmp_path: Path):
     assert "1 job, 1 succeeded" in summary_of(proc)
 
 
+@pytest.mark.slow  # ~30 s; the joblib sweep stays in the default suite
 def test_submitit_local_sweep_goes_on_past_a_failed_job_and_names_it(
     tmp_path: Path, cache_dir: Path
 ):
@@ -201,6 +203,7 @@ def test_slurm_preset_renders_an_sbatch_job_array(tmp_path: Path, monkeypatch):
 # Skip / resume
 
 
+@pytest.mark.slow  # ~45 s: a second sweep
 def test_rerun_skips_finished_jobs_and_a_changed_config_runs(joblib_sweep, cache_dir: Path):
     sweep, _ = joblib_sweep
     records = sorted(sweep.glob("*/result.json"))
@@ -301,6 +304,7 @@ CHEAP = (
 )
 
 
+@pytest.mark.slow  # ~90 s: three full runs at once on a cold cache
 def test_three_jobs_fill_a_cold_cache_at_once(tmp_path: Path, tiny_root: Path, tiny_cohorts):
     """rf_radiomics and rsf (the same radiomics, written by both) and cnn3d (crops) start
     together on an empty cache: all succeed, and the cache holds each file once, whole, with the

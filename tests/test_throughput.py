@@ -258,7 +258,13 @@ FAST = (
             [2, 12, 12, 12],
             "channels_last_3d",
         ),
-        ("timm25d_resnet18", "model.submission.image_size=16", [6, 16, 16], "channels_last"),
+        pytest.param(  # ~11 s; the record's shape is cnn3d's
+            "timm25d_resnet18",
+            "model.submission.image_size=16",
+            [6, 16, 16],
+            "channels_last",
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["cnn3d", "timm25d_resnet18"],
 )
