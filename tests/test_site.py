@@ -70,8 +70,8 @@ def site(cache_dir, tiny_root, tmp_path_factory) -> tuple[Path, Path, list[str]]
     root = tmp_path_factory.mktemp("site") / "ZQXROOT"
     markers = _plant(tiny_root, root)
     runs, out = root.parent / "runs", root.parent / "export"
-    argv = ["evaluate", "--dataset", "planted_site", "--models", *MODELS, "--seeds", "0"]
-    argv += ["--out", str(runs), "data=folder", f"data.root={root}"]
+    argv = ["evaluate", "--dataset", "planted_site", "--out", str(runs), "--models", *MODELS]
+    argv += ["--seeds", "0", "data=folder", f"data.root={root}"]  # overrides after a list
     argv += [f"paths.cache_dir={cache_dir}"]
     assert site_main(argv) == 0
     assert (

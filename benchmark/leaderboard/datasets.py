@@ -57,7 +57,10 @@ def known_commit(commit: str, root: Path = PROJECT_ROOT) -> str | None:
     except OSError as err:
         return f"harness commit {commit[:12]} cannot be checked here (git: {err})"
     if found.returncode != 0:
-        return f"harness commit {commit[:12]} is not in this repository's history"
+        ask = ["git", "rev-parse", "--is-shallow-repository"]
+        shallow = subprocess.run(ask, cwd=root, capture_output=True, text=True).stdout.strip()
+        hint = " (this clone is shallow: git fetch --unshallow)" if shallow == "true" else ""
+        return f"harness commit {commit[:12]} is not in this repository's history{hint}"
     return None
 
 

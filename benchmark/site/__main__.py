@@ -68,10 +68,7 @@ def _runs_dir(given: Path | None, dataset: str) -> Path:
 
 
 def _evaluate(opts: argparse.Namespace) -> int:
-    # `--models a b data=folder ...`: argparse hands the overrides to --models; take them back.
-    wanted = [m for m in opts.models or [] if "=" not in m]
-    opts.overrides = [m for m in opts.models or [] if "=" in m] + opts.overrides
-    models = site_models(wanted)
+    models = site_models(opts.models)
     mode = check_sandbox(opts.overrides)
     out = _runs_dir(opts.out, opts.dataset)
     print(
@@ -135,7 +132,15 @@ def _register(opts: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Hydra overrides (key=value) may follow any option (`--seeds 0 1 data=folder`): they are
+    # taken out first, so that no option's list swallows them.
+    overrides = []
+    if argv[:1] == ["evaluate"]:
+        overrides = [a for a in argv[1:] if "=" in a and not a.startswith("-")]
+    opts = _parser().parse_args([a for a in argv if a not in overrides])
+    if opts.command == "evaluate":
+        opts.overrides = overrides
     command = {"evaluate": _evaluate, "export": _export, "register": _register}[opts.command]
     try:
         return command(opts)
