@@ -108,15 +108,18 @@ def command(mounts: Mounts, argv: Sequence[str], env: Mapping[str, str] | None =
         args += ["--dev-bind", str(device), str(device)]
     # Parents before children, so that a folder shown inside a hidden one (the views inside
     # the cache) is mounted on top of the tmpfs that hides its parent, and never the reverse.
-    layers = [("--tmpfs", p) for p in mounts.hidden if p.exists()]
-    layers += [("--ro-bind", p) for p in mounts.read_only]
-    layers += [("--bind", p) for p in mounts.writable]
-    for option, path in sorted(layers, key=lambda layer: len(layer[1].parts)):
-        if option == "--tmpfs":
-            args += [option, str(path)]
-        else:
+    layers: list[tuple[Path, list[str]]] = []
+    for path in mounts.hidden:
+        if path.is_dir():
+            layers.append((path, ["--tmpfs", str(path)]))
+        elif path.exists():  # a file: a git worktree's `.git`
+            layers.append((path, ["--ro-bind", "/dev/null", str(path)]))
+    for option, paths in (("--ro-bind", mounts.read_only), ("--bind", mounts.writable)):
+        for path in paths:
             path.mkdir(parents=True, exist_ok=True)
-            args += [option, str(path), str(path)]
+            layers.append((path, [option, str(path), str(path)]))
+    for _path, layer in sorted(layers, key=lambda layer: len(layer[0].parts)):
+        args += layer
     cwd = Path.cwd()
     visible = [*_visible_roots(), *mounts.read_only, *mounts.writable]
     shown = any(_under(cwd, p) for p in visible) and not any(_under(cwd, p) for p in mounts.hidden)
