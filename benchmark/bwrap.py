@@ -6,9 +6,11 @@ environment) minus what could carry a label: the data root with its tables and `
 cache folder that holds simulated datasets, the leaderboard, run and sweep folders (their
 predictions files carry outcomes) and ``.git`` (the leaderboard's history). Back on top come,
 read-only, the blinded image views, and, writable, the submission's own caches (every
-``cache_dir`` in its config) and the run's ``artefacts/`` folder. ``/tmp`` is a private tmpfs,
-``/proc`` shows only the sandbox's processes, the network is private (loopback only, down), and
-the environment is cleared except for settings that change numerics or threading.
+``cache_dir`` in its config) and the run's ``artefacts/`` folder; everything else, ``/dev``
+included, is read-only, and each worker mounts a ``/tmp`` and ``/dev/shm`` of its own
+(``benchmark/namespaces.py``). ``/proc`` shows only the sandbox's processes, the network is
+private (loopback only, down), and the environment is cleared except for settings that change
+numerics or threading.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+NOBODY = 65534  # the sandbox's uid where the harness runs as root
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/sys")
 # Environment variables a worker keeps: numerics, threads, devices, locale. Paths do not pass.
 KEPT_ENV = re.compile(
@@ -98,6 +101,10 @@ def command(mounts: Mounts, argv: Sequence[str], env: Mapping[str, str] | None =
     # No capability, not even in the sandbox's own user namespace: with CAP_SYS_ADMIN there, a
     # worker could unmount the tmpfs over a hidden folder and read what lies below.
     args = [exe, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+    if os.getuid() == 0:
+        # Each worker maps the sandbox's uid into a user namespace of its own (to get a /tmp of
+        # its own: benchmark/namespaces.py); Linux refuses a map of uid 0 without CAP_SETFCAP.
+        args += ["--uid", str(NOBODY)]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in _visible_roots():
         if path.is_symlink():
@@ -108,15 +115,22 @@ def command(mounts: Mounts, argv: Sequence[str], env: Mapping[str, str] | None =
         args += ["--dev-bind", str(device), str(device)]
     # Parents before children, so that a folder shown inside a hidden one (the views inside
     # the cache) is mounted on top of the tmpfs that hides its parent, and never the reverse.
-    layers = [("--tmpfs", p) for p in mounts.hidden if p.exists()]
-    layers += [("--ro-bind", p) for p in mounts.read_only]
-    layers += [("--bind", p) for p in mounts.writable]
-    for option, path in sorted(layers, key=lambda layer: len(layer[1].parts)):
-        if option == "--tmpfs":
-            args += [option, str(path)]
-        else:
+    layers: list[tuple[Path, list[str]]] = []
+    for path in mounts.hidden:
+        if path.is_dir():
+            layers.append((path, ["--tmpfs", str(path)]))
+        elif path.exists():  # a file: a git worktree's `.git`
+            layers.append((path, ["--ro-bind", "/dev/null", str(path)]))
+    for option, paths in (("--ro-bind", mounts.read_only), ("--bind", mounts.writable)):
+        for path in paths:
             path.mkdir(parents=True, exist_ok=True)
-            args += [option, str(path), str(path)]
+            layers.append((path, [option, str(path), str(path)]))
+    for _path, layer in sorted(layers, key=lambda layer: len(layer[0].parts)):
+        args += layer
+    # The root bwrap builds and /dev (with /dev/shm) are tmpfs that every worker would share,
+    # a way from one fold's fit to a later fold: read-only. /tmp stays writable for the server
+    # only: each worker mounts one of its own.
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     cwd = Path.cwd()
     visible = [*_visible_roots(), *mounts.read_only, *mounts.writable]
     shown = any(_under(cwd, p) for p in visible) and not any(_under(cwd, p) for p in mounts.hidden)

@@ -7,7 +7,7 @@ pickled, only the training cohort view and its outcomes (``fit``) or a blinded c
 (``predict``); predictions come back the same way and are checked by the protocol. Walking up
 the call stack or scanning live objects in a worker therefore finds no label of a cohort it
 predicts, and a model cannot carry labels in memory from one fold's fit to another fold's
-predict, because each fit gets a new process (through the files it may write it can: README).
+predict, because each fit gets a new process (it can through its caches and artefacts: README).
 
 Workers fork from a server that imported the heavy libraries once and never runs submission
 code, so a worker starts in milliseconds rather than re-importing torch. ``sandbox=bwrap`` puts
@@ -261,7 +261,8 @@ def isolated_models(
 ) -> Iterator[Callable[[], Submission]]:
     """``make_model`` for the protocol: a fresh model per call, in a worker unless ``none``
     (where ``limits`` cannot be enforced). ``bwrap`` needs the run's ``mounts``; its sandbox
-    (one per run) is torn down, with any worker left, when the block ends."""
+    (one per run) runs one worker at a time (a new model's worker ends the previous one's) and
+    is torn down, with any worker left, when the block ends."""
     sandbox = resolve_sandbox(sandbox)
     submission = dict(submission)
     if sandbox == "none":

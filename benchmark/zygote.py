@@ -4,7 +4,9 @@ Starting a sandboxed interpreter and importing torch costs seconds, and a run bu
 instances (five folds and the final fit). So the sandbox holds one small server (the zygote)
 that imports the heavy modules once and forks a worker for each instance, as
 ``multiprocessing``'s forkserver does outside a sandbox. The zygote runs no submission code
-itself, so each worker starts clean: a fold's worker cannot inherit another fold's state.
+itself, so each worker starts clean: a fold's worker cannot inherit another fold's state, nor
+find it in ``/tmp`` (each worker has one of its own: ``benchmark/namespaces.py``) or in a process
+an earlier worker left running (the zygote kills those before it forks the next worker).
 
 The zygote lives in the sandbox's own process namespace, where process ids mean nothing to the
 parent; so the parent asks the zygote, over a control socket, to start, inspect and stop its
@@ -22,10 +24,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from benchmark import namespaces
 
 MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
 
@@ -167,20 +172,47 @@ class _Server:
         self.exits[pid] = os.waitstatus_to_exitcode(status)
         return self.exits[pid]
 
+    def reap_all(self) -> None:
+        """Collect every ended worker's exit code, so that none stays a zombie."""
+        with contextlib.suppress(ChildProcessError):
+            while (ended := os.waitpid(-1, os.WNOHANG))[0]:
+                self.exits[ended[0]] = os.waitstatus_to_exitcode(ended[1])
+
+    def clear(self, timeout: float = 10.0) -> None:
+        """Kill every process in the sandbox but bwrap's and this server: the workers of earlier
+        model instances and whatever they started (a process a fit leaves running could hand
+        its labels to a later fold's worker). So a sandbox runs one worker at a time."""
+        deadline = time.monotonic() + timeout
+        while others := _other_processes():
+            if time.monotonic() > deadline:
+                raise ZygoteError(f"processes {others} still run {timeout:g} s after SIGKILL")
+            for pid in others:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.reap_all()
+            time.sleep(0.01)
+
     def preload(self, preload: list[str]) -> None:
         for name in preload:
             with contextlib.suppress(Exception):  # the worker reports a failing import itself
                 importlib.import_module(name)
 
     def spawn(self, fds: list[int], *args: Any) -> int:
+        self.clear()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
                 self.control.close()
+                conn = Connection(fds[0])
+                try:
+                    namespaces.enter()  # its own /tmp, before any submission code
+                except namespaces.NamespaceError as err:
+                    conn.send(("error", ZygoteError(str(err))))  # the parent's first call raises
+                    raise
                 from benchmark.isolation import serve
 
-                serve(Connection(fds[0]), *args)
+                serve(conn, *args)
             except BaseException:  # noqa: BLE001 - serve reports failures over its pipe
                 code = 1
             finally:
@@ -196,8 +228,6 @@ class _Server:
         return code, (rss_gib(pid) if code is None else 0.0)
 
     def stop(self, pid: int, timeout: float) -> int | None:
-        import time
-
         deadline = time.monotonic() + timeout
         while (code := self.reap(pid)) is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -219,6 +249,18 @@ class _Server:
             except Exception as err:  # noqa: BLE001 - the parent reports it
                 answer = ("error", f"{type(err).__name__}: {err}")
             self.control.send(pickle.dumps(answer))
+
+
+def _other_processes() -> list[int]:
+    """Live processes in the sandbox's process namespace, but bwrap's (1) and this one."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        pid = int(stat.parent.name)
+        with contextlib.suppress(OSError):
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            if pid not in (1, os.getpid()) and state not in "ZX":
+                found.append(pid)
+    return found
 
 
 def main(argv: Sequence[str]) -> None:

@@ -4,9 +4,14 @@ it predicts from the process it runs in. Importable by a worker process (tests/ 
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -223,3 +228,93 @@ class Unmounter(FileSearcher):
             if kind == "tmpfs" and Path(target) in image.parents and target.count("/") > 1:
                 libc.umount2(target.encode(), 2)  # MNT_DETACH: with what is mounted below
         return super().found(cohort)
+
+
+CARRIED = "nsclc-carried"  # the name of what TmpCarrier and Lingerer leave behind
+
+
+def shared_folders() -> list[str]:
+    """Where a worker might write what a later worker reads: the temporary folders ($TMPDIR,
+    ``tempfile``'s) and the other tmpfs a sandbox shows (``/dev/shm``, ``/dev``, its root)."""
+    folders = ["/tmp", os.environ.get("TMPDIR") or "/tmp", tempfile.gettempdir()]
+    return list(dict.fromkeys([*folders, "/dev/shm", "/dev", "/"]))
+
+
+def _known(cohort: Cohort, labels: dict[str, float]) -> pd.Series | None:
+    if not all(lesion in labels for lesion in cohort.lesion_ids):
+        return None
+    return pd.Series([labels[lesion] for lesion in cohort.lesion_ids], index=cohort.lesion_ids)
+
+
+class TmpCarrier(_Cheat):
+    """(g) Leaves the labels its fit gets in every shared folder it can write, also as seen by
+    its parent and by process 1 (``/proc/<pid>/root``), for a later fold's worker to read back
+    (through any process's root). ``tag`` keeps one test's files apart from another's."""
+
+    def __init__(self, seed: int = 0, tag: str = "") -> None:
+        super().__init__(seed)
+        self.prefix = f"{CARRIED}-{tag}-"
+        self.labels: dict[str, float] = {}
+
+    def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()):
+        self.labels.update(self._read())
+        text = json.dumps(outcomes.lesion_pd.astype(float).to_dict())
+        name = f"{self.prefix}{os.getpid()}-{time.time_ns()}.json"
+        for root in ("/", "/proc/1/root", f"/proc/{os.getppid()}/root"):
+            for folder in shared_folders():
+                with contextlib.suppress(OSError):
+                    Path(root, folder.lstrip("/"), name).write_text(text)
+        return self
+
+    def _read(self) -> dict[str, float]:
+        labels: dict[str, float] = {}
+        roots = [Path("/"), *Path("/proc").glob("[0-9]*/root")]
+        for root in roots:
+            for folder in shared_folders():
+                with contextlib.suppress(OSError):
+                    for path in (root / folder.lstrip("/")).glob(f"{self.prefix}*.json"):
+                        with contextlib.suppress(OSError, ValueError):
+                            labels.update(json.loads(path.read_text()))
+        return labels
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        self.labels.update(self._read())
+        return _known(cohort, self.labels)
+
+
+class Lingerer(_Cheat):
+    """(h) Leaves behind a process whose command line carries the labels its fit got (any
+    process may read another's ``/proc/<pid>/cmdline``), for a later fold's worker to read."""
+
+    def __init__(self, seed: int = 0, tag: str = "", linger_s: float = 60.0) -> None:
+        super().__init__(seed)
+        self.marker, self.linger_s = f"{CARRIED}-{tag}", linger_s
+
+    def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()):
+        text = json.dumps(outcomes.lesion_pd.astype(float).to_dict())
+        sleep = f"import time; time.sleep({self.linger_s})"
+        subprocess.Popen(
+            [sys.executable, "-c", sleep, self.marker, text],
+            start_new_session=True,  # not stopped with the worker's process group
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        labels: dict[str, float] = {}
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError, ValueError):
+                args = cmdline.read_bytes().decode().split("\0")
+                if self.marker in args:
+                    labels.update(json.loads(args[args.index(self.marker) + 1]))
+        return _known(cohort, labels)
+
+
+class Inspector(_Cheat):
+    """Fails its predict with a report of its worker's capabilities (``/proc/self/status``)."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        status = [line.split(":\t") for line in Path("/proc/self/status").read_text().splitlines()]
+        raise RuntimeError(json.dumps({k: v for k, v in status if k.startswith(("Cap", "NoNew"))}))

@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from attacks import CARRIED, shared_folders
 from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 from tiny_runs import model_config
@@ -24,6 +30,7 @@ from benchmark.record_format import PROJECT_ROOT
 from benchmark.run import DataChangedError, run
 from benchmark.run_folder import RECORD
 from benchmark.submission import SubmissionError
+from benchmark.zygote import ZygoteError
 
 CHANCE = {"mdacc": 0.5, "pembro_rt_cv": 0.5}
 EXPOSED = {"mdacc": 1.0, "pembro_rt_cv": 1.0}
@@ -178,6 +185,68 @@ def test_labels_kept_from_one_fold_do_not_reach_another_folds_predict(tiny_cohor
     exposed = _external_auc(tiny_cohorts, "Hoarder", "none")
     assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5
     assert _external_auc(tiny_cohorts, "Hoarder", "process") == CHANCE
+
+
+@pytest.fixture
+def new_tag():
+    """``new_tag()``: a tag for TmpCarrier or Lingerer; what they left here goes after the test."""
+    tags: list[str] = []
+
+    def new() -> str:
+        tags.append(uuid.uuid4().hex[:12])
+        return tags[-1]
+
+    yield new
+    for marker in (f"{CARRIED}-{tag}" for tag in tags):
+        for folder in shared_folders():
+            for path in Path(folder).glob(f"{marker}-*"):
+                path.unlink(missing_ok=True)
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError, ValueError):
+                if marker in cmdline.read_bytes().decode().split("\0"):
+                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("attack", ["TmpCarrier", "Lingerer"])
+def test_labels_left_behind_reach_a_later_fold_only_outside_the_sandbox(
+    tiny_cohorts, mounts, new_tag, attack
+):
+    """(g), (h): fold 0's fit gets the labels of folds 1-2. Left in a file in /tmp (or $TMPDIR,
+    /dev/shm, ...) or in the command line of a process that outlives its worker, they reach
+    later folds' predicts where workers share the machine (``process`` is no sandbox). In the
+    sandbox each worker has a /tmp of its own, and no process outlives its worker's successor."""
+    for sandbox in ("none", "process"):
+        exposed = _external_auc(tiny_cohorts, attack, sandbox, tag=new_tag())
+        assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5, sandbox
+    assert _external_auc(tiny_cohorts, attack, "bwrap", mounts, tag=new_tag()) == CHANCE
+
+
+def test_a_sandboxed_worker_holds_no_capability(tiny_cohorts, mounts):
+    """What (c') and (g) rest on: in a user namespace of its own a worker would hold every
+    capability, enough to unmount its own /tmp and reach the one all workers share."""
+    with pytest.raises(RuntimeError) as info:
+        _external_auc(tiny_cohorts, "Inspector", "bwrap", mounts)
+    held = json.loads(str(info.value))
+    assert {k: int(v, 16) for k, v in held.items() if k.startswith("Cap")} == dict.fromkeys(
+        ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0
+    )
+    assert held["NoNewPrivs"] == "1"
+
+
+def test_a_worker_that_cannot_have_a_tmp_of_its_own_does_not_start(
+    tiny_cohorts, mounts, monkeypatch
+):
+    """Where the sandbox allows no further user namespace (bwrap's --disable-userns here), the
+    run fails naming why rather than let its workers share /tmp."""
+    command = bwrap.command
+
+    def no_userns(mounts: bwrap.Mounts, argv: list[str]) -> list[str]:
+        exe, *options = command(mounts, argv)
+        return [exe, "--unshare-user", "--disable-userns", *options]
+
+    monkeypatch.setattr(bwrap, "command", no_userns)
+    with pytest.raises(ZygoteError, match=r"a worker could not unshare a user namespace"):
+        _external_auc(tiny_cohorts, "Raises", "bwrap", mounts)
 
 
 @pytest.mark.parametrize("sandbox", ISOLATED)
