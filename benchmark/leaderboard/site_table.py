@@ -40,14 +40,15 @@ def _cell(section: dict[str, Any], record: dict[str, Any]) -> str:
             f"{rules['min_events']} events or non-events.\n"
         )
     metric = METRIC_TITLE[section["metric"]]
-    unit, positive = (
-        ("lesions", "with PD") if section["task"] == "lesion_pd" else ("patients", "events")
-    )
+    if section["task"] == "lesion_pd":
+        counts = f"{section['n']} lesions ({section['n_patients']} patients), "
+        counts += f"{section['n_positive']} with PD"
+    else:
+        counts = f"{section['n']} patients, {section['n_positive']} events"
     lines = [
         title,
         "",
-        f"n = {section['n']} {unit} ({section['n_patients']} patients), "
-        f"{section['n_positive']} {positive}.",
+        f"n = {counts}.",
         "",
         f"| # | model | {metric} | 95% CI (pooled) | rank [95% interval] | P(best) "
         "| Δ vs #1 [95% CI] | seeds |",
