@@ -142,6 +142,7 @@ def test_coverage_target_pools_cells_per_metric():
     assert len(details) == 9 and all(t.holds is None for t in details)
 
 
+@pytest.mark.slow  # ~8 s: the same coverage study again with two workers
 def test_coverage_counts_do_not_depend_on_the_workers():
     tiny = load_profile("tiny")
     one = coverage_study(tiny, range(3), n_boot=100, progress=False)

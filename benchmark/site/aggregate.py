@@ -45,6 +45,7 @@ from benchmark.site.evaluate import SiteError
 # (or 11) people; a C-index or AUC with fewer than 5 events or non-events is noise anyway.
 MIN_PATIENTS = 10
 MIN_EVENTS = 5
+DECIMALS = 3  # the board's precision: what it shows is what was published
 
 
 @dataclass(frozen=True)
@@ -120,22 +121,28 @@ def _counts(task: str, frame: pd.DataFrame) -> tuple[int, int, int]:
     return len(frame), int(frame["patient_id"].nunique()), positive
 
 
+def _round(value: float | None) -> float | None:
+    """Published figures at the board's precision: at full precision a figure says more about
+    the patients behind it (e.g. its exact count of concordant pairs) than a reader needs."""
+    return None if value is None else round(float(value), DECIMALS)
+
+
 def _interval(ci: tuple[float, float] | None) -> list[float] | None:
-    return None if ci is None else [float(ci[0]), float(ci[1])]
+    return None if ci is None else [_round(ci[0]), _round(ci[1])]
 
 
 def _standing(s: Standing) -> dict[str, Any]:
     return {
         "model": s.model,
         "seeds": list(s.seeds),
-        "value": s.value,
-        "sd": s.sd,
+        "value": _round(s.value),
+        "sd": _round(s.sd),
         "ci95": _interval(s.ci95),
         "rank": s.rank,
         "rank_median": s.rank_median,
-        "rank_ci95": _interval(s.rank_ci95),
-        "p_best": s.p_best,
-        "diff_to_best": s.diff_to_top,
+        "rank_ci95": None if s.rank_ci95 is None else list(s.rank_ci95),
+        "p_best": _round(s.p_best),
+        "diff_to_best": _round(s.diff_to_top),
         "diff_ci95": _interval(s.diff_ci95),
         # The reason is the metric code's text, which may quote the data: a flag only.
         "not_computable": s.not_computable is not None,
