@@ -35,6 +35,13 @@ def _dataset(name: str) -> str:
     return name
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("a suppression threshold is at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark.site",
@@ -53,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--dataset", type=_dataset, required=True)
     ex.add_argument("out", type=Path, help="folder the site record NAME.json is written to")
     ex.add_argument("--runs", type=Path, help="run folders (default: outputs/site/NAME)")
-    ex.add_argument("--min-patients", type=int, default=MIN_PATIENTS)
-    ex.add_argument("--min-events", type=int, default=MIN_EVENTS)
+    ex.add_argument("--min-patients", type=_at_least_one, default=MIN_PATIENTS)
+    ex.add_argument("--min-events", type=_at_least_one, default=MIN_EVENTS)
     rg = commands.add_parser("register", help="add a site record to the leaderboard")
     rg.add_argument("record", type=Path)
     rg.add_argument("--holder", required=True, help="who holds the data (a site, a consortium)")
