@@ -255,3 +255,19 @@ def test_a_site_end_to_end_from_dicom(board, cache_dir, tmp_path):
     site_print = json.loads((root / "datasets" / "drawn_site.json").read_text())["data_fingerprint"]
     public = json.loads(next((root / "results").glob("*.json")).read_text())
     assert site_print != public["provenance"]["data_fingerprint"]  # another draw: a new dataset
+
+
+def test_a_site_model_run_with_another_config_is_marked(site, board, tmp_path):
+    _, exported, _ = site
+    root = tmp_path / "board"
+    shutil.copytree(board, root)
+    path = _as_of_head(exported, tmp_path)
+    record = json.loads(path.read_text())
+    record["models"]["lr_volume"]["model_config"] = "0" * 16  # as if run with other settings
+    path.write_text(json.dumps(record))
+    argv = ["register", str(path), "--root", str(root), "--holder", "Q", "--description", "D"]
+    assert site_main(argv) == 0
+    text = render_readme(load_board(Paths.under(root), Reference.from_conf("tiny")))
+    assert "another model config than the simulated board's records" in text
+    line = next(x for x in text.splitlines() if "another model config" in x)
+    assert "lr_volume" in line and "cox_clinical" not in line

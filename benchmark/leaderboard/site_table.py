@@ -24,6 +24,7 @@ from benchmark.leaderboard.cells import (
     signed,
 )
 from benchmark.leaderboard.datasets import SiteDataset
+from benchmark.records import model_config_key
 
 
 def _commit(commit: str) -> str:
@@ -66,7 +67,17 @@ def _cell(section: dict[str, Any], record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _site(site: SiteDataset) -> str:
+def _other_configs(board: Board, site: SiteDataset) -> list[str]:
+    """Models the site ran with another model config than the simulated board's records."""
+    public = {e.model: model_config_key(e.record["provenance"]["config"]) for e in board.entries}
+    return sorted(
+        model
+        for model, ran in site.record["models"].items()
+        if model in public and public[model] != ran["model_config"]
+    )
+
+
+def _site(board: Board, site: SiteDataset) -> str:
     record, reg = site.record, site.registration
     rules = record["suppression"]
     failed = {m: v["failed_seeds"] for m, v in record["models"].items() if v.get("failed_seeds")}
@@ -92,6 +103,12 @@ def _site(site: SiteDataset) -> str:
             f"{m} seed(s) {', '.join(map(str, seeds))}" for m, seeds in sorted(failed.items())
         )
         lines.append(f"- Runs that did not finish at the site: {shown}.")
+    other = _other_configs(board, site)
+    if other:
+        lines.append(
+            f"- Run with another model config than the simulated board's records (their ranks "
+            f"compare two versions of the model): {', '.join(other)}."
+        )
     parts = ["\n".join(lines) + "\n"]
     parts += [_cell(section, record) for section in record["sections"]]
     return "\n".join(parts)
@@ -161,7 +178,7 @@ def render_sites(board: Board) -> str:
         "differences are computed at the site exactly as above (same protocol, same patient "
         "resamples).\n",
     ]
-    parts += [_site(site) for site in board.sites]
+    parts += [_site(board, site) for site in board.sites]
     parts += [
         "## Simulated board vs site boards\n",
         "Each model's rank (by value, 1 = best) on the simulated board → on the site's board, per "
