@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from benchmark.leaderboard.predictions import (
     read_predictions,
 )
 from benchmark.leaderboard.ranking import Standing, rank_models
+from benchmark.leaderboard.store import Entry
 from benchmark.records import (
     RecordError,
     canonical_stem,
@@ -48,24 +48,7 @@ MIN_EVENTS = 5
 DECIMALS = 3  # the board's precision: what it shows is what was published
 
 
-@dataclass(frozen=True)
-class SiteRun:
-    """One finished run of the site: its record and predictions."""
-
-    folder: Path
-    record: dict[str, Any]
-    predictions: pd.DataFrame
-
-    @property
-    def model(self) -> str:
-        return self.record["model"]
-
-    @property
-    def seed(self) -> int:
-        return int(self.record["seed"])
-
-
-def load_runs(runs_dir: Path) -> list[SiteRun]:
+def load_runs(runs_dir: Path) -> list[Entry]:
     """Every finished run ``<model>__seed<k>/`` under ``runs_dir``; SiteError naming each run
     that is broken, or that another dataset, protocol, commit or sandbox produced."""
     runs_dir = Path(runs_dir)
@@ -84,33 +67,33 @@ def load_runs(runs_dir: Path) -> list[SiteRun]:
         if reasons:
             problems.append(str(RecordError(folder, reasons)))
             continue
-        runs.append(SiteRun(folder, record, frame))
+        runs.append(Entry(record_path, record, frame))
     if not runs and not problems:
         raise SiteError(f"no finished run under {runs_dir} (python -m benchmark.site evaluate)")
     first = runs[0] if runs else None
     for run in runs[1:]:
-        problems += [f"{run.folder}: {p}" for p in _mismatch(first, run)]
+        problems += [f"{run.path.parent}: {p}" for p in _mismatch(first, run)]
     if problems:
         raise SiteError("the site's runs do not make one evaluation:\n" + "\n".join(problems))
     return runs
 
 
-def _mismatch(first: SiteRun, run: SiteRun) -> list[str]:
+def _mismatch(first: Entry, run: Entry) -> list[str]:
     """Why ``run`` cannot be aggregated with ``first`` (one dataset, protocol, commit, sandbox)."""
     a, b = first.record["provenance"], run.record["provenance"]
-    out = []
+    name, out = first.path.parent.name, []
     if a["data_fingerprint"] != b["data_fingerprint"]:
-        out.append(f"another dataset than {first.folder.name} ({b['data_fingerprint'][:19]}…)")
+        out.append(f"another dataset than {name} ({b['data_fingerprint'][:19]}…)")
     keys = differing_keys(a["config"]["protocol"], b["config"]["protocol"])
     if keys:
-        out.append(f"another protocol than {first.folder.name}: {keys[0]}")
+        out.append(f"another protocol than {name}: {keys[0]}")
     if a["git_commit"] != b["git_commit"]:
         out.append(
-            f"another harness commit than {first.folder.name} ({b['git_commit']} against "
+            f"another harness commit than {name} ({b['git_commit']} against "
             f"{a['git_commit']}): re-run the evaluation at one commit"
         )
     if a["config"]["sandbox"] != b["config"]["sandbox"]:
-        out.append(f"sandbox {b['config']['sandbox']}, {first.folder.name} had another")
+        out.append(f"sandbox {b['config']['sandbox']}, {name} had another")
     return out
 
 
@@ -176,7 +159,7 @@ def section(
 
 def site_record(
     dataset: str,
-    runs: Sequence[SiteRun],
+    runs: Sequence[Entry],
     failed: Mapping[str, Sequence[int]] | None = None,
     *,
     min_patients: int = MIN_PATIENTS,
@@ -189,7 +172,7 @@ def site_record(
     failed = failed or {}
     provenance = runs[0].record["provenance"]
     protocol = provenance["config"]["protocol"]
-    by_model: dict[str, list[SiteRun]] = {}
+    by_model: dict[str, list[Entry]] = {}
     for run in sorted(runs, key=lambda r: (r.model, r.seed)):
         by_model.setdefault(run.model, []).append(run)
     models: dict[str, dict[str, Any]] = {}
