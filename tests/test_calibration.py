@@ -58,6 +58,7 @@ def test_the_truth_transfers_imperfectly_to_each_external_cohort(oracle, cohort)
     assert gap.mean() - 1.96 * gap.std() / np.sqrt(len(gap)) > 0.0
 
 
+@pytest.mark.slow  # ~5 s
 def test_population_oracle_is_lower_externally(profile):
     population = population_values(profile)
     for cohort in ("nivorad", "mdacc"):
@@ -105,6 +106,7 @@ def test_the_truth_leaves_room_for_the_clinical_covariates(profile):
     assert room["os"].room >= 0.04 and room["pfs"].room >= 0.06
 
 
+@pytest.mark.slow  # ~8 s: renders 10 patients with and without margins
 def test_the_margin_barely_leaks_into_the_mask(profile):
     """Rendered with and without margins, the mask's voxels move much less than the tissue just
     outside, and what moves is not the margin's width (the signal)."""

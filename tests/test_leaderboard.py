@@ -123,6 +123,7 @@ def test_submitting_the_same_run_twice_gives_the_same_bytes(runs, tmp_path: Path
     assert {p.name: p.read_bytes() for p in (root / "results").iterdir()} == files
 
 
+@pytest.mark.slow  # ~5 s: builds the board and its figures twice
 def test_figures_of_removed_models_are_deleted(runs, tmp_path: Path):
     root = _board(tmp_path, runs)
     assert _cli(root) == 0
