@@ -271,3 +271,15 @@ def test_a_site_model_run_with_another_config_is_marked(site, board, tmp_path):
     assert "another model config than the simulated board's records" in text
     line = next(x for x in text.splitlines() if "another model config" in x)
     assert "lr_volume" in line and "cox_clinical" not in line
+
+
+def test_a_site_without_bubblewrap_is_refused_unless_it_asks_for_less(monkeypatch, capsys):
+    from benchmark import bwrap
+    from benchmark.site.evaluate import SiteError, check_sandbox
+
+    monkeypatch.setattr(bwrap, "available", lambda: False)
+    with pytest.raises(SiteError, match="bubblewrap is not usable here"):
+        check_sandbox(["data=tiny"])
+    assert check_sandbox(["data=tiny", "sandbox=process"]) == "process"
+    assert site_main(["evaluate", "--dataset", "x", "--out", "/nonexistent", "data=tiny"]) == 2
+    assert "pass sandbox=process" in capsys.readouterr().err
