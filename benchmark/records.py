@@ -196,6 +196,15 @@ def _first(keys: list[str], limit: int = 5) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def compose_config(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> Any:
+    """``conf/config.yaml`` with ``overrides``, as ``python -m benchmark`` composes it (a
+    DictConfig; Hydra is imported only here, not with this module)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 @dataclass(frozen=True)
 class Reference:
     """The data config and protocol a leaderboard accepts, composed from ``conf/``.
@@ -211,11 +220,9 @@ class Reference:
 
     @classmethod
     def from_conf(cls, data: str = "default", conf_dir: Path = CONF_DIR) -> Reference:
-        from hydra import compose, initialize_config_dir
         from omegaconf import OmegaConf
 
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"data={data}"])
+        cfg = compose_config([f"data={data}"], conf_dir)
         return cls(
             data_name=data,
             data=OmegaConf.to_container(cfg.data, resolve=True),

@@ -18,7 +18,13 @@ import yaml
 
 from benchmark.atomic import write_atomic
 from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import CONF_DIR, RecordError, differing_keys, parse_record
+from benchmark.records import (
+    CONF_DIR,
+    RecordError,
+    compose_config,
+    differing_keys,
+    parse_record,
+)
 from benchmark.schemas import SITE_V1, schema_errors
 
 REGISTRATION_KEYS = ("name", "description", "holder", "fingerprint", "protocol")
@@ -69,11 +75,9 @@ def protocol_of(option: str) -> dict[str, Any]:
     path = CONF_DIR / "protocol" / f"{option}.yaml"
     if not path.is_file():
         raise ValueError(f"no protocol option {option!r} (conf/protocol/)")
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"protocol={option}"])
+    cfg = compose_config([f"protocol={option}"])
     return OmegaConf.to_container(cfg.protocol, resolve=True)
 
 

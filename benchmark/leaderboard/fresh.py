@@ -16,7 +16,6 @@ run folders and never printed. The public seed is refused: it is not a fresh dra
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from benchmark import launch
 from benchmark.atomic import write_atomic
 from benchmark.catalog import by_name
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
@@ -43,7 +43,6 @@ from benchmark.leaderboard.predictions import PRIMARY_METRIC
 from benchmark.leaderboard.store import LeaderboardError, load_entries
 from benchmark.record_format import PROJECT_ROOT, git_commit
 from benchmark.records import (
-    CONF_DIR,
     RecordError,
     Reference,
     aggregate_seeds,
@@ -148,29 +147,13 @@ def board_models(
 
 def compose_run(model: str, data: str, seed: int, cache_dir: Path) -> Any:
     """The config of ``python -m benchmark model=M data=D data.seed=K seed=0``."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[
-                f"model={model}",
-                f"data={data}",
-                f"data.seed={seed}",
-                f"seed={MODEL_SEED}",
-                f"paths.cache_dir={cache_dir}",
-            ],
-        )
+    overrides = [f"model={model}", f"data={data}", f"data.seed={seed}", f"seed={MODEL_SEED}"]
+    return launch.compose_run([*overrides, f"paths.cache_dir={cache_dir}"])
 
 
 def run_one(model: str, data: str, seed: int, out: Path, cache_dir: Path) -> tuple[dict, bool]:
     """One run (or its finished record), its printout kept in ``out/run.log``."""
-    from benchmark.run import run  # the run path's imports (torch, sksurv) only when running
-
-    cfg = compose_run(model, data, seed, cache_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "run.log", "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-        outcome = run(cfg, out)
+    outcome = launch.run_logged(compose_run(model, data, seed, cache_dir), out)
     return outcome.record, outcome.reused
 
 

@@ -9,8 +9,6 @@ run other people's code beside the site's data with less isolation than asked fo
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,8 +19,8 @@ from tqdm import tqdm
 
 from benchmark import bwrap
 from benchmark.catalog import by_name
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import CONF_DIR, canonical_stem
+from benchmark.launch import compose_run, run_logged
+from benchmark.records import canonical_stem
 
 SEEDS = (0, 1, 2)
 
@@ -54,20 +52,8 @@ def site_models(wanted: Sequence[str] | None = None) -> list[str]:
 
 
 def compose(model: str, seed: int, overrides: Sequence[str]) -> Any:
-    """The config of ``python -m benchmark model=M seed=S <overrides>`` run from the project.
-
-    Outside a Hydra app ``${hydra:runtime.cwd}`` has no value, so the cache is given as
-    ``python -m benchmark`` would find it (``$NSCLC_IO_BENCH_CACHE``, else ``.cache``).
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    extra = [f"model={model}", f"seed={seed}"]
-    if not any(o.startswith("paths.cache_dir=") for o in overrides):
-        cache = os.environ.get("NSCLC_IO_BENCH_CACHE") or PROJECT_ROOT / ".cache"
-        extra.append(f"paths.cache_dir={Path(cache).resolve()}")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[*extra, *overrides])
+    """The config of ``python -m benchmark model=M seed=S <overrides>``."""
+    return compose_run([f"model={model}", f"seed={seed}", *overrides])
 
 
 def check_sandbox(overrides: Sequence[str]) -> str:
@@ -85,12 +71,7 @@ def check_sandbox(overrides: Sequence[str]) -> str:
 
 def run_one(model: str, seed: int, overrides: Sequence[str], out: Path) -> bool:
     """One run; its printout goes to ``out/run.log``. True if a finished record was reused."""
-    from benchmark.run import run  # torch, sksurv: only when running
-
-    cfg = compose(model, seed, overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "run.log", "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-        return run(cfg, out).reused
+    return run_logged(compose(model, seed, overrides), out).reused
 
 
 def evaluate(
