@@ -53,3 +53,8 @@ def cohort_title(key: str, protocol: dict[str, Any]) -> str:
         name = key.removesuffix("_cv").upper().replace("_", "-")
         return f"{name}, {protocol['cv']['n_splits']}-fold cross-validation (`{key}`)"
     return f"{key.upper().replace('_', '-')}, external validation (`{key}`)"
+
+
+def short_commit(commit: str) -> str:
+    """A git commit as tables show it: 12 characters, ``-dirty`` kept."""
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")

@@ -21,14 +21,11 @@ from benchmark.leaderboard.cells import (
     cohort_title,
     mean_sd,
     rank_interval,
+    short_commit,
     signed,
 )
 from benchmark.leaderboard.datasets import SiteDataset
 from benchmark.records import model_config_key
-
-
-def _commit(commit: str) -> str:
-    return f"`{commit[:12]}`"
 
 
 def _cell(section: dict[str, Any], record: dict[str, Any]) -> str:
@@ -91,7 +88,7 @@ def _site(board: Board, site: SiteDataset) -> str:
         f"(datasets/{site.name}.json).",
         f"- **Data** fingerprint `{record['data_fingerprint']}`; protocol "
         f"`conf/protocol/{reg['protocol']}.yaml`; harness commit "
-        f"{_commit(record['harness_commit'])}; "
+        f"`{short_commit(record['harness_commit'])}`; "
         f"sandbox `{record['sandbox']}`; {len(record['models'])} models.",
         "- **Not re-runnable by CI** (the data stay at the site): validated instead (schema, "
         "fingerprint as registered, the board's protocol, a commit of this repository).",

@@ -19,6 +19,7 @@ from benchmark.leaderboard.cells import (
     mean_sd,
     num,
     rank_interval,
+    short_commit,
     signed,
 )
 from benchmark.leaderboard.figures import planned_figures
@@ -138,8 +139,7 @@ def _records(board: Board) -> str:
     ]
     for e in sorted(board.entries, key=lambda e: e.path.name):
         prov = e.record["provenance"]
-        commit = prov["git_commit"]
-        commit = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+        commit = short_commit(prov["git_commit"])
         lines.append(
             f"| [{e.path.name}](results/{e.path.name}) | {e.model} | {e.seed} | `{commit}` "
             f"| {prov['duration_s']:.0f} | {_hardware(prov['hardware'])} |"
@@ -201,8 +201,7 @@ def _fresh_draws(board: Board) -> str:
     for model, found in sorted(board.fresh.items()):
         agg = found.aggregate
         seeds = ", ".join(map(str, agg["seeds"])) if "seeds" in agg else "private"
-        commit = agg["git_commit"]
-        commit = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+        commit = short_commit(agg["git_commit"])
         lines.append(
             f"| [{model}](fresh/{found.path.name}) | `{agg['profile']}` | {agg['n_draws']} "
             f"| {seeds} | `{agg['seed_digest'][:19]}…` | `{commit}` |"
