@@ -77,9 +77,9 @@ class Worker(Protocol):
 
     exitcode: int | None
 
-    def is_alive(self) -> bool: ...
-
-    def rss_gib(self) -> float: ...
+    def state(self) -> tuple[bool, float]:
+        """(alive, resident GiB): one question, as a sandbox's zygote answers it."""
+        ...
 
     def stop(self, timeout: float = 2.0) -> None: ...
 
@@ -97,11 +97,9 @@ class _ForkserverWorker:
     def exitcode(self) -> int | None:
         return self._process.exitcode
 
-    def is_alive(self) -> bool:
-        return self._process.is_alive()
-
-    def rss_gib(self) -> float:
-        return rss_gib(self._process.pid)
+    def state(self) -> tuple[bool, float]:
+        alive = self._process.is_alive()
+        return alive, rss_gib(self._process.pid) if alive else 0.0
 
     def stop(self, timeout: float = 2.0) -> None:
         self._process.join(timeout=timeout)
@@ -166,7 +164,8 @@ class IsolatedSubmission(Submission):
         step_s, memory_gib = self.limits.step_s, self.limits.memory_gib
         while not self._conn.poll(POLL_S):
             worker = self._worker
-            if worker is None or not worker.is_alive():
+            alive, used = (False, 0.0) if worker is None else worker.state()
+            if not alive:
                 return  # recv() reports the end
             elapsed = time.monotonic() - started
             if step_s is not None and elapsed > step_s:
@@ -175,7 +174,7 @@ class IsolatedSubmission(Submission):
                     f"{self.name}: {step} ran longer than limits.step_s={step_s:g} s; "
                     "its worker was stopped and no record is written"
                 )
-            if memory_gib is not None and (used := worker.rss_gib()) > memory_gib:
+            if memory_gib is not None and used > memory_gib:
                 self.close()
                 raise LimitExceeded(
                     f"{self.name}: {step} used {used:.2f} GiB, over limits.memory_gib="

@@ -115,21 +115,16 @@ class ZygoteWorker:
         self.pid = pid
         self.exitcode: int | None = None
 
-    def _status(self) -> tuple[int | None, float]:
+    def state(self) -> tuple[bool, float]:
+        """(alive, resident GiB), in one request to the zygote."""
         if self.exitcode is not None:
-            return self.exitcode, 0.0
+            return False, 0.0
         try:
             code, rss = self._zygote.request("status", self.pid)
         except ZygoteError:
             code, rss = -signal.SIGKILL, 0.0
         self.exitcode = code
-        return code, rss
-
-    def is_alive(self) -> bool:
-        return self._status()[0] is None
-
-    def rss_gib(self) -> float:
-        return self._status()[1]
+        return code is None, rss
 
     def stop(self, timeout: float = 2.0) -> None:
         """Wait ``timeout`` s for the worker to end by itself, then kill it."""
