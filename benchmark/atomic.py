@@ -9,6 +9,8 @@ system) and gets the permissions a plain ``open`` would give (``0o666`` less the
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import shutil
 import socket
@@ -17,6 +19,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+_READ_ONLY_SEEN: set[str] = set()
 
 
 def _current_umask() -> int:
@@ -86,4 +91,19 @@ def staged(out: Path) -> Iterator[Path]:
         raise
 
 
-__all__ = ["check_empty", "staged", "write_atomic"]
+@contextlib.contextmanager
+def unless_read_only(folder: Path) -> Iterator[None]:
+    """Run a cache write, or skip it where ``folder`` is on a read-only mount (a sandboxed fit
+    reads the caches its run prepared: README, "Isolation"); one warning per folder. The value
+    is still computed and used, only not kept."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.EROFS:
+            raise
+        if str(folder) not in _READ_ONLY_SEEN:
+            _READ_ONLY_SEEN.add(str(folder))
+            log.warning("cache %s is read-only here: what it misses is computed, not kept", folder)
+
+
+__all__ = ["check_empty", "staged", "unless_read_only", "write_atomic"]

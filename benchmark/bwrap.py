@@ -4,13 +4,14 @@ A sandbox sees a read-only file system made of what running Python needs (the sy
 directories, the interpreter, every ``sys.path`` entry: the project's code and the virtual
 environment) minus what could carry a label: the data root with its tables and ``truth/``, the
 cache folder that holds simulated datasets, the leaderboard, run and sweep folders (their
-predictions files carry outcomes) and ``.git`` (the leaderboard's history). Back on top come,
-read-only, the blinded image views, and, writable, the submission's own caches (every
-``cache_dir`` in its config) and the run's ``artefacts/`` folder; everything else, ``/dev``
-included, is read-only, and each worker mounts a ``/tmp`` and ``/dev/shm`` of its own
-(``benchmark/namespaces.py``). ``/proc`` shows only the sandbox's processes, the network is
-private (loopback only, down), and the environment is cleared except for settings that change
-numerics or threading.
+predictions files carry outcomes) and ``.git`` (the leaderboard's history), each under an empty
+read-only tmpfs. Back on top come, read-only, the blinded image views, and, writable, the
+model's caches (every ``*_dir`` key of its config: ``cache_dir``, a submission's ``ring_dir``),
+which each worker but the one preparing the cohorts makes read-only for itself; everything else,
+``/dev`` included, is read-only, and each worker mounts a ``/tmp`` and ``/dev/shm`` of its own
+(``benchmark/namespaces.py``). A fit's artefacts come back through a pipe, not a mount.
+``/proc`` shows only the sandbox's processes, the network is private (loopback only, down),
+and the environment is cleared except for settings that change numerics or threading.
 """
 
 from __future__ import annotations
@@ -65,20 +66,31 @@ class Mounts:
         data_root: Path | None,
         views: Path,
         submission_caches: Iterable[Path],
-        artefacts: Path,
         project_root: Path,
         runs: Iterable[Path] = (),
     ) -> Mounts:
-        """The mounts of a run: the cache and data hidden, views and the model's caches shown."""
+        """The mounts of a run: the cache and data hidden, views and the model's caches shown.
+
+        A model's cache may not hold, or lie in, what the sandbox hides (the whole cache
+        folder, the data, runs, the leaderboard) nor the harness's data folders in the cache
+        (datasets, views, the scan cache): a config naming one is refused here, naming it.
+        """
         in_project = [project_root / name for name in ("leaderboard", ".git", ".cache")]
-        hidden = [cache_dir, *in_project, *runs]
-        if data_root is not None:
-            hidden.append(data_root)
-        return cls(
-            hidden=_resolved(hidden),
-            read_only=_resolved([views]),
-            writable=_resolved([*submission_caches, artefacts]),
-        )
+        cache = Path(cache_dir).expanduser().resolve()
+        hidden = _resolved([cache, *in_project, *runs, *([data_root] if data_root else [])])
+        harness_data = _resolved([cache / "data", *cache.glob("layout-*"), views])
+        off_limits = [h for h in hidden if h != cache] + list(harness_data)
+        writable = _resolved(submission_caches)
+        for path in writable:
+            clash = [h for h in hidden if _under(h, path)]
+            clash += [h for h in off_limits if _under(path, h)]
+            if clash:
+                raise ValueError(
+                    f"the model's cache folder {path} would show {clash[0]} to its sandbox, "
+                    "which holds labels or the harness's data; point it at a folder of its own "
+                    "in the cache (e.g. ${paths.cache_dir}/<name>)"
+                )
+        return cls(hidden=hidden, read_only=_resolved([views]), writable=writable)
 
 
 def _resolved(paths: Iterable[Path]) -> tuple[Path, ...]:
@@ -105,7 +117,9 @@ def command(mounts: Mounts, argv: Sequence[str], env: Mapping[str, str] | None =
         # Each worker maps the sandbox's uid into a user namespace of its own (to get a /tmp of
         # its own: benchmark/namespaces.py); Linux refuses a map of uid 0 without CAP_SETFCAP.
         args += ["--uid", str(NOBODY)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    # /tmp and /dev/shm are writable for the server only (each worker mounts its own): joblib,
+    # imported there, needs a writable /dev/shm for its semaphores or falls back to serial.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
     for path in _visible_roots():
         if path.is_symlink():
             args += ["--symlink", os.readlink(path), str(path)]
@@ -115,22 +129,27 @@ def command(mounts: Mounts, argv: Sequence[str], env: Mapping[str, str] | None =
         args += ["--dev-bind", str(device), str(device)]
     # Parents before children, so that a folder shown inside a hidden one (the views inside
     # the cache) is mounted on top of the tmpfs that hides its parent, and never the reverse.
+    # Every folder is made first: one hidden that does not exist yet (the cache of a fresh
+    # clone) would otherwise not be covered, and fill up, seen through its visible parent,
+    # once the run writes the data into it.
+    for path in (*mounts.hidden, *mounts.read_only, *mounts.writable):
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)
     layers: list[tuple[Path, list[str]]] = []
+    covered = [path for path in mounts.hidden if path.is_dir()]
+    layers += [(path, ["--tmpfs", str(path)]) for path in covered]
     for path in mounts.hidden:
-        if path.is_dir():
-            layers.append((path, ["--tmpfs", str(path)]))
-        elif path.exists():  # a file: a git worktree's `.git`
+        if not path.is_dir():  # a file: a git worktree's `.git`
             layers.append((path, ["--ro-bind", "/dev/null", str(path)]))
     for option, paths in (("--ro-bind", mounts.read_only), ("--bind", mounts.writable)):
-        for path in paths:
-            path.mkdir(parents=True, exist_ok=True)
-            layers.append((path, [option, str(path), str(path)]))
+        layers += [(path, [option, str(path), str(path)]) for path in paths]
     for _path, layer in sorted(layers, key=lambda layer: len(layer[0].parts)):
         args += layer
-    # The root bwrap builds and /dev (with /dev/shm) are tmpfs that every worker would share,
-    # a way from one fold's fit to a later fold: read-only. /tmp stays writable for the server
-    # only: each worker mounts one of its own.
+    # The root bwrap builds, /dev and the tmpfs over hidden folders are shared by every worker,
+    # a way from one fold's fit to a later fold: read-only.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+    for path in covered:
+        args += ["--remount-ro", str(path)]
     cwd = Path.cwd()
     visible = [*_visible_roots(), *mounts.read_only, *mounts.writable]
     shown = any(_under(cwd, p) for p in visible) and not any(_under(cwd, p) for p in mounts.hidden)

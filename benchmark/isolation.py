@@ -4,10 +4,13 @@ Every model instance the protocol builds lives in a fresh worker process: the co
 ``fit``, ``save_artefacts`` and ``predict`` run there, and the parent (which holds every
 cohort's outcomes and scores the predictions) runs no submission code. A worker receives,
 pickled, only the training cohort view and its outcomes (``fit``) or a blinded cohort view
-(``predict``); predictions come back the same way and are checked by the protocol. Walking up
-the call stack or scanning live objects in a worker therefore finds no label of a cohort it
-predicts, and a model cannot carry labels in memory from one fold's fit to another fold's
-predict, because each fit gets a new process (it can through its caches and artefacts: README).
+(``predict``); predictions come back as JSON, never a pickle (``benchmark/replies.py``), and
+are checked by the protocol. Walking up the call stack or scanning live objects in a worker
+therefore finds no label of a cohort it predicts, and a model cannot carry labels in memory
+from one fold's fit to another fold's predict, because each fit gets a new process. Nor can it
+through a file: a fit's artefacts are written into a folder of its worker's own and come back
+to the parent as a tar stream, and in a sandbox the model's caches are writable only in the
+worker that prepares the cohorts (:meth:`Submission.prepare`), which gets no outcome.
 
 Workers fork from a server that imported the heavy libraries once and never runs submission
 code, so a worker starts in milliseconds rather than re-importing torch. ``sandbox=bwrap`` puts
@@ -21,17 +24,19 @@ environment a sandbox gets, but shares the machine's files, network and processe
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import multiprocessing
+import tarfile
+import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from benchmark import bwrap
+from benchmark import bwrap, replies
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.submission import (
     FitContext,
@@ -134,8 +139,13 @@ class IsolatedSubmission(Submission):
         self._call("fit", cohort, outcomes, context)
         return self
 
+    def prepare(self, cohort: Cohort) -> None:
+        self._call("prepare", cohort)
+
     def save_artefacts(self, folder: Path) -> None:
-        self._call("save_artefacts", Path(folder))
+        """The worker saves into a folder of its own and sends it back as a tar stream, unpacked
+        here: no worker writes where a later one reads."""
+        unpack_artefacts(self._call("save_artefacts"), Path(folder))
 
     def predict(self, cohort: Cohort) -> Predictions:
         return self._call("predict", cohort)
@@ -146,17 +156,20 @@ class IsolatedSubmission(Submission):
         try:
             self._conn.send((step, args))
             self._wait(step)
-            status, value = self._conn.recv()
-        except (EOFError, ConnectionError, BrokenPipeError) as err:
+            return replies.receive(self._conn)
+        except (EOFError, ConnectionError, BrokenPipeError, OSError) as err:
             worker = self._worker
             self.close()
             code = None if worker is None else worker.exitcode
             raise SubmissionError(
                 f"{self.name}: its worker process ended during {step} (exit code {code}): {err!r}"
             ) from None
-        if status == "error":
-            raise value
-        return value
+        except replies.ReplyError as err:
+            self.close()
+            raise SubmissionError(
+                f"{self.name}: its worker sent, during {step}, {err}; it was stopped and no "
+                "record is written"
+            ) from None
 
     def _wait(self, step: str) -> None:
         """Block until the worker answers; stop it when it runs past a limit."""
@@ -202,6 +215,35 @@ def build(submission: Mapping[str, Any], seed: int) -> Submission:
     return instantiate(dict(submission), seed=seed, _convert_="all")
 
 
+def pack_artefacts(model: Submission) -> bytes:
+    """``model.save_artefacts`` into a fresh folder of this worker's, as an uncompressed tar;
+    a link, device or pipe among them is refused, naming it."""
+    with tempfile.TemporaryDirectory(prefix="artefacts-") as folder:
+        model.save_artefacts(Path(folder))
+        stream = io.BytesIO()
+        with tarfile.open(fileobj=stream, mode="w") as tar:
+            for path in sorted(Path(folder).rglob("*")):
+                name = path.relative_to(folder).as_posix()
+                if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                    raise SubmissionError(
+                        f"artefact {name}: an artefact must be a plain file or folder; links, "
+                        "devices and pipes are refused and no record is written"
+                    )
+                tar.add(path, arcname=name, recursive=False)
+        return stream.getvalue()
+
+
+def unpack_artefacts(data: bytes, folder: Path) -> None:
+    """Unpack a worker's artefacts into ``folder``; tarfile's ``data`` filter refuses what
+    leaves it (absolute names, ``..``, links) and any special file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            tar.extractall(folder, filter="data")
+    except tarfile.TarError as err:
+        raise SubmissionError(f"artefacts for {folder}: refused ({err})") from None
+
+
 def serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
     """The worker: build the model, then run the steps the parent sends until it says stop."""
     model = None
@@ -218,19 +260,17 @@ def serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) ->
                 check_fit_signature(name, model)
             if step == "tasks":
                 value: Any = tuple(model.tasks)
-            elif step == "fit":
-                model.fit(*args)
+            elif step in ("fit", "prepare"):
+                getattr(model, step)(*args)
                 value = None
+            elif step == "save_artefacts":
+                value = pack_artefacts(model)
             else:
                 value = getattr(model, step)(*args)
             del args
-            conn.send(("ok", value))
+            replies.send_ok(conn, step, value)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-            exc.add_note(f"in the model's worker process:\n{traceback.format_exc()}")
-            try:
-                conn.send(("error", exc))
-            except Exception:  # noqa: BLE001 - an exception that does not pickle
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+            replies.send_current_error(conn, exc)
             if not isinstance(exc, Exception):
                 return
 
@@ -249,6 +289,21 @@ def resolve_sandbox(requested: str) -> str:
     return requested
 
 
+class ModelFactory:
+    """``make_model`` for the protocol: ``factory()`` builds a model to fit and predict,
+    ``factory.preparer()`` the one that prepares the cohorts (``benchmark/protocol.py``); they
+    differ in a sandbox only, where the preparer's worker alone may write the model's caches."""
+
+    def __init__(self, build: Callable[[bool], Submission]) -> None:
+        self._build = build
+
+    def __call__(self) -> Submission:
+        return self._build(False)
+
+    def preparer(self) -> Submission:
+        return self._build(True)
+
+
 @contextlib.contextmanager
 def isolated_models(
     name: str,
@@ -257,15 +312,15 @@ def isolated_models(
     sandbox: str,
     limits: Limits = Limits(),
     mounts: bwrap.Mounts | None = None,
-) -> Iterator[Callable[[], Submission]]:
-    """``make_model`` for the protocol: a fresh model per call, in a worker unless ``none``
-    (where ``limits`` cannot be enforced). ``bwrap`` needs the run's ``mounts``; its sandbox
-    (one per run) runs one worker at a time (a new model's worker ends the previous one's) and
-    is torn down, with any worker left, when the block ends."""
+) -> Iterator[ModelFactory]:
+    """The protocol's models (:class:`ModelFactory`): a fresh one per call, in a worker unless
+    ``none`` (where ``limits`` cannot be enforced). ``bwrap`` needs the run's ``mounts``; its
+    sandbox (one per run) runs one worker at a time (a new model's worker ends the previous
+    one's) and is torn down, with any worker left, when the block ends."""
     sandbox = resolve_sandbox(sandbox)
     submission = dict(submission)
     if sandbox == "none":
-        yield lambda: build(submission, seed)
+        yield ModelFactory(lambda _prepares: build(submission, seed))
         return
     preload = [*PRELOAD, *_target_modules(submission)]
     if sandbox == "process":
@@ -276,17 +331,25 @@ def isolated_models(
         # environment a sandbox would get: its workers inherit no path to the data.
         with _environment(bwrap.worker_env()):
             forkserver.ensure_running()
-        yield lambda: IsolatedSubmission(
-            name, lambda conn: _ForkserverWorker(conn, name, submission, seed), limits
+        yield ModelFactory(
+            lambda _prepares: IsolatedSubmission(
+                name, lambda conn: _ForkserverWorker(conn, name, submission, seed), limits
+            )
         )
         return
     if mounts is None:
         raise ValueError("sandbox=bwrap needs the run's mounts (benchmark.bwrap.Mounts)")
     zygote = Zygote(lambda argv: bwrap.command(mounts, argv), preload)
-    try:
-        yield lambda: IsolatedSubmission(
-            name, lambda conn: zygote.spawn(conn, name, submission, seed), limits
+    caches = [str(path) for path in mounts.writable]
+
+    def start(prepares: bool) -> IsolatedSubmission:
+        read_only = [] if prepares else caches
+        return IsolatedSubmission(
+            name, lambda conn: zygote.spawn(conn, read_only, name, submission, seed), limits
         )
+
+    try:
+        yield ModelFactory(start)
     finally:
         zygote.close()
 
@@ -326,6 +389,7 @@ __all__ = [
     "IsolatedSubmission",
     "LimitExceeded",
     "Limits",
+    "ModelFactory",
     "isolated_models",
     "resolve_sandbox",
     "serve",

@@ -12,6 +12,10 @@ mount made writable. Another worker's ``/proc/<pid>/root`` and memory are closed
 process of another user namespace needs a capability there), and so are its System V shared
 memory and message queues and its abstract sockets. Where the host forbids a nested user
 namespace the worker refuses to start: sharing /tmp quietly is the hole this closes.
+
+The model's caches, the one writable folder its workers share, are made read-only here too in
+every worker but the one that prepares the cohorts and never gets an outcome
+(``benchmark/isolation.py``): adding a read-only flag is what a locked mount still allows.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,7 +31,18 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE = 0x400, 0x800, 0x1000, 0x4000, 0x40000
+MS_RELATIME = 0x200000
+# statvfs flag -> mount flag: a remount must repeat the flags the kernel locked.
+_KEPT_FLAGS = {
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: MS_NOATIME,
+    os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME,
+}
 PR_CAPBSET_DROP = 24
 CAPABILITY_VERSION_3 = 0x20080522
 
@@ -39,16 +55,17 @@ class NamespaceError(RuntimeError):
     """A worker could not get namespaces of its own, so it does not start."""
 
 
-def enter() -> None:
-    """Give this process (a fresh worker) its own namespaces, /tmp and /dev/shm; drop its
-    capabilities. Raises :class:`NamespaceError` naming the step that failed."""
+def enter(read_only: Sequence[str] = ()) -> None:
+    """Give this process (a fresh worker) its own namespaces, /tmp and /dev/shm, the mounts at
+    ``read_only`` read-only; drop its capabilities. Raises :class:`NamespaceError` naming the
+    step that failed."""
     try:
-        _enter()
+        _enter(read_only)
     except OSError as err:  # the steps that _check and _write do not name
         _fail("set up its namespaces", str(err))
 
 
-def _enter() -> None:
+def _enter(read_only: Sequence[str]) -> None:
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET
     _check(_libc.unshare(flags), "unshare a user namespace (nested user namespaces disabled?)")
@@ -58,6 +75,11 @@ def _enter() -> None:
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make its mounts private")
     for folder in PRIVATE:
         _fresh_tmpfs(folder)
+    for path in read_only:
+        kept = os.statvfs(path).f_flag
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(flag for st, flag in _KEPT_FLAGS.items() if kept & st)
+        _check(_libc.mount(None, path.encode(), None, flags, None), f"make {path} read-only")
     os.chdir(os.getcwd())  # the sandbox's /tmp may be the working directory: leave it
     _drop_capabilities()
 

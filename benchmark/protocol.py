@@ -82,7 +82,10 @@ def run_protocol(
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Run CV on the development cohort and external validation; return predictions and folds.
 
-    ``make_model`` returns a fresh, unfitted submission each time (one per fold, one final).
+    ``make_model`` returns a fresh, unfitted submission each time (one per fold, one final);
+    ``make_model.preparer``, where it has one, builds the model that first prepares every cohort
+    (:meth:`Submission.prepare`, no outcomes), the only one whose caches are writable in a
+    sandbox (``benchmark/isolation.py``).
     ``external`` are cohort views only: their outcomes are loaded by the caller once their
     predictions are back (``benchmark/run.py``).
     Each fit gets ``run_context`` (seed, device, workers) named for its step (``fold<k>``,
@@ -102,7 +105,7 @@ def run_protocol(
         return model
 
     dev_name, dev = development
-    probe = make_model()
+    probe = getattr(make_model, "preparer", make_model)()
     check_declared_tasks(model_name, tuple(probe.tasks))
     check_fit_signature(model_name, probe)
     run_tasks = tuple(t for t in tasks if t in probe.tasks)
@@ -111,6 +114,9 @@ def run_protocol(
             f"{model_name} declares tasks {probe.tasks}, none of the protocol's tasks {tasks}"
         )
 
+    for cohort in (dev.cohort, *external.values()):
+        probe.prepare(cohort)
+    del probe  # its worker ends when the next model's starts
     folds = patient_folds(dev.cohort, dev.outcomes, n_splits, fold_seed)
     frames = []
     steps = tqdm(total=n_splits + 1, desc=f"{model_name}: protocol", unit="fit")

@@ -43,7 +43,7 @@ def _peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def _mounts(cfg: DictConfig, submission: Any, out_dir: Path) -> Mounts:
+def _mounts(cfg: DictConfig, submission: Any) -> Mounts:
     """What a ``bwrap`` sandbox of this run shows: views and the model's caches, no tables."""
     data_root = cfg.data.get("root")
     return Mounts.for_run(
@@ -51,16 +51,16 @@ def _mounts(cfg: DictConfig, submission: Any, out_dir: Path) -> Mounts:
         data_root=Path(data_root) if data_root else None,
         views=Path(cfg.paths.cache_dir) / "views",
         submission_caches=[Path(p) for p in _cache_dirs(submission)],
-        artefacts=out_dir / ARTEFACTS,
         project_root=PROJECT_ROOT,
         runs=[Path(cfg.paths.runs), Path(cfg.paths.sweeps)],
     )
 
 
 def _cache_dirs(node: Any) -> list[str]:
-    """Every ``cache_dir`` in a resolved config node: the folders a submission writes."""
+    """Every ``*_dir`` (``cache_dir``, ``ring_dir``) in a resolved config node: the folders a
+    model's preparing worker may write."""
     if isinstance(node, dict):
-        own = [node["cache_dir"]] if isinstance(node.get("cache_dir"), str) else []
+        own = [v for k, v in node.items() if str(k).endswith("_dir") and isinstance(v, str)]
         return own + [d for value in node.values() for d in _cache_dirs(value)]
     if isinstance(node, list):
         return [d for value in node for d in _cache_dirs(value)]
@@ -109,7 +109,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
         int(cfg.seed),
         cfg.sandbox,
         Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
-        _mounts(cfg, submission, out_dir),
+        _mounts(cfg, submission),
     ) as make_model:
         dataset = open_dataset(
             OmegaConf.to_container(cfg.data, resolve=True),

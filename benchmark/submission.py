@@ -66,6 +66,10 @@ class LesionCache(Protocol):
 
     def cache_path(self, content_key: str) -> Path | None: ...
 
+    def __call__(self, cohort: Cohort) -> object:
+        """Every lesion's entry of ``cohort``, computed where the cache misses."""
+        ...
+
 
 @dataclass(frozen=True)
 class Network:
@@ -116,6 +120,18 @@ class Submission(ABC):
     @abstractmethod
     def predict(self, cohort: Cohort) -> Predictions:
         """Predict every lesion (``lesion_pd``) or patient (``os``, ``pfs``) of ``cohort``."""
+
+    def prepare(self, cohort: Cohort) -> None:
+        """Compute what the model derives from a cohort's images alone (features, crops) into
+        its caches, before any fit; the default fills :meth:`caches`.
+
+        The protocol calls it on the blinded view of every cohort of the run in a worker that
+        never gets an outcome, the only worker whose caches are writable: what it writes cannot
+        carry a label, and fits and predicts only read it (README, "Isolation"). A model that
+        derives more (a submission's own masks) overrides it, so that its fits find it there.
+        """
+        for cache in self.caches().values():
+            cache(cohort)
 
     def save_artefacts(self, folder: Path) -> None:
         """Optional: keep what the last fit learnt (weights, training curves) in ``folder``.

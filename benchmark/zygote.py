@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from benchmark import namespaces
+from benchmark import namespaces, replies
 
 MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
 
@@ -86,9 +86,10 @@ class Zygote:
             raise ZygoteError(f"the sandbox's server failed {op}: {value}")
         return value
 
-    def spawn(self, conn: Connection, *args: Any) -> ZygoteWorker:
-        """A worker running ``benchmark.isolation.serve(conn, *args)`` in the sandbox."""
-        pid = self.request("spawn", *args, fd=conn.fileno())
+    def spawn(self, conn: Connection, read_only: Sequence[str], *args: Any) -> ZygoteWorker:
+        """A worker running ``benchmark.isolation.serve(conn, *args)`` in the sandbox, with the
+        mounts at ``read_only`` (the model's caches, but in the worker that prepares) read-only."""
+        pid = self.request("spawn", list(read_only), *args, fd=conn.fileno())
         return ZygoteWorker(self, pid)
 
     def close(self) -> None:
@@ -192,7 +193,7 @@ class _Server:
             with contextlib.suppress(Exception):  # the worker reports a failing import itself
                 importlib.import_module(name)
 
-    def spawn(self, fds: list[int], *args: Any) -> int:
+    def spawn(self, fds: list[int], read_only: list[str], *args: Any) -> int:
         self.clear()
         pid = os.fork()
         if pid == 0:  # the worker
@@ -201,9 +202,10 @@ class _Server:
                 self.control.close()
                 conn = Connection(fds[0])
                 try:
-                    namespaces.enter()  # its own /tmp, before any submission code
+                    namespaces.enter(read_only)  # its own /tmp, before any submission code
                 except namespaces.NamespaceError as err:
-                    conn.send(("error", ZygoteError(str(err))))  # the parent's first call raises
+                    # the parent's first call raises it
+                    replies.send_error(conn, ZygoteError(str(err)))
                     raise
                 from benchmark.isolation import serve
 

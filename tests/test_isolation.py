@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from attacks import CARRIED, shared_folders
+from attacks import CARRIED, mount_points, shared_folders
 from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 from tiny_runs import model_config
@@ -29,7 +29,7 @@ from benchmark.protocol import run_protocol
 from benchmark.record_format import PROJECT_ROOT
 from benchmark.run import DataChangedError, run
 from benchmark.run_folder import RECORD
-from benchmark.submission import SubmissionError
+from benchmark.submission import FitContext, SubmissionError
 from benchmark.zygote import ZygoteError
 
 CHANCE = {"mdacc": 0.5, "pembro_rt_cv": 0.5}
@@ -46,13 +46,12 @@ def mounts(cache_dir: Path, tiny_root: Path, tmp_path_factory) -> bwrap.Mounts:
         data_root=tiny_root,
         views=cache_dir / "views",
         submission_caches=[],
-        artefacts=tmp_path_factory.mktemp("artefacts"),
         project_root=PROJECT_ROOT,
     )
 
 
 def _external_auc(
-    tiny_cohorts, target: str, sandbox: str, mounts=None, **params
+    tiny_cohorts, target: str, sandbox: str, mounts=None, artefact_dir=None, **params
 ) -> dict[str, float]:
     """AUC per predicted cohort key of the attack ``target`` run through the protocol."""
     config = {"_target_": f"attacks.{target}", **params}
@@ -65,6 +64,7 @@ def _external_auc(
             ("lesion_pd",),
             n_splits=3,
             fold_seed=0,
+            run_context=FitContext(artefact_dir=artefact_dir),
         )
     labels = pd.concat([c.outcomes.lesion_pd for c in tiny_cohorts.values()])
     return {
@@ -198,7 +198,7 @@ def new_tag():
 
     yield new
     for marker in (f"{CARRIED}-{tag}" for tag in tags):
-        for folder in shared_folders():
+        for folder in dict.fromkeys([*shared_folders(), *mount_points()]):
             for path in Path(folder).glob(f"{marker}-*"):
                 path.unlink(missing_ok=True)
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -219,6 +219,90 @@ def test_labels_left_behind_reach_a_later_fold_only_outside_the_sandbox(
         exposed = _external_auc(tiny_cohorts, attack, sandbox, tag=new_tag())
         assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5, sandbox
     assert _external_auc(tiny_cohorts, attack, "bwrap", mounts, tag=new_tag()) == CHANCE
+
+
+def test_labels_left_in_writable_folders_reach_a_later_fold_only_outside_the_sandbox(
+    tiny_cohorts, mounts, new_tag, tmp_path
+):
+    """(i): each fit leaves its labels wherever it can write: its declared cache, the run's
+    artefact folders and every mount it sees. Without a sandbox a later fold reads them back.
+    In the sandbox the cache is writable only while the cohorts are prepared (no outcome
+    there), artefacts come back through a pipe into the run's folder, and the tmpfs over
+    hidden folders is read-only."""
+    cache, tag = tmp_path / "cache", new_tag()
+    cache.mkdir()
+    exposed = _external_auc(
+        tiny_cohorts, "MountCarrier", "process", None, tmp_path / "a", cache_dir=str(cache), tag=tag
+    )
+    assert exposed["pembro_rt_cv"] > 0.75 and exposed["mdacc"] == 0.5
+    carried = f"{CARRIED}-{tag}-*.json"
+    assert list(cache.glob(carried)) and list((tmp_path / "a").glob(f"*/{carried}"))
+
+    cache, tag = tmp_path / "sandboxed-cache", new_tag()
+    cache.mkdir()
+    sandboxed = dataclasses.replace(mounts, writable=(cache,))
+    artefacts = tmp_path / "b"
+    auc = _external_auc(
+        tiny_cohorts, "MountCarrier", "bwrap", sandboxed, artefacts, cache_dir=str(cache), tag=tag
+    )
+    assert auc == CHANCE
+    assert [p.name for p in cache.iterdir()] == [f"{CARRIED}-{tag}-prepared"]
+    kept = sorted(p.parent.name for p in artefacts.glob(f"*/{CARRIED}-{tag}-*.json"))
+    assert kept == ["final", "fold0", "fold1", "fold2"]  # what a fit saved, through the pipe
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_forged_reply_runs_no_code_in_the_harness(tiny_cohorts, sandbox, request):
+    """(j): a pickle written on the worker's pipe would run its code in the process that holds
+    the labels (there it reads them: AUC 1.0); replies are JSON, so the run fails instead."""
+    with pytest.raises(
+        SubmissionError,
+        match=r"ReplyForger: its worker sent, during predict, a "
+        r"reply that is not the harness's JSON",
+    ):
+        _external_auc(tiny_cohorts, "ReplyForger", sandbox, _mounts_for(sandbox, request))
+
+
+def test_a_hidden_folder_that_does_not_exist_yet_is_still_covered(tmp_path):
+    """A fresh clone has no cache when its sandbox starts; the run then writes the data there,
+    under the project folder the sandbox shows, unless the cache is covered from the start."""
+    project = tmp_path / "project"
+    project.mkdir()
+    mounts = bwrap.Mounts.for_run(
+        cache_dir=project / ".cache",
+        data_root=None,
+        views=project / ".cache" / "views",
+        submission_caches=[],
+        project_root=project,
+    )
+    args = bwrap.command(mounts, ["true"])
+    cache = str((project / ".cache").resolve())
+    assert (project / ".cache").is_dir()
+    assert ["--tmpfs", cache] == args[args.index(cache) - 1 : args.index(cache) + 1]
+    assert args[args.index("--remount-ro", args.index(cache)) + 1 :].count(cache) == 1
+
+
+def test_a_model_cache_that_would_show_the_data_is_refused(cache_dir, tiny_root):
+    """A config's ``cache_dir`` is mounted into the sandbox: never the cache root, the data, or
+    the harness's datasets and views inside the cache."""
+    for bad in (cache_dir, cache_dir / "data" / "x", cache_dir / "views", tiny_root, PROJECT_ROOT):
+        with pytest.raises(ValueError, match="would show"):
+            bwrap.Mounts.for_run(
+                cache_dir=cache_dir,
+                data_root=tiny_root,
+                views=cache_dir / "views",
+                submission_caches=[bad],
+                project_root=PROJECT_ROOT,
+            )
+    own = cache_dir / "radiomics"
+    ok = bwrap.Mounts.for_run(
+        cache_dir=cache_dir,
+        data_root=tiny_root,
+        views=cache_dir / "views",
+        submission_caches=[own],
+        project_root=PROJECT_ROOT,
+    )
+    assert ok.writable == (own.resolve(),)
 
 
 def test_a_sandboxed_worker_holds_no_capability(tiny_cohorts, mounts):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import write_atomic
+from benchmark.atomic import unless_read_only, write_atomic
 from benchmark.cohort import Cohort
 from benchmark.pool import run_jobs
 from benchmark.threads import torch_threads
@@ -340,11 +340,12 @@ class LesionCrops:
         path = self.cache_path(content_key)
         if path is None:
             return
-        write_atomic(path, lambda fh: np.savez(fh, **arrays))
-        spec = path.parent / "crops.json"
-        if not spec.exists():
-            text = json.dumps({"key": self.key, **self.settings}, indent=1).encode()
-            write_atomic(spec, text)
+        with unless_read_only(path.parent):
+            write_atomic(path, lambda fh: np.savez(fh, **arrays))
+            spec = path.parent / "crops.json"
+            if not spec.exists():
+                text = json.dumps({"key": self.key, **self.settings}, indent=1).encode()
+                write_atomic(spec, text)
 
     def __call__(self, cohort: Cohort) -> tuple[np.ndarray, list[str]]:
         """Crops of every lesion of ``cohort``: float32 ``[n_lesions, C, s, s, s]`` (C = ct, then

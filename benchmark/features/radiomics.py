@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from benchmark.atomic import write_atomic
+from benchmark.atomic import unless_read_only, write_atomic
 from benchmark.cohort import Cohort
 from benchmark.pool import run_jobs
 
@@ -343,6 +343,12 @@ class RadiomicsExtractor:
         path = self.cache_path(content_key)
         if path is None:
             return
+        with unless_read_only(path.parent):
+            self._write_merged(path, content_key, features)
+
+    def _write_merged(
+        self, path: Path, content_key: str, features: dict[str, dict[str, float]]
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Read-merge-replace under a lock: a concurrent job may be writing other lesions of the
         # same patient (same content, same key), and neither must drop the other's labels.

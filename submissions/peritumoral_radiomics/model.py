@@ -70,6 +70,11 @@ class PeritumoralRadiomicsForest(Submission):
         """The radiomics inside the mask and of the ring masks, filled by predict."""
         return {"features": self.features, "ring_features": self.ring_features}
 
+    def prepare(self, cohort: Cohort) -> None:
+        """The ring masks and both feature sets: ``ring_features`` reads the rings, not the
+        cohort's own masks, so the default (every cache on the cohort) would miss them."""
+        self._design(cohort)
+
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
     ) -> PeritumoralRadiomicsForest:

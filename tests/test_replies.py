@@ -1,0 +1,88 @@
+"""A worker's replies reach its parent as JSON: exact numbers, rebuilt errors, nothing run."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import replies
+from benchmark.submission import SubmissionError
+
+
+@pytest.fixture
+def pipe():
+    ours, theirs = multiprocessing.Pipe()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_predictions_come_back_to_the_last_bit(pipe):
+    ours, theirs = pipe
+    values = np.random.default_rng(0).random(500) ** 7  # many digits, tiny and large
+    values[:3] = [np.nan, np.inf, 5e-324]
+    sent = {"lesion_pd": pd.Series(values, index=[f"L{i}" for i in range(500)])}
+    replies.send_ok(theirs, "predict", sent)
+    got = replies.receive(ours)["lesion_pd"]
+    assert list(got.index) == list(sent["lesion_pd"].index)
+    back = got.to_numpy(dtype=float)
+    assert math.isnan(back[0]) and back[1] == math.inf
+    assert back[2:].tobytes() == values[2:].tobytes()
+
+
+def test_what_is_not_a_mapping_of_series_keeps_its_type_name(pipe):
+    ours, theirs = pipe
+    replies.send_ok(theirs, "predict", [0.5])
+    assert type(replies.receive(ours)).__name__ == "list"
+    replies.send_ok(theirs, "predict", {"lesion_pd": np.zeros(3)})
+    assert type(replies.receive(ours)["lesion_pd"]).__name__ == "ndarray"
+
+
+def test_artefacts_and_tasks(pipe):
+    ours, theirs = pipe
+    replies.send_ok(theirs, "save_artefacts", b"\x00tar bytes")
+    assert replies.receive(ours) == b"\x00tar bytes"
+    replies.send_ok(theirs, "tasks", ("lesion_pd", "os"))
+    assert replies.receive(ours) == ("lesion_pd", "os")
+    replies.send_ok(theirs, "fit", None)
+    assert replies.receive(ours) is None
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (KeyError("a bug"), KeyError),
+        (SubmissionError("m: ids missing"), SubmissionError),
+        (type("Custom", (Exception,), {})("their own"), RuntimeError),
+    ],
+)
+def test_an_error_is_rebuilt_only_for_builtin_and_harness_types(pipe, raised, expected):
+    ours, theirs = pipe
+    raised.add_note("where it happened")
+    replies.send_error(theirs, raised)
+    with pytest.raises(expected) as info:
+        replies.receive(ours)
+    assert type(info.value) is expected
+    assert info.value.__notes__ == ["where it happened"]
+    if expected is RuntimeError:
+        assert "Custom: their own" in str(info.value)
+
+
+def test_a_pickle_on_the_pipe_is_refused_not_run(pipe):
+    ours, theirs = pipe
+
+    class Runs:
+        def __reduce__(self):
+            return (pytest.fail, ("unpickled in the parent",))
+
+    theirs.send(("ok", Runs()))  # what multiprocessing's send writes: a pickle
+    with pytest.raises(replies.ReplyError, match="not the harness's JSON"):
+        replies.receive(ours)
+    theirs.send_bytes(pickle.dumps([1]))
+    with pytest.raises(replies.ReplyError):
+        replies.receive(ours)
