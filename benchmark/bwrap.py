@@ -68,8 +68,10 @@ class Mounts:
         submission_caches: Iterable[Path],
         project_root: Path,
         runs: Iterable[Path] = (),
+        harness_caches: Iterable[Path] = (),
     ) -> Mounts:
-        """The mounts of a run: the cache and data hidden, views and the model's caches shown.
+        """The mounts of a run: the cache and data hidden, views and the model's caches shown,
+        the harness's own cache folders (``benchmark/harness_caches.py``) read-only over them.
 
         A model's cache may not hold, or lie in, what the sandbox hides (the whole cache
         folder, the data, runs, the leaderboard) nor the harness's data folders in the cache
@@ -90,7 +92,7 @@ class Mounts:
                     "which holds labels or the harness's data; point it at a folder of its own "
                     "in the cache (e.g. ${paths.cache_dir}/<name>)"
                 )
-        return cls(hidden=hidden, read_only=_resolved([views]), writable=writable)
+        return cls(hidden=hidden, read_only=_resolved([views, *harness_caches]), writable=writable)
 
 
 def _resolved(paths: Iterable[Path]) -> tuple[Path, ...]:

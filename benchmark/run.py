@@ -17,6 +17,7 @@ from benchmark.bwrap import Mounts
 from benchmark.cohort import COHORTS
 from benchmark.data.source import open_dataset
 from benchmark.data.watch import FileWatch
+from benchmark.harness_caches import fill, folders, harness_caches
 from benchmark.isolation import Limits, isolated_models, resolve_sandbox
 from benchmark.protocol import folds_digest, run_protocol
 from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, build_record, record_json
@@ -43,7 +44,7 @@ def _peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def _mounts(cfg: DictConfig, submission: Any) -> Mounts:
+def _mounts(cfg: DictConfig, submission: Any, harness: list[Path]) -> Mounts:
     """What a ``bwrap`` sandbox of this run shows: views and the model's caches, no tables."""
     data_root = cfg.data.get("root")
     return Mounts.for_run(
@@ -51,6 +52,7 @@ def _mounts(cfg: DictConfig, submission: Any) -> Mounts:
         data_root=Path(data_root) if data_root else None,
         views=Path(cfg.paths.cache_dir) / "views",
         submission_caches=[Path(p) for p in _cache_dirs(submission)],
+        harness_caches=harness,
         project_root=PROJECT_ROOT,
         runs=[Path(cfg.paths.runs), Path(cfg.paths.sweeps)],
     )
@@ -102,6 +104,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     # The mode that runs goes into the record (bwrap falls back to process where it cannot run).
     cfg.sandbox = resolve_sandbox(str(cfg.sandbox))
     submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
+    extractors = harness_caches(cfg, submission)
     # Entered first: the sandbox's server imports the model's modules while the data are scanned.
     with isolated_models(
         str(cfg.model.name),
@@ -109,7 +112,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
         int(cfg.seed),
         cfg.sandbox,
         Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
-        _mounts(cfg, submission),
+        _mounts(cfg, submission, folders(extractors)),
     ) as make_model:
         dataset = open_dataset(
             OmegaConf.to_container(cfg.data, resolve=True),
@@ -125,6 +128,8 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
         development = dataset.load([protocol["development"]])[protocol["development"]]
         external = dataset.views(protocol["external"])
         log.info("data %s (%s)", dataset.root, dataset.fingerprint)
+        # The shared features, computed here and read-only in every worker.
+        fill(extractors, [development.cohort, *external.values()])
         watch = FileWatch.start([*(dataset.root / n for n in names), dataset.view_dir])
         predictions, folds = run_protocol(
             make_model,

@@ -63,6 +63,7 @@ class LesionCache(Protocol):
 
     cache_dir: Path | None
     workers: int
+    key: str  # of its settings: the entries live in ``<cache_dir>/<key>/``
 
     def cache_path(self, content_key: str) -> Path | None: ...
 

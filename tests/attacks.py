@@ -342,6 +342,24 @@ class MountCarrier(_Cheat):
         return _known(cohort, self.labels)
 
 
+class Poisoner(_Cheat):
+    """(k) Overwrites, while it prepares, the entries of a cache other models read (the
+    harness's radiomics), and adds one, to hand them wrong features; keeps one of its own."""
+
+    def __init__(self, cache_dir: str, shared_dir: str, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.cache_dir, self.shared_dir = Path(cache_dir), Path(shared_dir)
+
+    def prepare(self, cohort: Cohort) -> None:
+        for path in [*self.shared_dir.glob("*.json"), self.shared_dir / "added.json"]:
+            with contextlib.suppress(OSError):
+                path.write_text('{"poisoned": true}')
+        (self.cache_dir / "own.json").write_text("{}")
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        return None
+
+
 def parent_side_predictions() -> dict[str, pd.Series]:
     """Run by the harness's process if it unpickles what ReplyForger wrote: the labels of the
     cohort it is waiting predictions for, found up its own call stack."""

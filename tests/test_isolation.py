@@ -263,6 +263,33 @@ def test_a_forged_reply_runs_no_code_in_the_harness(tiny_cohorts, sandbox, reque
         _external_auc(tiny_cohorts, "ReplyForger", sandbox, _mounts_for(sandbox, request))
 
 
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_preparing_model_cannot_poison_the_harness_features(
+    tiny_cohorts, mounts, tmp_path, sandbox
+):
+    """(k): the harness's feature folders (``<cache>/<extractor key>``, filled by the harness)
+    are read-only in the sandbox, also while the model prepares and writes its own cache."""
+    cache = tmp_path / "radiomics"
+    shared = cache / "harness-key"
+    shared.mkdir(parents=True)
+    (shared / "patient.json").write_text('{"good": true}')
+    sandboxed = dataclasses.replace(
+        mounts, writable=(cache,), read_only=(*mounts.read_only, shared)
+    )
+    _external_auc(
+        tiny_cohorts,
+        "Poisoner",
+        sandbox,
+        sandboxed if sandbox == "bwrap" else None,
+        cache_dir=str(cache),
+        shared_dir=str(shared),
+    )
+    assert (cache / "own.json").exists()
+    poisoned = (shared / "patient.json").read_text() != '{"good": true}'
+    assert poisoned == (sandbox == "process")  # process is no sandbox: it writes anywhere
+    assert (shared / "added.json").exists() == (sandbox == "process")
+
+
 def test_a_hidden_folder_that_does_not_exist_yet_is_still_covered(tmp_path):
     """A fresh clone has no cache when its sandbox starts; the run then writes the data there,
     under the project folder the sandbox shows, unless the cache is covered from the start."""
