@@ -42,7 +42,8 @@ def _model(family: str, cache_dir: Path, seed: int, **kwargs):
     return Timm25D(_crops(cache_dir), train=FAST_TRAIN, seed=seed, **kwargs)
 
 
-@pytest.mark.parametrize("family", ["cnn3d", "timm25d"])
+# timm25d: ~17 s, slow; both families share the training loop (benchmark/training.py)
+@pytest.mark.parametrize("family", ["cnn3d", pytest.param("timm25d", marks=pytest.mark.slow)])
 def test_same_seed_same_predictions_on_cpu(family, tiny_cohorts, cache_dir: Path, tmp_path):
     dev = tiny_cohorts["pembro_rt"]
     external = tiny_cohorts["mdacc"].cohort

@@ -163,7 +163,7 @@ def test_isolated_and_in_process_runs_give_the_same_predictions(tiny_cohorts, mo
                 ("pembro_rt", tiny_cohorts["pembro_rt"]),
                 {"nivorad": tiny_cohorts["nivorad"].cohort, "mdacc": tiny_cohorts["mdacc"].cohort},
                 ("os", "pfs"),
-                n_splits=5,
+                n_splits=3,
                 fold_seed=0,
             )
         runs.append(predictions)
