@@ -234,11 +234,18 @@ def pack_artefacts(model: Submission) -> bytes:
 
 
 def unpack_artefacts(data: bytes, folder: Path) -> None:
-    """Unpack a worker's artefacts into ``folder``; tarfile's ``data`` filter refuses what
-    leaves it (absolute names, ``..``, links) and any special file."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Unpack a worker's artefacts into ``folder``: plain files and folders only, checked
+    before anything is written (the worker may send any bytes); tarfile's ``data`` filter
+    refuses names that leave ``folder``."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            odd = [m.name for m in tar.getmembers() if not (m.isfile() or m.isdir())]
+            if odd:
+                raise SubmissionError(
+                    f"artefact {odd[0]}: an artefact must be a plain file or folder; links, "
+                    "devices and pipes are refused and no record is written"
+                )
+            folder.mkdir(parents=True, exist_ok=True)
             tar.extractall(folder, filter="data")
     except tarfile.TarError as err:
         raise SubmissionError(f"artefacts for {folder}: refused ({err})") from None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import math
 import multiprocessing
 import pickle
+import tarfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark import replies
+from benchmark.isolation import unpack_artefacts
 from benchmark.submission import SubmissionError
 
 
@@ -86,3 +89,20 @@ def test_a_pickle_on_the_pipe_is_refused_not_run(pipe):
     theirs.send_bytes(pickle.dumps([1]))
     with pytest.raises(replies.ReplyError):
         replies.receive(ours)
+
+
+def test_artefacts_with_a_link_are_refused_before_anything_is_written(tmp_path):
+    """The worker may send any tar: a link (even one inside the folder) writes nothing."""
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w") as tar:
+        weights = tarfile.TarInfo("weights.pt")
+        weights.size = 3
+        tar.addfile(weights, io.BytesIO(b"abc"))
+        link = tarfile.TarInfo("latest.pt")
+        link.type, link.linkname = tarfile.SYMTYPE, "weights.pt"
+        tar.addfile(link)
+    with pytest.raises(SubmissionError, match="artefact latest.pt: an artefact must be a plain"):
+        unpack_artefacts(stream.getvalue(), tmp_path / "fold0")
+    assert not (tmp_path / "fold0").exists()
+    with pytest.raises(SubmissionError, match="refused"):
+        unpack_artefacts(b"not a tar", tmp_path / "fold1")
