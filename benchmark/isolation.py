@@ -44,6 +44,7 @@ from benchmark.submission import (
     Submission,
     SubmissionError,
     check_fit_signature,
+    refused_artefact,
 )
 from benchmark.zygote import Zygote, rss_gib
 
@@ -216,20 +217,14 @@ def build(submission: Mapping[str, Any], seed: int) -> Submission:
 
 
 def pack_artefacts(model: Submission) -> bytes:
-    """``model.save_artefacts`` into a fresh folder of this worker's, as an uncompressed tar;
-    a link, device or pipe among them is refused, naming it."""
+    """``model.save_artefacts`` into a fresh folder of this worker's, as an uncompressed tar
+    (links, devices and pipes go in as such: the parent refuses them, :func:`unpack_artefacts`)."""
     with tempfile.TemporaryDirectory(prefix="artefacts-") as folder:
         model.save_artefacts(Path(folder))
         stream = io.BytesIO()
         with tarfile.open(fileobj=stream, mode="w") as tar:
             for path in sorted(Path(folder).rglob("*")):
-                name = path.relative_to(folder).as_posix()
-                if path.is_symlink() or not (path.is_file() or path.is_dir()):
-                    raise SubmissionError(
-                        f"artefact {name}: an artefact must be a plain file or folder; links, "
-                        "devices and pipes are refused and no record is written"
-                    )
-                tar.add(path, arcname=name, recursive=False)
+                tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
         return stream.getvalue()
 
 
@@ -241,10 +236,7 @@ def unpack_artefacts(data: bytes, folder: Path) -> None:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             odd = [m.name for m in tar.getmembers() if not (m.isfile() or m.isdir())]
             if odd:
-                raise SubmissionError(
-                    f"artefact {odd[0]}: an artefact must be a plain file or folder; links, "
-                    "devices and pipes are refused and no record is written"
-                )
+                raise refused_artefact(odd[0])
             folder.mkdir(parents=True, exist_ok=True)
             tar.extractall(folder, filter="data")
     except tarfile.TarError as err:

@@ -116,7 +116,7 @@ def run_protocol(
 
     for cohort in (dev.cohort, *external.values()):
         probe.prepare(cohort)
-    del probe  # its worker ends when the next model's starts
+    del probe  # ends its worker (IsolatedSubmission.__del__): no fit runs beside it
     folds = patient_folds(dev.cohort, dev.outcomes, n_splits, fold_seed)
     frames = []
     steps = tqdm(total=n_splits + 1, desc=f"{model_name}: protocol", unit="fit")

@@ -28,21 +28,16 @@ ARTEFACTS = "artefacts"  # <fit>/...: what each fit keeps (Submission.save_artef
 
 
 def check_artefacts(folder: Path) -> None:
-    """Refuse what a fit left in ``artefacts/`` that is not a plain file or folder.
-
-    The submission wrote there itself (from its worker, or its sandbox): a link could point the
-    reader of a run folder at a file outside it, a device or a pipe could block it.
-    """
-    from benchmark.submission import SubmissionError
+    """Refuse what a fit left in ``artefacts/`` that is not a plain file or folder (the
+    submission wrote there itself, in ``sandbox=none``; isolated workers send theirs as a tar
+    that ``benchmark.isolation.unpack_artefacts`` checks the same way)."""
+    from benchmark.submission import refused_artefact
 
     if not folder.exists():
         return
     for path in sorted(folder.rglob("*")):
         if path.is_symlink() or not (path.is_file() or path.is_dir()):
-            raise SubmissionError(
-                f"{path}: an artefact must be a plain file or folder; links, devices and pipes "
-                "are refused and no record is written"
-            )
+            raise refused_artefact(str(path))
 
 
 def existing_record(out_dir: Path, cfg: DictConfig, data_fingerprint: str) -> dict[str, Any] | None:

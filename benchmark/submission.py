@@ -155,6 +155,15 @@ class SubmissionError(ValueError):
     """A submission broke the contract; the message names the model, the rule and the ids."""
 
 
+def refused_artefact(name: str) -> SubmissionError:
+    """The error for an artefact that is not a plain file or folder: a link could point the
+    reader of a run folder at a file outside it, a device or a pipe could block it."""
+    return SubmissionError(
+        f"artefact {name}: an artefact must be a plain file or folder; links, devices and "
+        "pipes are refused and no record is written"
+    )
+
+
 def _ids_preview(ids: list[str], limit: int = 5) -> str:
     shown = ", ".join(map(str, ids[:limit]))
     return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")

@@ -240,6 +240,17 @@ def shared_folders() -> list[str]:
     return list(dict.fromkeys([*folders, "/dev/shm", "/dev", "/"]))
 
 
+def _carried(folders, prefix: str) -> dict[str, float]:
+    """The labels in every ``<prefix>*.json`` a carrier left in ``folders`` it can read."""
+    labels: dict[str, float] = {}
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            for path in Path(folder).glob(f"{prefix}*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    labels.update(json.loads(path.read_text()))
+    return labels
+
+
 def _known(cohort: Cohort, labels: dict[str, float]) -> pd.Series | None:
     if not all(lesion in labels for lesion in cohort.lesion_ids):
         return None
@@ -267,15 +278,9 @@ class TmpCarrier(_Cheat):
         return self
 
     def _read(self) -> dict[str, float]:
-        labels: dict[str, float] = {}
         roots = [Path("/"), *Path("/proc").glob("[0-9]*/root")]
-        for root in roots:
-            for folder in shared_folders():
-                with contextlib.suppress(OSError):
-                    for path in (root / folder.lstrip("/")).glob(f"{self.prefix}*.json"):
-                        with contextlib.suppress(OSError, ValueError):
-                            labels.update(json.loads(path.read_text()))
-        return labels
+        folders = [root / f.lstrip("/") for root in roots for f in shared_folders()]
+        return _carried(folders, self.prefix)
 
     def found(self, cohort: Cohort) -> pd.Series | None:
         self.labels.update(self._read())
@@ -329,13 +334,7 @@ class MountCarrier(_Cheat):
                 (where / f"{self.prefix}{time.time_ns()}.json").write_text(self.text)
 
     def _read(self) -> dict[str, float]:
-        labels: dict[str, float] = {}
-        for folder in self._folders():
-            with contextlib.suppress(OSError):
-                for path in folder.glob(f"{self.prefix}*.json"):
-                    with contextlib.suppress(OSError, ValueError):
-                        labels.update(json.loads(path.read_text()))
-        return labels
+        return _carried(self._folders(), self.prefix)
 
     def found(self, cohort: Cohort) -> pd.Series | None:
         self.labels.update(self._read())

@@ -7,13 +7,14 @@ import math
 import multiprocessing
 import pickle
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark import replies
-from benchmark.isolation import unpack_artefacts
+from benchmark.isolation import pack_artefacts, unpack_artefacts
 from benchmark.submission import SubmissionError
 
 
@@ -106,3 +107,16 @@ def test_artefacts_with_a_link_are_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "fold0").exists()
     with pytest.raises(SubmissionError, match="refused"):
         unpack_artefacts(b"not a tar", tmp_path / "fold1")
+
+
+def test_a_link_a_model_saves_reaches_the_parent_as_a_link_and_is_refused(tmp_path):
+    class SavesALink:
+        def save_artefacts(self, folder: Path) -> None:
+            (folder / "curves").mkdir()
+            (folder / "curves" / "loss.csv").write_text("epoch,loss\n")
+            (folder / "curves" / "latest").symlink_to("/etc/passwd")
+
+    data = pack_artefacts(SavesALink())
+    with pytest.raises(SubmissionError, match="artefact curves/latest: an artefact must be"):
+        unpack_artefacts(data, tmp_path / "final")
+    assert not (tmp_path / "final").exists()
