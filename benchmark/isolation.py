@@ -27,6 +27,7 @@ import contextlib
 import io
 import logging
 import multiprocessing
+import os
 import tarfile
 import tempfile
 import time
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 
 from benchmark import bwrap, replies
 from benchmark.cohort import Cohort, Outcomes
+from benchmark.memory import held_gib, kill_session, session
 from benchmark.submission import (
     FitContext,
     Predictions,
@@ -46,7 +48,7 @@ from benchmark.submission import (
     check_fit_signature,
     refused_artefact,
 )
-from benchmark.zygote import Zygote, rss_gib
+from benchmark.zygote import Zygote
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,9 @@ class LimitExceeded(SubmissionError):
     """A worker went past a configured limit and was stopped."""
 
 
-POLL_S = 0.25  # how often a waiting parent checks the worker's clock and memory
+POLL_S = 0.25  # how often a waiting parent checks the worker's clock
+# ... and its memory: reading a process's PSS walks its page tables (~18 ms for a 1 GiB worker)
+MEMORY_POLL_S = 2.0
 
 
 class Worker(Protocol):
@@ -83,8 +87,9 @@ class Worker(Protocol):
 
     exitcode: int | None
 
-    def state(self) -> tuple[bool, float]:
-        """(alive, resident GiB): one question, as a sandbox's zygote answers it."""
+    def state(self, memory: bool) -> tuple[bool, float | None]:
+        """(alive, GiB held by it and its processes, ``benchmark/memory.py``, if ``memory``):
+        one question, as a sandbox's zygote answers it."""
         ...
 
     def stop(self, timeout: float = 2.0) -> None: ...
@@ -103,15 +108,17 @@ class _ForkserverWorker:
     def exitcode(self) -> int | None:
         return self._process.exitcode
 
-    def state(self) -> tuple[bool, float]:
+    def state(self, memory: bool) -> tuple[bool, float | None]:
         alive = self._process.is_alive()
-        return alive, rss_gib(self._process.pid) if alive else 0.0
+        return alive, held_gib(session(self._process.pid)) if alive and memory else None
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Wait ``timeout`` s for the worker to end, then kill it; and kill what it started."""
         self._process.join(timeout=timeout)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
+        kill_session(self._process.pid)
 
 
 class IsolatedSubmission(Submission):
@@ -174,25 +181,28 @@ class IsolatedSubmission(Submission):
 
     def _wait(self, step: str) -> None:
         """Block until the worker answers; stop it when it runs past a limit."""
-        started = time.monotonic()
+        started = measured = time.monotonic()
         step_s, memory_gib = self.limits.step_s, self.limits.memory_gib
         while not self._conn.poll(POLL_S):
-            worker = self._worker
-            alive, used = (False, 0.0) if worker is None else worker.state()
+            worker, now = self._worker, time.monotonic()
+            measure = memory_gib is not None and now - measured >= MEMORY_POLL_S
+            alive, used = (False, None) if worker is None else worker.state(measure)
             if not alive:
                 return  # recv() reports the end
-            elapsed = time.monotonic() - started
+            measured = now if measure else measured
+            elapsed = now - started
             if step_s is not None and elapsed > step_s:
                 self.close()
                 raise LimitExceeded(
                     f"{self.name}: {step} ran longer than limits.step_s={step_s:g} s; "
                     "its worker was stopped and no record is written"
                 )
-            if memory_gib is not None and used > memory_gib:
+            if memory_gib is not None and used is not None and used > memory_gib:
                 self.close()
                 raise LimitExceeded(
                     f"{self.name}: {step} used {used:.2f} GiB, over limits.memory_gib="
-                    f"{memory_gib:g}; its worker was stopped and no record is written"
+                    f"{memory_gib:g} (its processes' memory and its files in /tmp and /dev/shm); "
+                    "its worker was stopped and no record is written"
                 )
 
     def close(self) -> None:
@@ -244,7 +254,10 @@ def unpack_artefacts(data: bytes, folder: Path) -> None:
 
 
 def serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
-    """The worker: build the model, then run the steps the parent sends until it says stop."""
+    """The worker: build the model, then run the steps the parent sends until it says stop.
+
+    It leads a session of its own, so that its parent finds (counts, kills) what it starts."""
+    os.setsid()
     model = None
     while True:
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import namespaces, replies
+from benchmark.memory import held_gib, kill_session
 
 MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
 
@@ -116,16 +117,17 @@ class ZygoteWorker:
         self.pid = pid
         self.exitcode: int | None = None
 
-    def state(self) -> tuple[bool, float]:
-        """(alive, resident GiB), in one request to the zygote."""
+    def state(self, memory: bool) -> tuple[bool, float | None]:
+        """(alive, GiB held if ``memory``: ``benchmark/memory.py``), in one request to the
+        zygote."""
         if self.exitcode is not None:
-            return False, 0.0
+            return False, None
         try:
-            code, rss = self._zygote.request("status", self.pid)
+            code, held = self._zygote.request("status", self.pid, memory)
         except ZygoteError:
-            code, rss = -signal.SIGKILL, 0.0
+            code, held = -signal.SIGKILL, None
         self.exitcode = code
-        return code is None, rss
+        return code is None, held
 
     def stop(self, timeout: float = 2.0) -> None:
         """Wait ``timeout`` s for the worker to end by itself, then kill it."""
@@ -136,17 +138,6 @@ class ZygoteWorker:
 
 # --------------------------------------------------------------------------------------------
 # Inside the sandbox
-
-
-def rss_gib(pid: int) -> float:
-    """Resident memory of process ``pid`` (Linux /proc; 0 where it cannot be read)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
 
 
 class _Server:
@@ -220,9 +211,12 @@ class _Server:
         os.close(fds[0])
         return pid
 
-    def status(self, pid: int) -> tuple[int | None, float]:
+    def status(self, pid: int, memory: bool) -> tuple[int | None, float | None]:
         code = self.reap(pid)
-        return code, (rss_gib(pid) if code is None else 0.0)
+        if code is not None or not memory:
+            return code, None
+        # One worker runs at a time: every other process in the sandbox is it or one it started.
+        return code, held_gib(_other_processes(), own_mounts_of=pid)
 
     def stop(self, pid: int, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
@@ -232,6 +226,7 @@ class _Server:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             code = self.reap(pid, block=True)
+        kill_session(pid)  # and what it started (the next worker's start kills any left)
         return code
 
     def serve_forever(self) -> None:

@@ -124,6 +124,28 @@ class Hog(_Cheat):
         return pd.Series(float(block[0]) / 2, index=cohort.lesion_ids)
 
 
+CHILD_MARK = "nsclc-io-bench-child-hog"  # in the child's command line, for the test to find it
+
+
+class ChildHog(_Cheat):
+    """A runaway predict whose memory is in a process it starts: ~1 GiB there, none in itself."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        hold = f"block = b'x' * 2**30; import time; time.sleep(60)  # {CHILD_MARK}"
+        subprocess.Popen([sys.executable, "-c", hold])
+        time.sleep(30)
+
+
+class TmpHog(_Cheat):
+    """A runaway predict whose memory is files: ~1 GiB in its /tmp (RAM in the sandbox)."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        with open(Path(tempfile.gettempdir()) / "scratch", "wb") as scratch:
+            for _ in range(64):
+                scratch.write(b"x" * 2**24)
+        time.sleep(30)
+
+
 def _labels_from_tables(tables, cohort: Cohort) -> pd.Series | None:
     """The PD labels of ``cohort``'s lesions from the first lesions.csv that holds them."""
     wanted = set(cohort.lesion_ids)

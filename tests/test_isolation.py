@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from attacks import CARRIED, mount_points, shared_folders
+from attacks import CARRIED, CHILD_MARK, mount_points, shared_folders
 from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 from tiny_runs import model_config
@@ -366,6 +366,7 @@ def test_a_worker_that_cannot_have_a_tmp_of_its_own_does_not_start(
     [
         ("Sleeper", Limits(step_s=1.0), r"Sleeper: predict ran longer than limits.step_s=1 s"),
         ("Hog", Limits(memory_gib=0.5), r"Hog: predict used \d\.\d\d GiB, over limits.memory_gib"),
+        ("ChildHog", Limits(memory_gib=0.5), r"ChildHog: predict used \d\.\d\d GiB, over"),
     ],
 )
 def test_a_runaway_step_is_stopped_with_the_limit_named(
@@ -382,6 +383,33 @@ def test_a_runaway_step_is_stopped_with_the_limit_named(
             model.predict(tiny_cohorts["mdacc"].cohort)
         assert time.monotonic() - clock < 20  # stopped, not waited for
         assert model._worker is None  # the worker is gone
+        assert not _processes_marked(CHILD_MARK)  # and what it started
+
+
+def _processes_marked(mark: str, wait_s: float = 5.0) -> list[int]:
+    """The processes whose command line holds ``mark``, once those being killed are gone."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        marked = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                if mark.encode() in cmdline.read_bytes():
+                    marked.append(int(cmdline.parent.name))
+        if not marked or time.monotonic() > deadline:
+            return marked
+        time.sleep(0.1)
+
+
+def test_files_in_a_workers_own_tmp_count_against_its_memory(tiny_cohorts, mounts):
+    """In the sandbox a worker's /tmp is RAM (a tmpfs of its own), so its files are memory."""
+    limits = Limits(memory_gib=0.5)
+    with isolated_models("TmpHog", {"_target_": "attacks.TmpHog"}, 0, "bwrap", limits, mounts) as (
+        make_model
+    ):
+        model = make_model()
+        model.fit(tiny_cohorts["pembro_rt"].cohort, tiny_cohorts["pembro_rt"].outcomes)
+        with pytest.raises(LimitExceeded, match=r"TmpHog: predict used \d\.\d\d GiB, over"):
+            model.predict(tiny_cohorts["mdacc"].cohort)
 
 
 @pytest.mark.parametrize("sandbox", ISOLATED)
