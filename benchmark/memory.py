@@ -31,19 +31,24 @@ def held_gib(pids: Iterable[int], own_mounts_of: int | None = None) -> float:
     return held
 
 
-def session(worker: int) -> list[int]:
-    """The live processes of the session ``worker`` leads (:func:`benchmark.isolation.serve`
-    starts one): it and whatever it started, double-forked daemons included, unless one starts
-    a session of its own (in a sandbox the zygote counts and kills every process anyway)."""
-    members = []
+def live_processes() -> dict[int, int]:
+    """Every live (not zombie) process this ``/proc`` shows, as pid -> session id."""
+    live = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # ended while we looked
-        if int(fields[3]) == worker and fields[0] not in "ZX":
-            members.append(int(stat.parent.name))
-    return members
+        if fields[0] not in "ZX":
+            live[int(stat.parent.name)] = int(fields[3])
+    return live
+
+
+def session(worker: int) -> list[int]:
+    """The live processes of the session ``worker`` leads (:func:`benchmark.isolation.serve`
+    starts one): it and whatever it started, double-forked daemons included, unless one starts
+    a session of its own (in a sandbox the zygote counts and kills every process anyway)."""
+    return [pid for pid, sid in live_processes().items() if sid == worker]
 
 
 def kill_session(worker: int) -> None:
@@ -77,4 +82,4 @@ def _own_tmpfs_gib(pid: int, folder: str) -> float:
     return (usage.f_blocks - usage.f_bfree) * usage.f_frsize / 2**30
 
 
-__all__ = ["held_gib", "kill_session", "session"]
+__all__ = ["held_gib", "kill_session", "live_processes", "session"]

@@ -27,11 +27,10 @@ import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from benchmark import namespaces, replies
-from benchmark.memory import held_gib, kill_session
+from benchmark.memory import held_gib, kill_session, live_processes
 
 MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
 
@@ -245,14 +244,7 @@ class _Server:
 
 def _other_processes() -> list[int]:
     """Live processes in the sandbox's process namespace, but bwrap's (1) and this one."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        pid = int(stat.parent.name)
-        with contextlib.suppress(OSError):
-            state = stat.read_text().rsplit(")", 1)[1].split()[0]
-            if pid not in (1, os.getpid()) and state not in "ZX":
-                found.append(pid)
-    return found
+    return [pid for pid in live_processes() if pid not in (1, os.getpid())]
 
 
 def main(argv: Sequence[str]) -> None:
