@@ -239,7 +239,10 @@ class _Server:
                 answer = ("ok", value)
             except Exception as err:  # noqa: BLE001 - the parent reports it
                 answer = ("error", f"{type(err).__name__}: {err}")
-            self.control.send(pickle.dumps(answer))
+            try:
+                self.control.send(pickle.dumps(answer))
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the parent closed its end before this answer (a reused record)
 
 
 def _other_processes() -> list[int]:

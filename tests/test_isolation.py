@@ -30,7 +30,7 @@ from benchmark.record_format import PROJECT_ROOT
 from benchmark.run import DataChangedError, run
 from benchmark.run_folder import RECORD
 from benchmark.submission import FitContext, SubmissionError
-from benchmark.zygote import ZygoteError
+from benchmark.zygote import Zygote, ZygoteError
 
 CHANCE = {"mdacc": 0.5, "pembro_rt_cv": 0.5}
 EXPOSED = {"mdacc": 1.0, "pembro_rt_cv": 1.0}
@@ -430,3 +430,17 @@ def test_a_write_to_an_input_image_is_refused_or_fails_the_run(tiny_root, tmp_pa
     else:
         assert run(cfg, out).record["provenance"]["data_fingerprint"] == before
         assert layout.scan(root).fingerprint == before  # read again, uncached
+
+
+def test_a_sandbox_closed_before_its_server_answers_ends_quietly(
+    capfd: pytest.CaptureFixture,
+) -> None:
+    """A run that ends before its first request (a reused record) closes the server while it is
+    still answering the preload; the server has no one left to tell and exits without a
+    traceback."""
+    zygote = Zygote(lambda argv: argv, preload=["json"])
+    process = zygote._process
+    zygote.close()
+    err = capfd.readouterr().err
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
