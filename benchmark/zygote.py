@@ -242,7 +242,7 @@ class _Server:
             try:
                 self.control.send(pickle.dumps(answer))
             except (BrokenPipeError, ConnectionResetError):
-                return  # the parent closed its end before this answer (a reused record)
+                return  # the run ended before its first request (a reused record, bad data)
 
 
 def _other_processes() -> list[int]:

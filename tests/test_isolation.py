@@ -435,9 +435,9 @@ def test_a_write_to_an_input_image_is_refused_or_fails_the_run(tiny_root, tmp_pa
 def test_a_sandbox_closed_before_its_server_answers_ends_quietly(
     capfd: pytest.CaptureFixture,
 ) -> None:
-    """A run that ends before its first request (a reused record) closes the server while it is
-    still answering the preload; the server has no one left to tell and exits without a
-    traceback."""
+    """A run that ends before its first request (a reused record, a cohort that fails its
+    checks) closes the server while it is still answering the preload; the server has no one left
+    to tell and exits without a traceback."""
     zygote = Zygote(lambda argv: argv, preload=["json"])
     process = zygote._process
     zygote.close()
