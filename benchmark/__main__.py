@@ -6,11 +6,15 @@ A single run exits 1 on an error; a sweep (``-m``) runs every job, and its summa
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+from benchmark.config_rules import SubmissionConfigError, check_folders
+from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import submission_conf_dirs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -21,4 +25,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    try:  # the search-path plugin refuses them too; here the message comes without a traceback
+        check_folders([folder.parent for folder in submission_conf_dirs()])
+    except SubmissionConfigError as err:
+        print(err, file=sys.stderr)
+        sys.exit(2)
     main()

@@ -5,9 +5,10 @@ directories, the interpreter, every ``sys.path`` entry: the project's code and t
 environment) minus what could carry a label: the data root with its tables and ``truth/``, the
 cache folder that holds simulated datasets, the leaderboard, run and sweep folders (their
 predictions files carry outcomes) and ``.git`` (the leaderboard's history), each under an empty
-read-only tmpfs. Back on top come, read-only, the blinded image views, and, writable, the
-model's caches (every ``*_dir`` key of its config: ``cache_dir``, a submission's ``ring_dir``),
-which each worker but the one preparing the cohorts makes read-only for itself; everything else,
+read-only tmpfs. Back on top come, read-only, the blinded image views and the harness's feature
+folders, and, writable, the model's own folder (``<cache>/submissions/<name>``,
+``benchmark/writable.py``), which each worker but the one preparing the cohorts makes read-only
+for itself; everything else,
 ``/dev`` included, is read-only, and each worker mounts a ``/tmp`` and ``/dev/shm`` of its own
 (``benchmark/namespaces.py``). A fit's artefacts come back through a pipe, not a mount.
 ``/proc`` shows only the sandbox's processes, the network is private (loopback only, down),
@@ -65,15 +66,16 @@ class Mounts:
         cache_dir: Path,
         data_root: Path | None,
         views: Path,
-        submission_caches: Iterable[Path],
+        submission_cache: Path | None,
         project_root: Path,
         runs: Iterable[Path] = (),
         harness_caches: Iterable[Path] = (),
     ) -> Mounts:
-        """The mounts of a run: the cache and data hidden, views and the model's caches shown,
-        the harness's own cache folders (``benchmark/harness_caches.py``) read-only over them.
+        """The mounts of a run: the cache and data hidden, views and the model's own folder
+        (``benchmark/writable.py``) shown, the harness's own cache folders
+        (``benchmark/harness_caches.py``) read-only.
 
-        A model's cache may not hold, or lie in, what the sandbox hides (the whole cache
+        The model's folder may not hold, or lie in, what the sandbox hides (the whole cache
         folder, the data, runs, the leaderboard) nor the harness's data folders in the cache
         (datasets, views, the scan cache): a config naming one is refused here, naming it.
         """
@@ -82,15 +84,15 @@ class Mounts:
         hidden = _resolved([cache, *in_project, *runs, *([data_root] if data_root else [])])
         harness_data = _resolved([cache / "data", *cache.glob("layout-*"), views])
         off_limits = [h for h in hidden if h != cache] + list(harness_data)
-        writable = _resolved(submission_caches)
+        writable = _resolved([submission_cache] if submission_cache is not None else [])
         for path in writable:
             clash = [h for h in hidden if _under(h, path)]
             clash += [h for h in off_limits if _under(path, h)]
             if clash:
                 raise ValueError(
-                    f"the model's cache folder {path} would show {clash[0]} to its sandbox, "
-                    "which holds labels or the harness's data; point it at a folder of its own "
-                    "in the cache (e.g. ${paths.cache_dir}/<name>)"
+                    f"the model's folder {path} would show {clash[0]} to its sandbox, "
+                    "which holds labels or the harness's data; it must be "
+                    "<cache>/submissions/<name> (paths.submission_cache)"
                 )
         return cls(hidden=hidden, read_only=_resolved([views, *harness_caches]), writable=writable)
 

@@ -23,10 +23,11 @@ from benchmark.submission import LesionCache
 GROUPS = ("radiomics", "crops")
 
 
-def harness_caches(cfg: DictConfig, submission: Mapping[str, Any]) -> list[LesionCache]:
-    """The harness's extractors that the resolved model config ``submission`` takes in whole."""
-    from hydra.utils import instantiate
-
+def harness_nodes(cfg: DictConfig, submission: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The harness's extractor configs (resolved) that the model config ``submission`` takes in
+    whole. They come from the harness's own config groups, never from a node the submission
+    wrote: a submission's config sets only its own ``submission`` node
+    (``benchmark/config_rules.py``), and only these are ever instantiated here."""
     nodes = list(_dicts(submission))
     used = []
     for group in GROUPS:
@@ -34,8 +35,15 @@ def harness_caches(cfg: DictConfig, submission: Mapping[str, Any]) -> list[Lesio
             continue
         node = OmegaConf.to_container(cfg[group], resolve=True)
         if node.get("cache_dir") and node in nodes:
-            used.append(instantiate(node, _convert_="all"))
+            used.append(node)
     return used
+
+
+def harness_caches(nodes: Iterable[Mapping[str, Any]]) -> list[LesionCache]:
+    """The extractors of :func:`harness_nodes`, built in the harness's process."""
+    from hydra.utils import instantiate
+
+    return [instantiate(dict(node), _convert_="all") for node in nodes]
 
 
 def folders(caches: Iterable[LesionCache]) -> list[Path]:
@@ -61,4 +69,4 @@ def _dicts(node: Any) -> Iterator[dict[str, Any]]:
             yield from _dicts(value)
 
 
-__all__ = ["GROUPS", "fill", "folders", "harness_caches"]
+__all__ = ["GROUPS", "fill", "folders", "harness_caches", "harness_nodes"]

@@ -17,7 +17,7 @@ from benchmark.bwrap import Mounts
 from benchmark.cohort import COHORTS
 from benchmark.data.source import open_dataset
 from benchmark.data.watch import FileWatch
-from benchmark.harness_caches import fill, folders, harness_caches
+from benchmark.harness_caches import fill, folders, harness_caches, harness_nodes
 from benchmark.isolation import Limits, isolated_models, resolve_sandbox
 from benchmark.protocol import folds_digest, run_protocol
 from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, build_record, record_json
@@ -25,6 +25,7 @@ from benchmark.report import metrics_table
 from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, check_artefacts, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
 from benchmark.submission import FitContext
+from benchmark.writable import check_declared, own_folder
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +45,18 @@ def _peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def _mounts(cfg: DictConfig, submission: Any, harness: list[Path]) -> Mounts:
-    """What a ``bwrap`` sandbox of this run shows: views and the model's caches, no tables."""
+def _mounts(cfg: DictConfig, own: Path, harness: list[Path]) -> Mounts:
+    """What a ``bwrap`` sandbox of this run shows: views and the model's own folder, no tables."""
     data_root = cfg.data.get("root")
     return Mounts.for_run(
         cache_dir=Path(cfg.paths.cache_dir),
         data_root=Path(data_root) if data_root else None,
         views=Path(cfg.paths.cache_dir) / "views",
-        submission_caches=[Path(p) for p in _cache_dirs(submission)],
+        submission_cache=own,
         harness_caches=harness,
         project_root=PROJECT_ROOT,
         runs=[Path(cfg.paths.runs), Path(cfg.paths.sweeps)],
     )
-
-
-def _cache_dirs(node: Any) -> list[str]:
-    """Every ``*_dir`` (``cache_dir``, ``ring_dir``) in a resolved config node: the folders a
-    model's preparing worker may write."""
-    if isinstance(node, dict):
-        own = [v for k, v in node.items() if str(k).endswith("_dir") and isinstance(v, str)]
-        return own + [d for value in node.values() for d in _cache_dirs(value)]
-    if isinstance(node, list):
-        return [d for value in node for d in _cache_dirs(value)]
-    return []
 
 
 def _check_unchanged(watch: FileWatch) -> None:
@@ -104,7 +94,13 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     # The mode that runs goes into the record (bwrap falls back to process where it cannot run).
     cfg.sandbox = resolve_sandbox(str(cfg.sandbox))
     submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
-    extractors = harness_caches(cfg, submission)
+    nodes = harness_nodes(cfg, submission)
+    # Refused before any submission code runs: a declared folder outside the model's own.
+    own = own_folder(
+        Path(cfg.paths.cache_dir), str(cfg.model.name), Path(cfg.paths.submission_cache)
+    )
+    check_declared(submission, own, nodes)
+    extractors = harness_caches(nodes)
     # Entered first: the sandbox's server imports the model's modules while the data are scanned.
     with isolated_models(
         str(cfg.model.name),
@@ -112,7 +108,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
         int(cfg.seed),
         cfg.sandbox,
         Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
-        _mounts(cfg, submission, folders(extractors)),
+        _mounts(cfg, own, folders(extractors)),
     ) as make_model:
         dataset = open_dataset(
             OmegaConf.to_container(cfg.data, resolve=True),

@@ -1,4 +1,5 @@
-"""Adds ``submissions/*/conf`` (sorted) after the harness's own ``conf/`` folder."""
+"""Adds ``submissions/*/conf`` (sorted) after the harness's own ``conf/`` folder, once every
+config in them obeys the rules of a submission's config (``benchmark/config_rules.py``)."""
 
 from __future__ import annotations
 
@@ -41,5 +42,11 @@ class SubmissionsSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         if not _is_ours(search_path, PROJECT_ROOT):
             return
-        for folder in submission_conf_dirs():
+        from benchmark.config_rules import check_folders
+
+        folders = submission_conf_dirs()
+        # Before Hydra reads any of them: a config that could write the harness's nodes, or
+        # interpolate the draw, never reaches the composed config.
+        check_folders([folder.parent for folder in folders])
+        for folder in folders:
             search_path.append(provider=PROVIDER, path=f"file://{folder}")
