@@ -24,10 +24,12 @@ environment a sandbox gets, but shares the machine's files, network and processe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import multiprocessing
 import os
+import resource
 import tarfile
 import tempfile
 import time
@@ -37,7 +39,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from benchmark import bwrap, replies
+from benchmark import bwrap, page_cache, replies
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.memory import held_gib, kill_session, session
 from benchmark.submission import (
@@ -48,7 +50,7 @@ from benchmark.submission import (
     check_fit_signature,
     refused_artefact,
 )
-from benchmark.zygote import Zygote
+from benchmark.zygote import Zygote, ZygoteError
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,11 @@ class Limits:
     """Per-step limits of a worker (``limits`` in ``conf/config.yaml``); None: no limit."""
 
     step_s: float | None = None  # wall time of one constructor / fit / save / predict call
-    memory_gib: float | None = None  # resident memory of the worker process
+    memory_gib: float | None = None  # memory of the worker, its processes and its own /tmp
+    processes: int | None = None  # processes and threads of the worker (in the sandbox)
 
     def __post_init__(self) -> None:
-        for name in ("step_s", "memory_gib"):
+        for name in ("step_s", "memory_gib", "processes"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"limits.{name} must be positive or null, got {value}")
@@ -98,9 +101,11 @@ class Worker(Protocol):
 class _ForkserverWorker:
     """A worker forked by ``multiprocessing``'s forkserver (``sandbox=process``)."""
 
-    def __init__(self, child: Connection, name: str, submission: dict[str, Any], seed: int):
+    def __init__(
+        self, child: Connection, name: str, submission: dict[str, Any], seed: int, limits: Limits
+    ):
         context = multiprocessing.get_context("forkserver")
-        args = (child, name, submission, seed)
+        args = (child, name, submission, seed, limits)
         self._process = context.Process(target=serve, args=args, name=f"model-{name}")
         self._process.start()
 
@@ -144,7 +149,9 @@ class IsolatedSubmission(Submission):
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
     ) -> IsolatedSubmission:
-        self._call("fit", cohort, outcomes, context)
+        # Without the run's folder: artefacts come back through the pipe, and the folder's
+        # name can identify the draw (a fresh draw's run folder is named by its seed).
+        self._call("fit", cohort, outcomes, dataclasses.replace(context, artefact_dir=None))
         return self
 
     def prepare(self, cohort: Cohort) -> None:
@@ -164,7 +171,8 @@ class IsolatedSubmission(Submission):
         try:
             self._conn.send((step, args))
             self._wait(step)
-            return replies.receive(self._conn)
+            tasks = max(len(getattr(self, "tasks", ())), 1)
+            return replies.receive(self._conn, _reply_bound(step, args, tasks))
         except (EOFError, ConnectionError, BrokenPipeError, OSError) as err:
             worker = self._worker
             self.close()
@@ -172,6 +180,9 @@ class IsolatedSubmission(Submission):
             raise SubmissionError(
                 f"{self.name}: its worker process ended during {step} (exit code {code}): {err!r}"
             ) from None
+        except LimitExceeded:  # named by the worker: the kernel refused it memory or a process
+            self.close()
+            raise
         except replies.ReplyError as err:
             self.close()
             raise SubmissionError(
@@ -186,7 +197,13 @@ class IsolatedSubmission(Submission):
         while not self._conn.poll(POLL_S):
             worker, now = self._worker, time.monotonic()
             measure = memory_gib is not None and now - measured >= MEMORY_POLL_S
-            alive, used = (False, None) if worker is None else worker.state(measure)
+            try:
+                alive, used = (False, None) if worker is None else worker.state(measure)
+            except ZygoteError as err:
+                self.close()
+                raise SubmissionError(
+                    f"{self.name}: during {step}, {err}; no record is written"
+                ) from None
             if not alive:
                 return  # recv() reports the end
             measured = now if measure else measured
@@ -194,15 +211,15 @@ class IsolatedSubmission(Submission):
             if step_s is not None and elapsed > step_s:
                 self.close()
                 raise LimitExceeded(
-                    f"{self.name}: {step} ran longer than limits.step_s={step_s:g} s; "
-                    "its worker was stopped and no record is written"
+                    f"{self.name}: {step} went over limits.step_s={step_s:g} s; its worker was "
+                    "stopped and no record is written"
                 )
             if memory_gib is not None and used is not None and used > memory_gib:
                 self.close()
                 raise LimitExceeded(
-                    f"{self.name}: {step} used {used:.2f} GiB, over limits.memory_gib="
-                    f"{memory_gib:g} (its processes' memory and its files in /tmp and /dev/shm); "
-                    "its worker was stopped and no record is written"
+                    f"{self.name}: {step} went over limits.memory_gib={memory_gib:g} (it held "
+                    f"{used:.2f} GiB in its processes and its files in /tmp and /dev/shm); its "
+                    "worker was stopped and no record is written"
                 )
 
     def close(self) -> None:
@@ -217,6 +234,14 @@ class IsolatedSubmission(Submission):
 
     def __del__(self) -> None:
         self.close()
+
+
+def _reply_bound(step: str, args: tuple[Any, ...], tasks: int) -> int:
+    """The longest reply ``step`` may send: predictions by the predicted cohort's ids."""
+    if step == "predict" and args and isinstance(args[0], Cohort):
+        cohort = args[0]
+        return replies.predictions_bound([*cohort.lesion_ids, *cohort.patient_ids], tasks)
+    return replies.MAX_MESSAGE
 
 
 def build(submission: Mapping[str, Any], seed: int) -> Submission:
@@ -253,11 +278,20 @@ def unpack_artefacts(data: bytes, folder: Path) -> None:
         raise SubmissionError(f"artefacts for {folder}: refused ({err})") from None
 
 
-def serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) -> None:
+def serve(
+    conn: Connection,
+    name: str,
+    submission: dict[str, Any],
+    seed: int,
+    limits: Limits = Limits(),
+    sandboxed: bool = False,
+) -> None:
     """The worker: build the model, then run the steps the parent sends until it says stop.
 
-    It leads a session of its own, so that its parent finds (counts, kills) what it starts."""
+    It leads a session of its own, so that its parent finds (counts, kills) what it starts, and
+    runs under the kernel's limits (:func:`kernel_limits`) before any submission code."""
     os.setsid()
+    kernel_limits(limits, sandboxed)
     model = None
     while True:
         try:
@@ -282,9 +316,54 @@ def serve(conn: Connection, name: str, submission: dict[str, Any], seed: int) ->
             del args
             replies.send_ok(conn, step, value)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-            replies.send_current_error(conn, exc)
+            replies.send_current_error(conn, _named_limit(exc, name, step, limits, sandboxed))
             if not isinstance(exc, Exception):
                 return
+
+
+def kernel_limits(limits: Limits, sandboxed: bool) -> None:
+    """The limits the kernel enforces on this worker, so that they hold even if the parent's
+    polling were held up: private memory (``RLIMIT_DATA``: heap and private mappings beyond what
+    the worker starts with, per process) and, in the sandbox, where the worker has a user
+    namespace of its own, its processes and threads (``RLIMIT_NPROC`` counts those of its user
+    there; outside it would count every process of the harness's user on the machine). The
+    parent's polling (:meth:`IsolatedSubmission._wait`) still counts what no rlimit sees: every
+    process together and the files in the worker's own /tmp."""
+    if limits.memory_gib is not None:
+        start = _vm_data_bytes()
+        cap = start + int(limits.memory_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    if sandboxed and limits.processes is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+
+def _vm_data_bytes() -> int:
+    """This process's private data (``VmData``): what it inherited from the server."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmData:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _named_limit(
+    exc: BaseException, name: str, step: str, limits: Limits, sandboxed: bool
+) -> BaseException:
+    """A failure the kernel's limits cause, as a :class:`LimitExceeded` naming the limit."""
+    if isinstance(exc, MemoryError) and limits.memory_gib is not None:
+        return LimitExceeded(
+            f"{name}: {step} went over limits.memory_gib={limits.memory_gib:g} (the kernel "
+            "refused it more memory); its worker was stopped and no record is written"
+        )
+    forked = isinstance(exc, BlockingIOError) or (
+        isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
+    )
+    if forked and sandboxed and limits.processes is not None:
+        return LimitExceeded(
+            f"{name}: {step} went over limits.processes={limits.processes} (processes and "
+            "threads; the kernel refused one more); its worker was stopped and no record is "
+            "written"
+        )
+    return exc
 
 
 def resolve_sandbox(requested: str) -> str:
@@ -304,16 +383,32 @@ def resolve_sandbox(requested: str) -> str:
 class ModelFactory:
     """``make_model`` for the protocol: ``factory()`` builds a model to fit and predict,
     ``factory.preparer()`` the one that prepares the cohorts (``benchmark/protocol.py``); they
-    differ in a sandbox only, where the preparer's worker alone may write the model's caches."""
+    differ in a sandbox only, where the preparer's worker alone may write the model's caches.
 
-    def __init__(self, build: Callable[[bool], Submission]) -> None:
+    One worker at a time: a new model first ends the previous model's worker, then the host's
+    page cache is dropped (``evict``, ``benchmark/page_cache.py``), so that which file pages
+    one worker read (an earlier fold's fit, or an earlier run's) tells the next one nothing."""
+
+    def __init__(
+        self, build: Callable[[bool], Submission], evict: Callable[[], object] | None = None
+    ) -> None:
         self._build = build
+        self._evict = evict
+        self._last: Submission | None = None
 
     def __call__(self) -> Submission:
-        return self._build(False)
+        return self._next(False)
 
     def preparer(self) -> Submission:
-        return self._build(True)
+        return self._next(True)
+
+    def _next(self, prepares: bool) -> Submission:
+        if isinstance(self._last, IsolatedSubmission):
+            self._last.close()
+        if self._evict is not None:
+            self._evict()
+        self._last = self._build(prepares)
+        return self._last
 
 
 @contextlib.contextmanager
@@ -345,8 +440,9 @@ def isolated_models(
             forkserver.ensure_running()
         yield ModelFactory(
             lambda _prepares: IsolatedSubmission(
-                name, lambda conn: _ForkserverWorker(conn, name, submission, seed), limits
-            )
+                name, lambda conn: _ForkserverWorker(conn, name, submission, seed, limits), limits
+            ),
+            lambda: page_cache.evict(),
         )
         return
     if mounts is None:
@@ -357,11 +453,13 @@ def isolated_models(
     def start(prepares: bool) -> IsolatedSubmission:
         read_only = [] if prepares else caches
         return IsolatedSubmission(
-            name, lambda conn: zygote.spawn(conn, read_only, name, submission, seed), limits
+            name,
+            lambda conn: zygote.spawn(conn, read_only, name, submission, seed, limits, True),
+            limits,
         )
 
     try:
-        yield ModelFactory(start)
+        yield ModelFactory(start, lambda: page_cache.evict())
     finally:
         zygote.close()
 

@@ -1,10 +1,14 @@
-"""A sandboxed worker's own namespaces: its own /tmp and /dev/shm, and no capability.
+"""A sandboxed worker's own namespaces: its own processes, /tmp and /dev/shm, and no capability.
 
 All workers of a run fork from one server in one bubblewrap sandbox (``benchmark/zygote.py``),
 whose /tmp is a single tmpfs: a fold's fit, which gets the labels of the patients other folds
 predict, could leave them there for a later fold's predict to read. So each worker, between the
-fork and the first line of submission code, enters a user namespace of its own (with mount, IPC
-and network namespaces), mounts fresh tmpfs on /tmp and /dev/shm and drops every capability.
+fork and the first line of submission code, enters a user namespace of its own (with mount, IPC,
+network and process namespaces), mounts fresh tmpfs on /tmp and /dev/shm and drops every
+capability. In a process namespace of its own (:func:`enter` makes it; the worker is the first
+process forked in it, its init) the worker cannot name, so cannot signal, the sandbox's server or
+the harness: stopping the server would stall the parent's checks of its time and memory. When the
+worker ends, the kernel kills whatever it started.
 
 What it inherits stays as the sandbox made it: the kernel locks mounts that come from a more
 privileged namespace, so the tmpfs that hides the data cannot be unmounted, nor a read-only
@@ -31,6 +35,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE = 0x400, 0x800, 0x1000, 0x4000, 0x40000
 MS_RELATIME = 0x200000
@@ -43,6 +48,8 @@ _KEPT_FLAGS = {
     os.ST_NODIRATIME: MS_NODIRATIME,
     os.ST_RELATIME: MS_RELATIME,
 }
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 CAPABILITY_VERSION_3 = 0x20080522
 
@@ -56,18 +63,33 @@ class NamespaceError(RuntimeError):
 
 
 def enter(read_only: Sequence[str] = ()) -> None:
-    """Give this process (a fresh worker) its own namespaces, /tmp and /dev/shm, the mounts at
-    ``read_only`` read-only; drop its capabilities. Raises :class:`NamespaceError` naming the
-    step that failed."""
+    """Give this process (a fresh worker's keeper) its own namespaces, /tmp and /dev/shm, the
+    mounts at ``read_only`` read-only; its next child is the first process of a process
+    namespace of its own, which calls :func:`become_worker`. Raises :class:`NamespaceError`
+    naming the step that failed."""
     try:
         _enter(read_only)
     except OSError as err:  # the steps that _check and _write do not name
         _fail("set up its namespaces", str(err))
 
 
+def become_worker() -> None:
+    """In the keeper's child: die with the keeper and drop every capability."""
+    # SIGKILL when the keeper ends (were it killed before this line, the server's next clear-up
+    # kills the worker: it sees every process of the sandbox).
+    _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "die with its keeper")
+    _drop_capabilities()
+
+
+def protect_server() -> None:
+    """Make this process (the sandbox's server) not dumpable: a worker runs as the same user, and
+    could otherwise write the server's memory through ``/proc/<pid>/mem``."""
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "make the server not dumpable")
+
+
 def _enter(read_only: Sequence[str]) -> None:
     uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
     _check(_libc.unshare(flags), "unshare a user namespace (nested user namespaces disabled?)")
     _write("/proc/self/setgroups", "deny")  # required before an unprivileged gid_map
     _write("/proc/self/uid_map", f"{uid} {uid} 1")
@@ -81,7 +103,10 @@ def _enter(read_only: Sequence[str]) -> None:
         flags |= sum(flag for st, flag in _KEPT_FLAGS.items() if kept & st)
         _check(_libc.mount(None, path.encode(), None, flags, None), f"make {path} read-only")
     os.chdir(os.getcwd())  # the sandbox's /tmp may be the working directory: leave it
-    _drop_capabilities()
+    # The server is not dumpable (:func:`protect_server`) and a fork keeps that flag, which would
+    # hide the keeper's and its worker's figures (memory, /tmp) from the server. The keeper keeps
+    # its capabilities in its own namespace, so its capability-less worker cannot trace it.
+    _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "make its figures readable")
 
 
 def _fresh_tmpfs(folder: str) -> None:
@@ -158,4 +183,4 @@ def _fail(step: str, reason: str) -> NoReturn:
     )
 
 
-__all__ = ["NamespaceError", "enter"]
+__all__ = ["NamespaceError", "become_worker", "enter", "protect_server"]

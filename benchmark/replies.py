@@ -14,13 +14,17 @@ import builtins
 import importlib
 import json
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
 import pandas as pd
 
-MAX_REPLY = 1 << 30  # bytes: predictions are kilobytes, a deep model's artefacts megabytes
+# Every reply is bounded before it is read into memory (multiprocessing checks a message's
+# length first): a message by what a valid one can hold (predictions: by the predicted cohort's
+# ids, :func:`predictions_bound`), a fit's artefacts by what a model keeps (weights: megabytes).
+MAX_MESSAGE = 1 << 20  # tasks, an acknowledgement, an exception with its traceback
+MAX_ARTEFACTS = 1 << 28  # 256 MiB
 
 
 class ReplyError(RuntimeError):
@@ -65,10 +69,17 @@ def send_current_error(conn: Connection, exc: BaseException) -> None:
     send_error(conn, exc)
 
 
-def receive(conn: Connection) -> Any:
+def predictions_bound(ids: Iterable[str], tasks: int) -> int:
+    """The longest valid predictions reply for ``ids`` and ``tasks`` tasks: each id with a float
+    (JSON: at most 24 characters) and separators, per task, plus an exception's room."""
+    return MAX_MESSAGE + tasks * sum(len(str(i).encode()) + 40 for i in ids)
+
+
+def receive(conn: Connection, max_bytes: int = MAX_MESSAGE) -> Any:
     """The value of the worker's next reply; its exception raised. Raises :class:`ReplyError`
-    for anything the harness's worker code would not have sent."""
-    payload = _json(_recv(conn))
+    for anything the harness's worker code would not have sent, and for a message longer than
+    ``max_bytes`` before reading it."""
+    payload = _json(_recv(conn, max_bytes))
     status = payload.get("status")
     if status == "error":
         raise _exception(payload)
@@ -76,7 +87,7 @@ def receive(conn: Connection) -> Any:
     if status != "ok" or kind not in ("bytes", "predictions", "tasks", "none"):
         raise ReplyError(f"a reply of unknown status {status!r} or kind {kind!r}")
     if kind == "bytes":
-        return _recv(conn)
+        return _recv(conn, MAX_ARTEFACTS)
     if kind == "tasks":
         return tuple(str(t) for t in _list(payload.get("value")))
     if kind == "predictions":
@@ -84,12 +95,14 @@ def receive(conn: Connection) -> Any:
     return None
 
 
-def _recv(conn: Connection) -> bytes:
+def _recv(conn: Connection, max_bytes: int) -> bytes:
     try:
-        return conn.recv_bytes(MAX_REPLY)
+        return conn.recv_bytes(max_bytes)
     except OSError as err:
         if "bad message length" in str(err):  # multiprocessing's word for one over the limit
-            raise ReplyError(f"a reply of over {MAX_REPLY} bytes") from None
+            raise ReplyError(
+                f"a reply of over {max_bytes} bytes, more than a valid one can be"
+            ) from None
         raise
 
 
@@ -176,4 +189,13 @@ def _exception(payload: Mapping[str, Any]) -> BaseException:
     return exc
 
 
-__all__ = ["MAX_REPLY", "ReplyError", "receive", "send_current_error", "send_error", "send_ok"]
+__all__ = [
+    "MAX_ARTEFACTS",
+    "MAX_MESSAGE",
+    "ReplyError",
+    "predictions_bound",
+    "receive",
+    "send_current_error",
+    "send_error",
+    "send_ok",
+]

@@ -33,6 +33,11 @@ from benchmark import namespaces, replies
 from benchmark.memory import held_gib, kill_session, live_processes
 
 MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
+# How long the parent waits for an answer: the first (the server imports the model's libraries)
+# and every later one (a spawn first kills what earlier workers left: up to 10 s). A server that
+# does not answer in time is stopped with its sandbox, so no worker can stall the parent's checks.
+PRELOAD_TIMEOUT_S = 600.0
+REQUEST_TIMEOUT_S = 60.0
 
 
 class ZygoteError(RuntimeError):
@@ -65,17 +70,37 @@ class Zygote:
         socket.send_fds(self._socket, [pickle.dumps((op, tuple(args)))], fds)
 
     def request(self, op: str, *args: Any, fd: int | None = None) -> Any:
-        """Send one request (with ``fd`` passed along) and return the zygote's answer."""
+        """Send one request (with ``fd`` passed along) and return the zygote's answer; a server
+        that does not answer in time is stopped with its sandbox (:class:`ZygoteError`)."""
         with self._lock:
             try:
                 while self._unanswered:
-                    self._answer(self._socket.recv(MAX_MESSAGE), "preload")
+                    self._socket.settimeout(PRELOAD_TIMEOUT_S)
+                    self._answer(self._receive("preload"), "preload")
                     self._unanswered -= 1
+                self._socket.settimeout(REQUEST_TIMEOUT_S)
                 self._send(op, args, fd)
-                answer = self._socket.recv(MAX_MESSAGE)
+                answer = self._receive(op)
             except OSError as err:
                 raise ZygoteError(f"the sandbox's server is gone ({err})") from None
         return self._answer(answer, op)
+
+    def _receive(self, op: str) -> bytes:
+        try:
+            return self._socket.recv(MAX_MESSAGE)
+        except TimeoutError:
+            timeout = self._socket.gettimeout()
+            self.kill()
+            raise ZygoteError(
+                f"the sandbox's server did not answer {op} within {timeout:g} s; the sandbox "
+                "and every process in it were stopped"
+            ) from None
+
+    def kill(self) -> None:
+        """Stop the sandbox now (its first process takes every other one with it)."""
+        process = getattr(self, "_process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def _answer(self, answer: bytes, op: str) -> Any:
         if not answer:
@@ -121,10 +146,7 @@ class ZygoteWorker:
         zygote."""
         if self.exitcode is not None:
             return False, None
-        try:
-            code, held = self._zygote.request("status", self.pid, memory)
-        except ZygoteError:
-            code, held = -signal.SIGKILL, None
+        code, held = self._zygote.request("status", self.pid, memory)
         self.exitcode = code
         return code is None, held
 
@@ -184,29 +206,13 @@ class _Server:
                 importlib.import_module(name)
 
     def spawn(self, fds: list[int], read_only: list[str], *args: Any) -> int:
+        """Fork a keeper that enters the worker's namespaces and forks the worker, the first
+        process of a process namespace of its own (``benchmark/namespaces.py``); the keeper waits
+        for it and ends with its status. Returns the keeper's pid, the worker's handle here."""
         self.clear()
         pid = os.fork()
-        if pid == 0:  # the worker
-            code = 0
-            try:
-                self.control.close()
-                conn = Connection(fds[0])
-                try:
-                    namespaces.enter(read_only)  # its own /tmp, before any submission code
-                except namespaces.NamespaceError as err:
-                    # the parent's first call raises it
-                    replies.send_error(conn, ZygoteError(str(err)))
-                    raise
-                from benchmark.isolation import serve
-
-                serve(conn, *args)
-            except BaseException:  # noqa: BLE001 - serve reports failures over its pipe
-                code = 1
-            finally:
-                for stream in (sys.stdout, sys.stderr):
-                    with contextlib.suppress(Exception):
-                        stream.flush()
-                os._exit(code)
+        if pid == 0:
+            _keep(self.control, fds[0], read_only, args)
         os.close(fds[0])
         return pid
 
@@ -245,11 +251,55 @@ class _Server:
                 return  # the run ended before its first request (a reused record, bad data)
 
 
+def _keep(control: socket.socket, fd: int, read_only: list[str], args: tuple[Any, ...]) -> None:
+    """The keeper: the worker's namespaces, then the worker, then the worker's status."""
+    code = 1
+    try:
+        control.close()
+        conn = Connection(fd)
+        try:
+            namespaces.enter(read_only)  # before any submission code
+        except namespaces.NamespaceError as err:
+            replies.send_error(conn, ZygoteError(str(err)))  # the parent's first call raises it
+            raise
+        worker = os.fork()
+        if worker == 0:
+            _work(conn, args)
+        conn.close()  # the parent sees the pipe close when the worker ends
+        _, status = os.waitpid(worker, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:  # killed: end the same way, so that the parent reads the signal
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+    except BaseException:  # noqa: BLE001 - the worker reports failures over its pipe
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _work(conn: Connection, args: tuple[Any, ...]) -> None:
+    """The worker, process 1 of its own namespace: serve the model until the parent says stop."""
+    code = 0
+    try:
+        namespaces.become_worker()
+        from benchmark.isolation import serve
+
+        serve(conn, *args)
+    except BaseException:  # noqa: BLE001 - serve reports failures over its pipe
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
 def _other_processes() -> list[int]:
     """Live processes in the sandbox's process namespace, but bwrap's (1) and this one."""
     return [pid for pid in live_processes() if pid not in (1, os.getpid())]
 
 
 def main(argv: Sequence[str]) -> None:
+    namespaces.protect_server()
     control = socket.socket(fileno=int(argv[0]))
     _Server(control).serve_forever()

@@ -128,11 +128,13 @@ CHILD_MARK = "nsclc-io-bench-child-hog"  # in the child's command line, for the 
 
 
 class ChildHog(_Cheat):
-    """A runaway predict whose memory is in a process it starts: ~1 GiB there, none in itself."""
+    """A runaway predict whose memory is in processes it starts: three of ~0.3 GiB, each under
+    any per-process limit, none in itself."""
 
     def found(self, cohort: Cohort) -> pd.Series | None:
-        hold = f"block = b'x' * 2**30; import time; time.sleep(60)  # {CHILD_MARK}"
-        subprocess.Popen([sys.executable, "-c", hold])
+        hold = f"block = b'x' * (300 * 2**20); import time; time.sleep(60)  # {CHILD_MARK}"
+        for _ in range(3):
+            subprocess.Popen([sys.executable, "-c", hold])
         time.sleep(30)
 
 
@@ -445,3 +447,183 @@ class Inspector(_Cheat):
     def found(self, cohort: Cohort) -> pd.Series | None:
         status = [line.split(":\t") for line in Path("/proc/self/status").read_text().splitlines()]
         raise RuntimeError(json.dumps({k: v for k, v in status if k.startswith(("Cap", "NoNew"))}))
+
+
+def _other_pids() -> list[int]:
+    """Every process this one's /proc shows but itself: its number there, and its number for
+    ``kill`` (they differ when /proc belongs to an outer process namespace)."""
+    me = {int(os.readlink("/proc/self")), os.getpid()}
+    return sorted(int(p.name) for p in Path("/proc").glob("[0-9]*") if int(p.name) not in me)
+
+
+class Signaller(_Cheat):
+    """(l) Finds which processes it could stop (signal 0 asks the kernel without sending) and
+    whose memory it could write (``/proc/<pid>/mem``), and fails its predict with the list."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        reach: dict[str, list[int]] = {"signal": [], "memory": []}
+        for pid in _other_pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, 0)
+                reach["signal"].append(pid)
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/mem", "r+b"):
+                reach["memory"].append(pid)
+        raise RuntimeError(json.dumps(reach))
+
+
+class Staller(_Cheat):
+    """(l') Stops every process it sees (the sandbox's server among them, where it can), so that
+    its parent's checks of time and memory would wait on a stopped server; then holds ~1.5 GiB in
+    its /tmp and sleeps."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        import signal
+
+        for pid in _other_pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+        with open(Path(tempfile.gettempdir()) / "scratch", "wb") as scratch:
+            for _ in range(96):
+                scratch.write(b"x" * 2**24)
+        time.sleep(60)
+
+
+class ThreadBomb(_Cheat):
+    """Starts threads until the kernel refuses one."""
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        import threading
+
+        for _ in range(100_000):
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+
+
+def _visible_text(*extra: object) -> str:
+    """Everything a worker can read that might name its run: its arguments and context, its
+    environment, every visible process's command line and environment, its input paths."""
+    parts = [repr(x) for x in extra] + [repr(dict(os.environ)), os.getcwd(), repr(sys.argv)]
+    for path in [*Path("/proc").glob("[0-9]*/cmdline"), *Path("/proc").glob("[0-9]*/environ")]:
+        with contextlib.suppress(OSError):
+            parts.append(path.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return "\n".join(parts)
+
+
+class DrawFinder(_Cheat):
+    """(m) Learns which draw of the simulator it is given: every number that follows "seed" in
+    what it can read (its config, fit context, environment, processes, paths), and the small
+    seeds, tried by simulating the tables and matching the patients' age, sex, ECOG and arm; on
+    a match it predicts the draw's labels."""
+
+    def __init__(self, profile: str, seed: int = 0, search: int = 24, **seen: object) -> None:
+        super().__init__(seed)
+        self.profile, self.search, self.seen = profile, search, seen
+        self.context: object = None
+
+    def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()):
+        self.context = context
+        return self
+
+    def candidates(self, cohort: Cohort) -> list[int]:
+        import re
+
+        text = _visible_text(self.seen, self.context, cohort.images)
+        found = [int(m) for m in re.findall(r"seed\D{0,3}(\d{1,20})", text)]
+        return list(dict.fromkeys([*found, *range(self.search)]))
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        from benchmark.data.simulator import load_profile
+        from benchmark.data.simulator.tables import simulate_tables
+
+        profile = load_profile(self.profile)
+        ours = cohort.patients
+        for seed in self.candidates(cohort):
+            tables = simulate_tables(profile, seed)[cohort.name]
+            theirs = tables.patients.set_index("patient_id").reindex(cohort.patient_ids)
+            numbers = [
+                (theirs[c].astype(float) == ours[c].astype(float)).all() for c in ("age", "ecog")
+            ]
+            texts = [(theirs[c].astype(str) == ours[c].astype(str)).all() for c in ("sex", "arm")]
+            if all(numbers) and all(texts):
+                labels = tables.lesions.set_index("lesion_id")["pd"]
+                return labels.reindex(cohort.lesion_ids).astype(float)
+        return None
+
+
+PAGE = 4096
+
+
+def _page_file() -> Path:
+    """The largest shared library of the virtual environment: big, read-only in the sandbox,
+    mostly never read (the same choice in every worker)."""
+    libraries = [p for p in Path(sys.prefix).resolve().rglob("*.so*") if p.is_file()]
+    site = [Path(p) for p in sys.path if "site-packages" in p]
+    libraries += [p for root in site for p in root.rglob("*.so*") if p.is_file()]
+    return max(libraries, key=lambda p: (p.stat().st_size, str(p)))
+
+
+def _pages(lesion: str, size: int) -> tuple[int, int]:
+    """The two pages that carry one lesion's label (the first: PD; the second: no PD), in the
+    last half of the file, away from what loading the library reads."""
+    import zlib
+
+    slots = size // PAGE // 4
+    first = size // PAGE // 2 + 2 * (zlib.crc32(lesion.encode()) % (slots - 1))
+    return first * PAGE, (first + 1) * PAGE
+
+
+class PageCacheCarrier(_Cheat):
+    """(n) A fit reads, for every training lesion, one of its two pages of a large read-only
+    file (which one: its label); a later fold's predict asks the kernel which of its lesions'
+    pages are cached (``preadv2`` with ``RWF_NOWAIT`` reads only what is in memory)."""
+
+    def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()):
+        path = _page_file()
+        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead around a page
+            for lesion, label in outcomes.lesion_pd.items():
+                os.pread(fd, 1, _pages(str(lesion), size)[0 if label else 1])
+        finally:
+            os.close(fd)
+        return self
+
+    def found(self, cohort: Cohort) -> pd.Series | None:
+        path = _page_file()
+        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY)
+        buffer = bytearray(1)
+
+        def cached(offset: int) -> bool:
+            try:
+                return os.preadv(fd, [buffer], offset, os.RWF_NOWAIT) == 1
+            except BlockingIOError:
+                return False
+
+        try:
+            scores = []
+            for lesion in cohort.lesion_ids:
+                pd_page, no_pd_page = _pages(lesion, size)
+                scores.append((1 + cached(pd_page) - cached(no_pd_page)) / 2)
+        finally:
+            os.close(fd)
+        return pd.Series(scores, index=cohort.lesion_ids, dtype=float)
+
+
+class FloodReply(_Cheat):
+    """(o) Answers its predict with a 200 MB message of its own on its pipe: a parent that
+    reads a reply before bounding it holds it all in memory first."""
+
+    def predict(self, cohort: Cohort) -> Predictions:
+        import struct
+
+        frame = sys._getframe()
+        while frame.f_code.co_name != "serve":
+            frame = frame.f_back
+        fd = frame.f_locals["conn"].fileno()
+        os.write(fd, struct.pack("!i", 200 * 2**20))  # multiprocessing's length header
+        chunk = b"x" * 2**20
+        with contextlib.suppress(OSError):
+            for _ in range(200):
+                os.write(fd, chunk)
+        os._exit(0)

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 from tiny_runs import model_config
 
-from benchmark import bwrap
+from benchmark import bwrap, page_cache
 from benchmark.data import layout
 from benchmark.isolation import LimitExceeded, Limits, isolated_models
 from benchmark.protocol import run_protocol
@@ -45,7 +45,7 @@ def mounts(cache_dir: Path, tiny_root: Path, tmp_path_factory) -> bwrap.Mounts:
         cache_dir=cache_dir,
         data_root=tiny_root,
         views=cache_dir / "views",
-        submission_caches=[],
+        submission_cache=None,
         project_root=PROJECT_ROOT,
     )
 
@@ -299,7 +299,7 @@ def test_a_hidden_folder_that_does_not_exist_yet_is_still_covered(tmp_path):
         cache_dir=project / ".cache",
         data_root=None,
         views=project / ".cache" / "views",
-        submission_caches=[],
+        submission_cache=None,
         project_root=project,
     )
     args = bwrap.command(mounts, ["true"])
@@ -318,7 +318,7 @@ def test_a_model_cache_that_would_show_the_data_is_refused(cache_dir, tiny_root)
                 cache_dir=cache_dir,
                 data_root=tiny_root,
                 views=cache_dir / "views",
-                submission_caches=[bad],
+                submission_cache=bad,
                 project_root=PROJECT_ROOT,
             )
     own = cache_dir / "radiomics"
@@ -326,7 +326,7 @@ def test_a_model_cache_that_would_show_the_data_is_refused(cache_dir, tiny_root)
         cache_dir=cache_dir,
         data_root=tiny_root,
         views=cache_dir / "views",
-        submission_caches=[own],
+        submission_cache=own,
         project_root=PROJECT_ROOT,
     )
     assert ok.writable == (own.resolve(),)
@@ -364,9 +364,9 @@ def test_a_worker_that_cannot_have_a_tmp_of_its_own_does_not_start(
 @pytest.mark.parametrize(
     ("target", "limits", "message"),
     [
-        ("Sleeper", Limits(step_s=1.0), r"Sleeper: predict ran longer than limits.step_s=1 s"),
-        ("Hog", Limits(memory_gib=0.5), r"Hog: predict used \d\.\d\d GiB, over limits.memory_gib"),
-        ("ChildHog", Limits(memory_gib=0.5), r"ChildHog: predict used \d\.\d\d GiB, over"),
+        ("Sleeper", Limits(step_s=1.0), r"Sleeper: predict went over limits.step_s=1 s"),
+        ("Hog", Limits(memory_gib=0.5), r"Hog: predict went over limits.memory_gib=0.5"),
+        ("ChildHog", Limits(memory_gib=0.5), r"ChildHog: predict went over limits.memory_gib=0.5"),
     ],
 )
 def test_a_runaway_step_is_stopped_with_the_limit_named(
@@ -400,6 +400,53 @@ def _processes_marked(mark: str, wait_s: float = 5.0) -> list[int]:
         time.sleep(0.1)
 
 
+def test_a_sandboxed_worker_can_neither_signal_nor_write_another_process(tiny_cohorts, mounts):
+    """(l): the worker runs as the sandbox's server's user. In a process namespace of its own
+    it cannot name the server (or anything else) to signal it, and the server is not dumpable,
+    so its memory is closed too. Outside the sandbox the same worker reaches its parent."""
+    reach = {}
+    for sandbox in ISOLATED:
+        mounts_here = mounts if sandbox == "bwrap" else None
+        with pytest.raises(RuntimeError) as info:
+            _external_auc(tiny_cohorts, "Signaller", sandbox, mounts_here)
+        reach[sandbox] = json.loads(str(info.value))
+    assert reach["bwrap"] == {"signal": [], "memory": []}
+    assert os.getpid() in reach["process"]["signal"]  # process is no sandbox
+
+
+def test_a_worker_that_stops_every_process_it_sees_is_still_stopped_at_its_limit(
+    tiny_cohorts, mounts
+):
+    """(l'): stopping the server would block the parent's memory and time checks (3 GiB held
+    for 35 s under a 1 GiB limit, before workers had a process namespace of their own); the
+    worker's SIGSTOPs reach nothing, and its /tmp files (which no rlimit sees) are caught by the
+    parent's polling. The sandbox then serves the next model."""
+    limits = Limits(step_s=30.0, memory_gib=1.0)
+    config = {"_target_": "attacks.Staller"}
+    with isolated_models("Staller", config, 0, "bwrap", limits, mounts) as make_model:
+        model = make_model()
+        model.fit(tiny_cohorts["pembro_rt"].cohort, tiny_cohorts["pembro_rt"].outcomes)
+        clock = time.monotonic()
+        with pytest.raises(LimitExceeded, match=r"Staller: predict went over limits.memory_gib=1"):
+            model.predict(tiny_cohorts["mdacc"].cohort)
+        assert time.monotonic() - clock < 25
+        assert make_model().tasks == ("lesion_pd",)  # the server still answers
+
+
+def test_a_worker_cannot_start_more_processes_than_its_limit(tiny_cohorts, mounts):
+    """The kernel counts a sandboxed worker's processes and threads (RLIMIT_NPROC in a user
+    namespace of its own); a thread bomb is refused and the run fails naming the limit."""
+    limits = Limits(processes=64)
+    config = {"_target_": "attacks.ThreadBomb"}
+    with isolated_models("ThreadBomb", config, 0, "bwrap", limits, mounts) as make_model:
+        model = make_model()
+        model.fit(tiny_cohorts["pembro_rt"].cohort, tiny_cohorts["pembro_rt"].outcomes)
+        with pytest.raises(
+            LimitExceeded, match=r"ThreadBomb: predict went over limits.processes=64"
+        ):
+            model.predict(tiny_cohorts["mdacc"].cohort)
+
+
 def test_files_in_a_workers_own_tmp_count_against_its_memory(tiny_cohorts, mounts):
     """In the sandbox a worker's /tmp is RAM (a tmpfs of its own), so its files are memory."""
     limits = Limits(memory_gib=0.5)
@@ -408,7 +455,9 @@ def test_files_in_a_workers_own_tmp_count_against_its_memory(tiny_cohorts, mount
     ):
         model = make_model()
         model.fit(tiny_cohorts["pembro_rt"].cohort, tiny_cohorts["pembro_rt"].outcomes)
-        with pytest.raises(LimitExceeded, match=r"TmpHog: predict used \d\.\d\d GiB, over"):
+        with pytest.raises(
+            LimitExceeded, match=r"TmpHog: predict went over limits.memory_gib=0.5 \(it held"
+        ):
             model.predict(tiny_cohorts["mdacc"].cohort)
 
 
@@ -432,6 +481,22 @@ def test_a_write_to_an_input_image_is_refused_or_fails_the_run(tiny_root, tmp_pa
         assert layout.scan(root).fingerprint == before  # read again, uncached
 
 
+@pytest.mark.parametrize(("data_seed", "auc"), [(23, 1.0), (8_812_345_671, 0.5)])
+def test_a_worker_learns_a_draw_only_by_searching_small_seeds(cache_dir, tmp_path, data_seed, auc):
+    """(m): a draw's labels follow from its seed, so the worker must not learn the seed. It
+    finds nothing that names it (config, fit context, environment, processes, paths; the run
+    folder is named by the seed, as a fresh draw's is), so only a search can find it: a small
+    seed (23) is found by simulating the tables and matching ages (AUC 1.0 on every cohort,
+    external too); a large private seed is not (chance). Before the harness withheld the run's
+    folder from a fit, ``data-seed<K>`` in the artefact path gave any seed away."""
+    cfg = model_config("cox_clinical", cache_dir, f"data.seed={data_seed}")
+    cfg.model.submission = OmegaConf.create({"_target_": "attacks.DrawFinder", "profile": "tiny"})
+    out = tmp_path / "fresh" / "tiny" / f"data-seed{data_seed}" / "DrawFinder"
+    record = run(cfg, out).record
+    found = {key: m["lesion_pd"]["auc"]["value"] for key, m in record["metrics"].items()}
+    assert found == dict.fromkeys(("pembro_rt_cv", "nivorad", "mdacc"), auc)
+
+
 def test_a_sandbox_closed_before_its_server_answers_ends_quietly(
     capfd: pytest.CaptureFixture,
 ) -> None:
@@ -444,3 +509,37 @@ def test_a_sandbox_closed_before_its_server_answers_ends_quietly(
     err = capfd.readouterr().err
     assert process.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_the_page_cache_carries_no_label_from_one_worker_to_the_next(
+    tiny_cohorts, mounts, monkeypatch
+):
+    """(n): a fit reads one of two pages per training lesion of a large read-only file; a later
+    fold's predict asks which are cached. Without dropping the page cache between workers that
+    reads the labels back (CV AUC > 0.9); the harness drops it where it may (root), and the
+    predict finds nothing (chance). Where it may not, the channel stays open, as README says."""
+    evicted = _external_auc(tiny_cohorts, "PageCacheCarrier", "bwrap", mounts)
+    if page_cache.can_evict():
+        assert evicted == CHANCE
+    else:
+        assert evicted["pembro_rt_cv"] > 0.9
+    monkeypatch.setattr(page_cache, "evict", lambda: None)
+    kept = _external_auc(tiny_cohorts, "PageCacheCarrier", "bwrap", mounts)
+    assert kept["pembro_rt_cv"] > 0.9 and kept["mdacc"] == 0.5
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_reply_longer_than_a_valid_one_is_refused_before_it_is_read(
+    tiny_cohorts, sandbox, request
+):
+    """(o): a predict reply is at most what the cohort's ids and tasks need (kilobytes here), so
+    a 200 MB one is refused from its length, before the harness reads it into memory."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        SubmissionError,
+        match=r"FloodReply: its worker sent, during predict, a reply of over \d+ bytes",
+    ):
+        _external_auc(tiny_cohorts, "FloodReply", sandbox, _mounts_for(sandbox, request))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
