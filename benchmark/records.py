@@ -131,14 +131,11 @@ def load_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def config_key(config: Mapping[str, Any], *, without: Iterable[str] = ()) -> str:
-    """Short hash of a resolved run config, minus what never changes a number.
-
-    Drops ``paths`` and :data:`VOLATILE_KEYS`, and masks the cache location inside values (a
-    radiomics cache path differs between machines, the features do not). Works on the plain
-    dict a record stores in ``provenance.config``. ``without`` drops further top-level keys
-    (``seed``, to group the seeds of one configuration).
-    """
+def masked_config(config: Mapping[str, Any], *, without: Iterable[str] = ()) -> dict[str, Any]:
+    """A resolved run config minus what never changes a number: ``paths`` and
+    :data:`VOLATILE_KEYS` dropped, the cache location masked inside values (a radiomics cache
+    path differs between machines, the features do not). ``without`` drops further top-level
+    keys (``seed``, to group the seeds of one configuration)."""
     paths = config.get("paths") or {}
     cache = str(paths.get("cache_dir") or "").rstrip("/")
 
@@ -152,7 +149,13 @@ def config_key(config: Mapping[str, Any], *, without: Iterable[str] = ()) -> str
         return node
 
     dropped = {"paths", *without}
-    body = {str(k): clean(v) for k, v in config.items() if k not in dropped}
+    return {str(k): clean(v) for k, v in config.items() if k not in dropped}
+
+
+def config_key(config: Mapping[str, Any], *, without: Iterable[str] = ()) -> str:
+    """Short hash of a resolved run config (:func:`masked_config`); works on the plain dict a
+    record stores in ``provenance.config``."""
+    body = masked_config(config, without=without)
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

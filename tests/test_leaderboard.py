@@ -48,6 +48,12 @@ def runs(cache_dir, tmp_path_factory) -> dict[str, Path]:
     return {k: tiny_run(m, s, cache_dir, tmp_path_factory).out for k, (m, s) in specs.items()}
 
 
+@pytest.fixture(autouse=True)
+def _harness_cache(cache_dir: Path, monkeypatch) -> None:
+    """``submit`` re-scores with the harness's own data: the session's tiny cohorts."""
+    monkeypatch.setenv("NSCLC_IO_BENCH_CACHE", str(cache_dir))
+
+
 @pytest.fixture(scope="module")
 def tiny_reference() -> Reference:
     return Reference.from_conf("tiny")
@@ -505,3 +511,90 @@ def test_the_runs_script_end_to_end_on_tiny_data(cache_dir: Path, tmp_path: Path
     script()
     assert record.stat().st_mtime_ns == written, "a finished run is not recomputed"
     assert (tmp_path / "board" / "README.md").read_text() == readme
+
+
+# --------------------------------------------------------------------------------------------
+# The hostile pull request: forged labels and metrics, unverified rows, hostile cards
+
+
+def test_submit_scores_with_the_harness_labels_not_the_files(
+    runs, models, tiny_reference, tmp_path
+):
+    """(6): ``submit`` scored a run's own ``label`` column, so a forged file could carry any
+    figure. Now the harness's labels must be the file's, and the record's metrics what the
+    harness's scoring gives its predictions."""
+    forged = tmp_path / "labels"  # a survival time moved: no figure the file gives changes
+    shutil.copytree(runs["cox0"], forged)
+    frame = read_predictions(forged / "predictions.csv")
+    first = frame.index[frame["task"] == "os"][0]
+    frame.loc[first, "time"] += 1e-6
+    frame.to_csv(forged / "predictions.csv", index=False)
+    row = frame.loc[first]
+    with pytest.raises(
+        RecordError,
+        match="its outcome columns are not the harness's labels: "
+        rf"{row['cohort']}/os id {row['id']}, column time",
+    ):
+        submit(forged, tmp_path / "results", tiny_reference, models)
+
+    metrics = tmp_path / "metrics"
+    shutil.copytree(runs["hgb0"], metrics)
+    record = json.loads((metrics / RECORD).read_text())
+    auc = record["metrics"]["mdacc"]["lesion_pd"]["auc"]
+    auc["ci95"] = [auc["ci95"][0], 1.0]
+    (metrics / RECORD).write_text(json.dumps(record))
+    with pytest.raises(
+        RecordError,
+        match=r"its metrics are not what the harness scores from its "
+        r"predictions: metrics.mdacc.lesion_pd.auc.ci95\[1\]",
+    ):
+        submit(metrics, tmp_path / "results", tiny_reference, models)
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_unverified_record_shows_its_figures_without_a_rank(runs, tiny_reference, tmp_path):
+    """(6): a record nothing re-ran (a GPU record; marked in unverified.yaml) took rank 1 with
+    AUC 1.000. Now it is listed after the ranked rows, with no rank, P(best) or difference."""
+    root = _board(tmp_path, runs)
+    (root / "unverified.yaml").write_text("hgb_radiomics_clinical__seed0: 'trained on our <GPU>'\n")
+    assert _cli(root, "--no-figures") == 0
+    readme = (root / "README.md").read_text()
+    rows = [
+        line for line in readme.splitlines() if line.startswith("| ") and "hgb_radiomics" in line
+    ]
+    cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+    assert cells[0] == "" and cells[2].startswith("**unverified** [^")
+    assert cells[6:9] == ["", "", "—"]  # rank interval, P(best), difference to #1
+    assert "unverified: trained on our &lt;GPU&gt;" in readme
+    ranked = [
+        line for line in readme.splitlines() if line.startswith("| 1 | cox_clinical | re-run |")
+    ]
+    assert ranked
+    (root / "unverified.yaml").write_text("nope__seed0: x\n")
+    assert _cli(root, "--no-figures") == 2  # a mark must name a record on the board
+
+
+HOSTILE = "Eve | </td><script>alert(1)</script><img src=x onerror=alert(2)>\n# Owned [x](http://e)"
+
+
+def test_a_hostile_model_card_renders_as_text(runs, tmp_path, monkeypatch):
+    """(9): card fields went into the board's tables unescaped: a ``|`` broke the table, a
+    newline and ``#`` made a heading, HTML and links went through."""
+    import yaml
+
+    from benchmark.leaderboard import table
+
+    root = _board(tmp_path, runs)
+    card = yaml.safe_load((PROJECT / "submissions" / "_template" / "model_card.yaml").read_text())
+    card["authors"] = [{"name": HOSTILE}]
+    card["license"] = "MIT | <b>x</b>"
+    monkeypatch.setattr(table, "load_model_card", lambda folder: card)
+    assert _cli(root, "--no-figures") == 0
+    readme = (root / "README.md").read_text()
+    row = next(
+        line for line in readme.splitlines() if line.startswith("| hgb_radiomics_clinical |")
+    )
+    assert len(row.split(" | ")) == 6  # the models table's 6 cells: no | got through
+    assert "<script" not in readme and "<img" not in readme and "<b>" not in readme
+    assert "&lt;script&gt;" in row and "\\[x\\](http://e)" in row and "MIT \\|" in row
+    assert not any(line.startswith("# Owned") for line in readme.splitlines())

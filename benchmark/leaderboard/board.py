@@ -7,13 +7,14 @@ files always give the same board.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from benchmark.catalog import ModelEntry, by_name
+from benchmark.leaderboard.checks import MARKS, Check, how_checked, load_marks, model_check
 from benchmark.leaderboard.datasets import SiteDataset, load_datasets
 from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
 from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
@@ -42,6 +43,7 @@ class Paths:
     figures: Path
     fresh: Path  # <model>.json: figures over fresh data draws (leaderboard/fresh_aggregate.py)
     datasets: Path  # <name>.yaml + <name>.json: site boards of private data (.datasets)
+    marks: Path  # unverified.yaml: records nothing here can re-run (.checks)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
@@ -53,6 +55,7 @@ class Paths:
             root / "figures",
             root / "fresh",
             root / "datasets",
+            root / MARKS,
         )
 
 
@@ -86,6 +89,11 @@ class Board:
     models: dict[str, ModelEntry] = field(default_factory=dict)
     fresh: dict[str, Fresh] = field(default_factory=dict)  # model -> its fresh-draw aggregate
     sites: list[SiteDataset] = field(default_factory=list)  # registered private datasets
+    checks: dict[str, Check] = field(default_factory=dict)  # model -> how CI checks its records
+
+    def ranked(self, model: str) -> bool:
+        """Whether the model takes a rank: every record of it was re-run (``.checks``)."""
+        return model not in self.checks or self.checks[model].ranked
 
     def runs(self, cohort: str, task: str) -> dict[str, list[tuple[int, pd.DataFrame]]]:
         """model -> [(seed, predictions of this cohort and task, in file order)], seeds sorted."""
@@ -104,8 +112,14 @@ def _section(
     runs = board.runs(cohort, task)
     if not runs:
         return None
-    boot = reference.protocol["bootstrap"]
-    standings = rank_models(task, runs, n_boot=int(boot["n_boot"]), seed=int(boot["seed"]))
+    boot = {"n_boot": int(reference.protocol["bootstrap"]["n_boot"])}
+    boot["seed"] = int(reference.protocol["bootstrap"]["seed"])
+    ranked = {m: r for m, r in runs.items() if board.ranked(m)}
+    standings = rank_models(task, ranked, **boot)
+    # An unverified model shows its own figures, after the ranked ones, without a rank.
+    for model in sorted(set(runs) - set(ranked)):
+        (alone,) = rank_models(task, {model: runs[model]}, **boot)
+        standings.append(replace(alone, rank=None, rank_median=None, rank_ci95=None, p_best=None))
     secondary = {
         model: rows[(model, cohort, task, SECONDARY_METRIC[task])]
         for model in runs
@@ -133,10 +147,17 @@ def assemble(
     models: dict[str, ModelEntry],
     fresh: dict[str, Fresh] | None = None,
     sites: list[SiteDataset] | None = None,
+    marks: dict[str, str] | None = None,
 ) -> Board:
-    """Rank every (cohort, task) of the protocol that some record scored."""
+    """Rank every (cohort, task) of the protocol that some record scored; models with a record
+    nobody re-ran (``marks``, GPU records) are shown without a rank."""
     fresh, sites = fresh or {}, sites or []
-    board = Board(reference, entries, [], throughput, models, fresh, sites)
+    per_model: dict[str, list[Check]] = defaultdict(list)
+    for entry in sorted(entries, key=lambda e: e.path.name):
+        stem = entry.path.name.removesuffix(".json")
+        per_model[entry.model].append(how_checked(stem, entry.record, marks or {}))
+    checks = {model: model_check(found) for model, found in per_model.items()}
+    board = Board(reference, entries, [], throughput, models, fresh, sites, checks)
     rows = {
         (r.model, r.cohort, r.task, r.metric): r
         for r in aggregate_seeds([e.record for e in entries])
@@ -147,7 +168,7 @@ def assemble(
             section = _section(cohort, task, entries, reference, rows, board)
             if section is not None:
                 sections.append(section)
-    return Board(reference, entries, sections, throughput, models, fresh, sites)
+    return Board(reference, entries, sections, throughput, models, fresh, sites, checks)
 
 
 def load_board(paths: Paths, reference: Reference) -> Board:
@@ -172,7 +193,13 @@ def load_board(paths: Paths, reference: Reference) -> Board:
         problems += more
     sites, more = load_datasets(paths.datasets, reference.protocol)
     problems += more
+    marks, more = load_marks(paths.marks)
+    problems += more
+    stems = {e.path.name.removesuffix(".json") for e in entries}
+    problems += [
+        f"{paths.marks}: {stem}: no such record on the board" for stem in sorted(set(marks) - stems)
+    ]
     if problems:
         raise LeaderboardError(problems)
     on_board = {m: models[m] for m in sorted(configs)}
-    return assemble(entries, reference, throughput, on_board, fresh, sites)
+    return assemble(entries, reference, throughput, on_board, fresh, sites, marks)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
+
+# What GitHub's Markdown reads as markup inside a line: code spans, links and images, table
+# cells, strike-through, escapes; and a heading where a line starts with #. (Emphasis is left
+# alone: it only styles text, and identifiers such as samples_per_s stay readable.)
+_MARKUP = re.compile(r"([\\`\[\]|~])")
 
 METRIC_TITLE = {
     "auc": "AUC",
@@ -15,6 +22,14 @@ TASK_TITLE = {
     "os": "Overall survival",
     "pfs": "Progression-free survival",
 }
+
+
+def text(value: Any) -> str:
+    """Text a contributor wrote (a model card, a record, a registration) as literal Markdown:
+    one line, HTML escaped (``<script>``, ``<img onerror=...>`` show as text), markup escaped
+    (``|`` cannot end a table cell, ``[x](y)`` is no link, a leading ``#`` no heading)."""
+    line = _MARKUP.sub(r"\\\1", html.escape(" ".join(str(value).split()), quote=False))
+    return "\\" + line if line.startswith("#") else line
 
 
 def num(value: float | None, digits: int = 3) -> str:

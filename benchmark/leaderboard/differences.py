@@ -81,7 +81,7 @@ def max_prediction_difference(committed: pd.DataFrame, rerun: pd.DataFrame) -> f
     return float(np.nanmax(np.abs(a - b)))
 
 
-def _first_value_difference(a: Any, b: Any, where: str, tolerance: float) -> str | None:
+def first_value_difference(a: Any, b: Any, where: str, tolerance: float) -> str | None:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in [*a, *(k for k in b if k not in a)]:
             here = f"{where}.{key}"
@@ -89,13 +89,13 @@ def _first_value_difference(a: Any, b: Any, where: str, tolerance: float) -> str
                 return f"{here}: in the committed record, not in the re-run's"
             if key not in a:
                 return f"{here}: in the re-run's record, not in the committed one"
-            found = _first_value_difference(a[key], b[key], here, tolerance)
+            found = first_value_difference(a[key], b[key], here, tolerance)
             if found:
                 return found
         return None
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_value_difference(x, y, f"{where}[{i}]", tolerance)
+            found = first_value_difference(x, y, f"{where}[{i}]", tolerance)
             if found:
                 return found
         return None
@@ -115,10 +115,15 @@ def first_record_difference(
     for section in RECORD_SECTIONS:
         source = committed if section in ("metrics", "oracle") else committed["provenance"]
         target = rerun if section in ("metrics", "oracle") else rerun["provenance"]
-        found = _first_value_difference(source[section], target[section], section, tolerance)
+        found = first_value_difference(source[section], target[section], section, tolerance)
         if found:
             return found
     return None
 
 
-__all__ = ["first_prediction_difference", "first_record_difference", "max_prediction_difference"]
+__all__ = [
+    "first_prediction_difference",
+    "first_record_difference",
+    "first_value_difference",
+    "max_prediction_difference",
+]

@@ -23,6 +23,7 @@ from benchmark.leaderboard.cells import (
     rank_interval,
     short_commit,
     signed,
+    text,
 )
 from benchmark.leaderboard.datasets import SiteDataset
 from benchmark.records import model_config_key
@@ -79,11 +80,11 @@ def _site(board: Board, site: SiteDataset) -> str:
     rules = record["suppression"]
     failed = {m: v["failed_seeds"] for m, v in record["models"].items() if v.get("failed_seeds")}
     lines = [
-        f"### {site.name}",
+        f"### {text(site.name)}",
         "",
-        f"{reg['description']}",
+        f"{text(reg['description'])}",
         "",
-        f"- **Held by** {reg['holder']}; registered in [datasets/{site.path.name}]"
+        f"- **Held by** {text(reg['holder'])}; registered in [datasets/{site.path.name}]"
         f"(datasets/{site.path.name}), site record [datasets/{site.name}.json]"
         f"(datasets/{site.name}.json).",
         f"- **Data** fingerprint `{record['data_fingerprint']}`; protocol "

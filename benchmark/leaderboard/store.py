@@ -3,7 +3,8 @@
 :func:`load_entries` reads every record and refuses, with the file and the reason, any that is
 invalid, stale (other data or protocol), not re-runnable (unknown model, the template), without
 its predictions, or at odds with the other records. :func:`submit` applies the same rules to a
-run folder before it copies the run in, atomically, under its canonical name.
+run folder before it copies the run in, atomically, under its canonical name, and scores its
+predictions with the harness's own labels (``benchmark/leaderboard/rescore.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from benchmark.leaderboard.predictions import (
     predictions_problems,
     read_predictions,
 )
+from benchmark.leaderboard.rescore import rescore_problems
 from benchmark.records import (
     RecordError,
     Reference,
@@ -154,7 +156,10 @@ def submit(
     problems = record_problems(record)
     if problems:
         raise RecordError(source, problems)
-    reasons, _ = _entry_problems(record, run_dir / PREDICTIONS, reference, models)
+    reasons, frame = _entry_problems(record, run_dir / PREDICTIONS, reference, models)
+    if reasons:
+        raise RecordError(source, reasons)
+    reasons = rescore_problems(record, frame, reference)  # the harness's labels, not the file's
     if reasons:
         raise RecordError(source, reasons)
 

@@ -21,7 +21,9 @@ from benchmark.leaderboard.cells import (
     rank_interval,
     short_commit,
     signed,
+    text,
 )
+from benchmark.leaderboard.checks import Check
 from benchmark.leaderboard.figures import planned_figures
 from benchmark.leaderboard.fresh_aggregate import Fresh, flagged
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
@@ -57,7 +59,19 @@ def _fresh(value: float | None, found: Fresh | None, cohort: str, task: str) -> 
     return text + (f" {FLAG}" if flagged(value, metric) else "")
 
 
-def _section(section: Section, notes: list[str], fresh: dict[str, Fresh]) -> str:
+def _checked(check: Check | None, notes: list[str]) -> str:
+    """How the row was checked (``benchmark/leaderboard/checks.py``); why, for an unverified."""
+    if check is None:
+        return ""
+    if check.ranked:
+        return check.kind
+    notes.append(f"unverified: {text(check.reason)}")
+    return f"**{check.kind}** [^{len(notes)}]"
+
+
+def _section(
+    section: Section, notes: list[str], fresh: dict[str, Fresh], checks: dict[str, Check]
+) -> str:
     primary, secondary = section.primary, section.secondary_metric
     unit = "lesions" if section.task == "lesion_pd" else "patients"
     positive = "with PD" if section.task == "lesion_pd" else "events"
@@ -66,10 +80,10 @@ def _section(section: Section, notes: list[str], fresh: dict[str, Fresh]) -> str
         "",
         f"n = {section.n} {unit}, {section.n_positive} {positive}.",
         "",
-        f"| # | model | {METRIC_TITLE[primary]} | fresh draws (n) | 95% CI (pooled) "
+        f"| # | model | checked | {METRIC_TITLE[primary]} | fresh draws (n) | 95% CI (pooled) "
         f"| rank [95% interval] | P(best) | Δ vs #1 [95% CI] | {METRIC_TITLE[secondary]} "
         "| seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in section.standings:
         value = mean_sd(s.value, s.sd)
@@ -77,8 +91,9 @@ def _section(section: Section, notes: list[str], fresh: dict[str, Fresh]) -> str
             notes.append(f"{s.model} on `{section.cohort}`/{section.task}: {s.not_computable}")
             value += f" [^{len(notes)}]"
         drawn = _fresh(s.value, fresh.get(s.model), section.cohort, section.task)
+        checked = _checked(checks.get(s.model), notes)
         lines.append(
-            f"| {s.rank or ''} | {s.model} | {value} | {drawn} | {ci(s.ci95)} "
+            f"| {s.rank or ''} | {s.model} | {checked} | {value} | {drawn} | {ci(s.ci95)} "
             f"| {rank_interval(s.rank_median, s.rank_ci95)} "
             f"| {'' if s.p_best is None else f'{s.p_best:.2f}'} "
             f"| {signed(s.diff_to_top, s.diff_ci95)} "
@@ -88,8 +103,8 @@ def _section(section: Section, notes: list[str], fresh: dict[str, Fresh]) -> str
     if section.oracle:
         top, other = section.oracle.get(primary, {}), section.oracle.get(secondary, {})
         lines.append(
-            f"| | *oracle (simulator truth)* | {num(top.get('value'))} | | {ci(top.get('ci95'))} "
-            f"| | | | {num(other.get('value')) if other else ''} | |"
+            f"| | *oracle (simulator truth)* | | {num(top.get('value'))} | "
+            f"| {ci(top.get('ci95'))} | | | | {num(other.get('value')) if other else ''} | |"
         )
     return "\n".join(lines) + "\n"
 
@@ -115,8 +130,8 @@ def _models(board: Board) -> str:
         if entry.folder is not None:
             try:
                 card = load_model_card(entry.folder)
-                authors = ", ".join(a.get("name", "") for a in card.get("authors", []))
-                license_ = str(card.get("license", ""))
+                authors = ", ".join(text(a.get("name", "")) for a in card.get("authors", []))
+                license_ = text(card.get("license", ""))
             except ValueError:
                 authors = "(model card unreadable)"
         source = _source(entry, record["provenance"]["config"])
@@ -128,8 +143,8 @@ def _models(board: Board) -> str:
 
 def _hardware(hardware: dict[str, Any]) -> str:
     if hardware.get("gpu"):
-        return str(hardware["gpu"])
-    return f"{hardware.get('cpu', 'cpu')} ({hardware.get('usable_cpus') or '?'} CPUs)"
+        return text(hardware["gpu"])
+    return f"{text(hardware.get('cpu', 'cpu'))} ({text(hardware.get('usable_cpus') or '?')} CPUs)"
 
 
 def _records(board: Board) -> str:
@@ -139,9 +154,9 @@ def _records(board: Board) -> str:
     ]
     for e in sorted(board.entries, key=lambda e: e.path.name):
         prov = e.record["provenance"]
-        commit = short_commit(prov["git_commit"])
+        commit = text(short_commit(prov["git_commit"]))
         lines.append(
-            f"| [{e.path.name}](results/{e.path.name}) | {e.model} | {e.seed} | `{commit}` "
+            f"| [{e.path.name}](results/{e.path.name}) | {e.model} | {e.seed} | {commit} "
             f"| {prov['duration_s']:.0f} | {_hardware(prov['hardware'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -231,7 +246,7 @@ def render_readme(board: Board) -> str:
         if section.cohort != cohort:
             cohort = section.cohort
             parts.append(f"## {cohort_title(cohort, board.reference.protocol)}\n")
-        parts.append(_section(section, notes, board.fresh))
+        parts.append(_section(section, notes, board.fresh, board.checks))
     if notes:
         parts.append("\n".join(f"[^{i}]: {note}" for i, note in enumerate(notes, 1)) + "\n")
     if board.entries:

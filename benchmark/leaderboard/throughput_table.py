@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.leaderboard.cells import text
 from benchmark.records import RecordError, parse_record
 from benchmark.schemas import THROUGHPUT_SCHEMA_ID, THROUGHPUT_V1, schema_errors
 
@@ -80,8 +81,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+        return text(json.dumps(value, sort_keys=True))
+    return text(value)
 
 
 def _hardware(hardware: dict[str, Any]) -> str:
@@ -97,7 +98,7 @@ def _hardware(hardware: dict[str, Any]) -> str:
 def _rate(row: dict[str, Any] | None) -> str:
     if row is None or not row.get("samples_per_s"):
         return ""
-    return f"{_cell(row['samples_per_s'])} {row.get('unit') or 'samples'}/s"
+    return f"{_cell(row['samples_per_s'])} {_cell(row.get('unit') or 'samples')}/s"
 
 
 def _summary_row(item: ThroughputRecord) -> list[str]:
@@ -133,10 +134,14 @@ def _summary_row(item: ThroughputRecord) -> list[str]:
     ratio = ""
     if same and warm and warm.get("samples_per_s"):
         ratio = f"{warm['samples_per_s'] / same[0]['samples_per_s']:.2f}"
-    mode = f" ({best['precision']}, {best['layout']}, batch {best['batch']})" if best else ""
+    mode = ""
+    if best:
+        mode = (
+            f" ({_cell(best['precision'])}, {_cell(best['layout'])}, batch {_cell(best['batch'])})"
+        )
     return [
-        item.record["model"],
-        item.path.name.split("__")[1] if "__" in item.path.name else "",
+        _cell(item.record["model"]),
+        _cell(item.path.name.split("__")[1] if "__" in item.path.name else ""),
         (_rate(best) + mode) if best else "no network",
         _cell(min(latencies)) if latencies else "",
         _rate(cold),
@@ -175,12 +180,12 @@ def render_throughput(records: list[ThroughputRecord]) -> str:
         rows = record["rows"]
         columns = [c for c in ROW_ORDER if any(c in r for r in rows)]
         columns += sorted({k for r in rows for k in r} - set(columns))
-        parts.append(f"#### {record['model']} — {_hardware(record['hardware'])}\n")
-        parts.append(f"`{item.path.name}`\n")
+        parts.append(f"#### {_cell(record['model'])} — {_hardware(record['hardware'])}\n")
+        parts.append(f"{_cell(item.path.name)}\n")
         if not rows:
             parts.append("(no rows)\n")
             continue
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines = ["| " + " | ".join(map(_cell, columns)) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)

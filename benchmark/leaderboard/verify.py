@@ -1,26 +1,32 @@
 """``python -m benchmark.leaderboard verify [RECORD ...] [--changed-since REF] [--sample N]``.
 
 Every board record is re-run before it counts. Each selected record runs again in a fresh
-process (:mod:`.rerun`: its model, seed and resolved config, in a temporary folder), and its
-predictions and its record must be the committed ones: bit-identical on the CPU type the record
-was made on; within rounding (1e-9) for a classical model on another CPU type; on a GPU within
-the throughput accuracy gate's tolerance for the record's precision (fp32 1e-4, bf16 and fp16
-1e-2: ``benchmark.throughput.settings.DEFAULT_TOLERANCE``), since GPU kernels are not bitwise
-reproducible. A failure names the record and the first differing id (or metric).
+process (:mod:`.rerun`: the harness's own config of its model and seed, which the record's stored
+config must equal), and its predictions and its record must be the committed ones:
 
-Some records cannot be checked on this machine, and say so instead of passing or failing: a GPU
-record without that GPU here, and a deep (torch) model's CPU record made on another CPU type
-(``provenance.hardware`` key, :mod:`benchmark.cpu`), whose training rounds differently there.
+- bit-identical on the CPU type the record was made on (``provenance.hardware`` key,
+  :mod:`benchmark.cpu`);
+- a classical model on another CPU type: within rounding (1e-9);
+- a deep (torch) model on another CPU type, where its training rounds differently: re-trained,
+  its outcome columns identical and each primary metric within the model's seed-to-seed
+  tolerance (:mod:`.seed_tolerance`);
+- a GPU record on that GPU: within the throughput accuracy gate's tolerance for its precision
+  (fp32 1e-4, bf16 and fp16 1e-2: ``benchmark.throughput.settings.DEFAULT_TOLERANCE``).
+
+A record nothing here can re-run (a GPU record without that GPU) passes only if it is marked in
+``leaderboard/unverified.yaml`` (the board shows it unverified, without a rank); its outcome
+columns and metrics are then checked against the harness's own data and scoring. A failure names
+the record and the first differing id (or metric).
 
 RECORD is a path to ``<root>/results/<model>__seed<k>.json`` or its stem; none (and no
-``--changed-since``) means every record. Exit status: 0 every record verified or not verifiable
-here, 1 a record failed, 2 input refused (unknown record, unreadable record, unknown REF).
+``--changed-since``) means every record. Exit status: 0 every record verified (or marked
+unverified), 1 a record failed, 2 input refused (unknown record, unreadable record, unknown REF).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import random
 import subprocess
 import sys
@@ -33,21 +39,25 @@ from typing import Any
 
 from benchmark.cpu import numerics_key, same_numerics
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
+from benchmark.leaderboard.checks import MARKS, device_type, is_deep, load_marks
 from benchmark.leaderboard.differences import (
     first_prediction_difference,
     first_record_difference,
     max_prediction_difference,
 )
 from benchmark.leaderboard.predictions import PREDICTIONS_SUFFIX, predictions_path, read_predictions
+from benchmark.leaderboard.rerun import ConfigDrift, rerun_config
+from benchmark.leaderboard.rescore import cache_dir, rescore_problems
+from benchmark.leaderboard.seed_tolerance import deep_tolerance, first_outside, seed_spread
 from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import RecordError, load_record
+from benchmark.records import RecordError, Reference, load_record
 from benchmark.run_folder import PREDICTIONS, RECORD
 
 VERIFIED = "verified"
+RETRAINED = "re-trained"  # a deep record on another CPU type: within its seed tolerance
+MARKED = "unverified (marked)"
 FAILED = "FAILED"
-NOT_VERIFIABLE = "not verifiable here"
-# Module prefixes of a deep model's config targets (besides a `train` node).
-DEEP_TARGETS = ("benchmark.training.", "torch.", "monai.", "timm.")
+STATUSES = (VERIFIED, RETRAINED, MARKED, FAILED)
 LOG_TAIL = 15
 # A classical model's numbers on another CPU type: rounding only (measured: at most 1e-15).
 ROUNDING = 1e-9
@@ -64,6 +74,10 @@ class Outcome:
     seconds: float
     detail: str = ""
     max_diff: float | None = None  # max |prediction - committed| of a re-run
+    # A deep record re-trained on another CPU type, judged once its model's spread is known:
+    model: str = ""
+    committed: Mapping[str, Any] | None = None
+    retrained: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +126,7 @@ def changed_records(results_dir: Path, ref: str) -> list[Path]:
     changed += _git(
         top, "ls-files", "--others", "--exclude-standard", "--full-name", "--", str(results_dir)
     ).split()
-    records = set()
+    records = set(_remarked(top, results_dir, ref))
     for name in changed:
         path = top / name
         if path.name.endswith(PREDICTIONS_SUFFIX):
@@ -122,27 +136,23 @@ def changed_records(results_dir: Path, ref: str) -> list[Path]:
     return sorted(records)
 
 
-def is_deep(config: Mapping[str, Any]) -> bool:
-    """A model that trains a torch network: its config has a ``train`` node or a torch, MONAI or
-    timm target (read from the config; the submission is never built here)."""
+def _remarked(top: Path, results_dir: Path, ref: str) -> list[Path]:
+    """Records whose mark in ``unverified.yaml`` changed since ``ref``: a record that loses its
+    mark must be re-run before it takes a rank."""
+    import yaml
 
-    def walk(node: Any) -> bool:
-        if isinstance(node, Mapping):
-            if "train" in node:
-                return True
-            target = node.get("_target_")
-            if isinstance(target, str) and target.startswith(DEEP_TARGETS):
-                return True
-            return any(walk(v) for v in node.values())
-        if isinstance(node, list):
-            return any(walk(v) for v in node)
-        return False
-
-    return walk(config["model"]["submission"])
-
-
-def device_type(config: Mapping[str, Any]) -> str:
-    return str((config.get("hardware") or {}).get("device", "cpu")).split(":")[0]
+    marks = results_dir.parent / MARKS
+    name = marks.relative_to(top).as_posix()
+    try:
+        before = yaml.safe_load(_git(top, "show", f"{ref}:{name}")) or {}
+    except (subprocess.CalledProcessError, yaml.YAMLError):
+        before = {}
+    before = before if isinstance(before, dict) else {}
+    after, _ = load_marks(marks)
+    stems = {k for k in {*before, *after} if before.get(k) != after.get(k)}
+    return [
+        results_dir / f"{stem}.json" for stem in stems if (results_dir / f"{stem}.json").is_file()
+    ]
 
 
 @dataclass(frozen=True)
@@ -160,25 +170,26 @@ class Machine:
         return cls(info, info.get("gpu"))
 
 
-def not_verifiable(record: Mapping[str, Any], machine: Machine) -> str | None:
-    """Why this machine cannot check ``record`` (None: it can)."""
-    config = record["provenance"]["config"]
-    theirs = record["provenance"]["hardware"]
-    if device_type(config) != "cpu":
-        if machine.gpu is None:
-            return f"a {theirs.get('gpu', 'GPU')} record; this machine has no GPU"
-        if theirs.get("gpu") != machine.gpu:
-            return (
-                f"not verifiable on this hardware (record: {theirs.get('gpu')}, "
-                f"here: {machine.gpu})"
-            )
+def not_rerunnable(record: Mapping[str, Any], machine: Machine) -> str | None:
+    """Why this machine cannot re-run ``record`` (None: it can): a GPU record without that GPU."""
+    if device_type(record["provenance"]["config"]) == "cpu":
         return None
-    if is_deep(config) and not same_numerics(theirs, machine.hardware):
-        return (
-            f"not verifiable on this hardware (record: {numerics_key(theirs)}, "
-            f"here: {numerics_key(machine.hardware)})"
-        )
+    theirs = record["provenance"]["hardware"].get("gpu", "GPU")
+    if machine.gpu is None:
+        return f"a {theirs} record; this machine has no GPU"
+    if theirs != machine.gpu:
+        return f"a {theirs} record; this machine has a {machine.gpu}"
     return None
+
+
+def retrains(record: Mapping[str, Any], machine: Machine) -> bool:
+    """A deep CPU record made on another CPU type: compared within its seed tolerance."""
+    config, theirs = record["provenance"]["config"], record["provenance"]["hardware"]
+    return (
+        device_type(config) == "cpu"
+        and is_deep(config)
+        and not same_numerics(theirs, machine.hardware)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,11 +216,6 @@ def tolerance(record: Mapping[str, Any], machine: Machine) -> float:
     return DEFAULT_TOLERANCE.get(amp, DEFAULT_TOLERANCE["fp32"])
 
 
-def cache_dir() -> Path:
-    """Where re-runs read and fill the caches: as ``conf/paths/default.yaml`` says."""
-    return Path(os.environ.get("NSCLC_IO_BENCH_CACHE") or PROJECT_ROOT / ".cache")
-
-
 def _package_changes(record: Mapping[str, Any], rerun: Mapping[str, Any]) -> str:
     ours, theirs = record["provenance"]["packages"], rerun["provenance"]["packages"]
     changed = [f"{k} {ours[k]} -> {theirs.get(k)}" for k in ours if ours[k] != theirs.get(k)]
@@ -221,13 +227,18 @@ def _log_tail(log: Path) -> str:
     return "\n    " + "\n    ".join(lines)
 
 
-def rerun(path: Path, out_dir: Path, log: Path, tick: Callable[[float], None]) -> int:
+def rerun(
+    path: Path, out_dir: Path, log: Path, tick: Callable[[float], None], data: str = "default"
+) -> int:
     """Run ``path``'s record again into ``out_dir`` in a fresh interpreter; its exit status."""
     command = [sys.executable, "-m", "benchmark.leaderboard.rerun", str(path), str(out_dir)]
     clock = time.perf_counter()
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*command, str(cache_dir())], cwd=PROJECT_ROOT, stdout=sink, stderr=subprocess.STDOUT
+            [*command, str(cache_dir()), data],
+            cwd=PROJECT_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
         while True:
             try:
@@ -237,25 +248,40 @@ def rerun(path: Path, out_dir: Path, log: Path, tick: Callable[[float], None]) -
 
 
 def verify_record(
-    path: Path, machine: Machine, workdir: Path, tick: Callable[[float], None] = lambda s: None
+    path: Path,
+    machine: Machine,
+    workdir: Path,
+    tick: Callable[[float], None] = lambda s: None,
+    data: str = "default",
+    marks: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """Re-run one record and compare; never raises for a record that does not reproduce."""
+    """Re-run one record and compare; never raises for a record that does not reproduce. A deep
+    record re-trained on another CPU type comes back undecided (:func:`judge_retrained`)."""
     name = path.name.removesuffix(".json")
     record = load_record(path)
-    reason = not_verifiable(record, machine)
+    committed = read_predictions(predictions_path(path))
+    reason = not_rerunnable(record, machine)
     if reason:
-        return Outcome(name, NOT_VERIFIABLE, 0.0, reason)
+        return _unrerunnable(name, record, committed, reason, data, marks or {})
+    try:  # the harness composes the run; the record's own config is only compared with it
+        rerun_config(record, cache_dir(), data)
+    except ConfigDrift as err:
+        return Outcome(name, FAILED, 0.0, str(err))
     clock = time.perf_counter()
     out_dir, log = workdir / name, workdir / f"{name}.log"
-    code = rerun(path, out_dir, log, tick)
+    code = rerun(path, out_dir, log, tick, data)
     seconds = time.perf_counter() - clock
     if code != 0:
         return Outcome(name, FAILED, seconds, f"the re-run exited {code}:{_log_tail(log)}")
     new = load_record(out_dir / RECORD)
-    allowed = tolerance(record, machine)
-    committed = read_predictions(predictions_path(path))
     fresh = read_predictions(out_dir / PREDICTIONS)
     largest = max_prediction_difference(committed, fresh)
+    if retrains(record, machine):
+        found = first_prediction_difference(committed, fresh, math.inf)  # outcome columns only
+        if found is not None:
+            return Outcome(name, FAILED, seconds, f"first difference: {found}", largest)
+        return Outcome(name, "", seconds, "", largest, record["model"], record, new)
+    allowed = tolerance(record, machine)
     found = first_prediction_difference(committed, fresh, allowed)
     if found is None:
         found = first_record_difference(record, new, allowed)
@@ -266,6 +292,61 @@ def verify_record(
         return Outcome(name, VERIFIED, seconds, note, largest)
     detail = f"first difference: {found}{_package_changes(record, new)}"
     return Outcome(name, FAILED, seconds, detail, largest)
+
+
+def _unrerunnable(
+    name: str,
+    record: Mapping[str, Any],
+    predictions: Any,
+    reason: str,
+    data: str,
+    marks: Mapping[str, str],
+) -> Outcome:
+    """A record nothing here can re-run: it fails unless marked; marked, its outcome columns
+    and metrics must still be the harness's."""
+    if name not in marks:
+        return Outcome(
+            name,
+            FAILED,
+            0.0,
+            f"{reason}: nothing here can re-run it, and it is not marked in "
+            f"leaderboard/{MARKS} (record stem: reason), which shows it unverified and unranked",
+        )
+    problems = rescore_problems(record, predictions, Reference.from_conf(data))
+    if problems:
+        return Outcome(name, FAILED, 0.0, "; ".join(problems))
+    return Outcome(name, MARKED, 0.0, f"{reason}; marked: {marks[name]}")
+
+
+def judge_retrained(outcomes: Sequence[Outcome], results_dir: Path) -> list[Outcome]:
+    """Decide the re-trained deep records: each primary metric within its model's seed tolerance
+    (:mod:`.seed_tolerance`), the spread measured on the re-trained seeds when there are two or
+    more, else on the model's committed records."""
+    pending: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        if outcome.retrained is not None:
+            pending.setdefault(outcome.model, []).append(outcome)
+    limits = {}
+    for model, found in pending.items():
+        retrained = [o.retrained for o in found]
+        spread = seed_spread(retrained) if len(retrained) >= 2 else None
+        source = "re-trained seeds"
+        if spread is None:
+            committed = [load_record(p) for p in sorted(results_dir.glob(f"{model}__seed*.json"))]
+            spread, source = seed_spread(committed), "committed seeds"
+        limits[model] = (deep_tolerance(spread), spread, source)
+    judged = []
+    for outcome in outcomes:
+        if outcome.retrained is None:
+            judged.append(outcome)
+            continue
+        allowed, spread, source = limits[outcome.model]
+        found = first_outside(outcome.committed, outcome.retrained, allowed)
+        basis = f"seed sd {spread:.3f} of the {source}" if spread is not None else "no seed spread"
+        status = FAILED if found else RETRAINED
+        detail = found or f"primary metrics within {allowed:.3f} ({basis}; another CPU type)"
+        judged.append(Outcome(outcome.record, status, outcome.seconds, detail, outcome.max_diff))
+    return judged
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +367,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-seed", type=int, default=0, metavar="S")
     parser.add_argument("--list", action="store_true", help="print the selected records; run none")
     parser.add_argument("--root", type=Path, default=LEADERBOARD_DIR, help="leaderboard folder")
+    parser.add_argument(
+        "--data", default="default", help="the conf/data option of the board's records"
+    )
     return parser
 
 
@@ -328,7 +412,7 @@ def summary(outcomes: Sequence[Outcome]) -> str:
         diff = "-" if o.max_diff is None else f"{o.max_diff:.1e}"
         lines.append(f"{o.record:<{width}}  {o.status:<19}  {o.seconds:>8.1f}  {diff:>8}")
     details = [f"{o.record}: {o.status}: {o.detail}" for o in outcomes if o.detail]
-    counts = {s: sum(o.status == s for o in outcomes) for s in (VERIFIED, FAILED, NOT_VERIFIABLE)}
+    counts = {s: sum(o.status == s for o in outcomes) for s in STATUSES}
     totals = ", ".join(f"{n} {s}" for s, n in counts.items())
     return "\n".join([*lines, "", *details, *([""] if details else []), totals])
 
@@ -349,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     machine = Machine.here()
+    paths_ = Paths.under(opts.root)
+    marks, problems = load_marks(paths_.marks)
+    if problems:
+        print(f"verify refused: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     print(f"verify: {len(paths)} record(s) on {numerics_key(machine.hardware)}", file=sys.stderr)
     outcomes = []
     with (
@@ -360,16 +449,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.set_description(name)
             tqdm.write(f"[{i}/{len(paths)}] {name} ...", file=sys.stderr)
             outcome = verify_record(
-                path, machine, Path(tmp), lambda s: bar.set_postfix_str(f"{s:.0f} s")
+                path,
+                machine,
+                Path(tmp),
+                lambda s: bar.set_postfix_str(f"{s:.0f} s"),
+                opts.data,
+                marks,
             )
+            status = outcome.status or "re-trained, judged at the end"
             tqdm.write(
-                f"[{i}/{len(paths)}] {name}: {outcome.status} ({outcome.seconds:.1f} s)",
-                file=sys.stderr,
+                f"[{i}/{len(paths)}] {name}: {status} ({outcome.seconds:.1f} s)", file=sys.stderr
             )
             outcomes.append(outcome)
             bar.update(1)
+    outcomes = judge_retrained(outcomes, paths_.results)
     print(summary(outcomes))
     return 1 if any(o.status == FAILED for o in outcomes) else 0
 
 
-__all__ = ["Outcome", "changed_records", "is_deep", "main", "not_verifiable", "verify_record"]
+__all__ = [
+    "Outcome",
+    "changed_records",
+    "judge_retrained",
+    "main",
+    "not_rerunnable",
+    "retrains",
+    "verify_record",
+]
