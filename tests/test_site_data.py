@@ -1,13 +1,16 @@
 """What a site's real data can hold that would corrupt a run: each case refused, naming the file.
 
 Every case breaks one thing in a small valid cohort (tests/cohort_factory.py) and checks that
-validation reports it with its file, row and id, and reports nothing else.
+validation reports it with its file, row and id, and reports nothing else; the valid cohort,
+the real lung CTs, files nibabel wrote and (through tests/conftest.py) the simulator's tiny
+profile pass.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from cohort_factory import make_dataset, rewrite_volume
+from cohort_factory import header_fields, make_dataset, patch_header, rewrite_volume, write_volume
 
 from benchmark.data import layout
 from benchmark.data.layout.images import FileCache
@@ -64,6 +67,25 @@ def _voxels(rel: str, edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Pat
     return lambda root: rewrite_volume(root / rel, edit)
 
 
+def _header(*rels: str, **fields: object) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        for rel in rels:
+            patch_header(root / rel, **fields)
+
+    return mutate
+
+
+def _bytes_at(rel: str, offset: int, data: bytes) -> Callable[[Path], None]:
+    """Overwrite bytes of a file's (decompressed) header."""
+
+    def mutate(root: Path) -> None:
+        raw = bytearray(gzip.decompress((root / rel).read_bytes()))
+        raw[offset : offset + len(data)] = data
+        (root / rel).write_bytes(gzip.compress(bytes(raw)))
+
+    return mutate
+
+
 def _with_nan_and_inf(a: np.ndarray) -> np.ndarray:
     a = a.astype(np.float32)
     a[5, 0, 0] = np.inf
@@ -75,6 +97,55 @@ def _float_mask_with_nan(a: np.ndarray) -> np.ndarray:
     a = a.astype(np.float32)
     a[0, 0, 1] = np.nan
     return a
+
+
+def _negative_corner(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.int16)
+    a[0, 0, 0] = -1
+    return a
+
+
+def _sform_shifted(root: Path) -> None:
+    path = root / IMAGE
+    x = header_fields(path)["srow_x"]
+    patch_header(path, sform_code=2, srow_x=(x[0], x[1], x[2], x[3] + 40.0))
+
+
+def _sform_scaled(root: Path) -> None:
+    path = root / IMAGE
+    x = header_fields(path)["srow_x"]
+    patch_header(path, qform_code=0, srow_x=(2 * x[0], x[1], x[2], x[3]))
+
+
+def _qfac(qfac: float) -> Callable[[Path], None]:
+    """The image's qform alone, with pixdim[0] (its handedness) set to ``qfac``."""
+
+    def mutate(root: Path) -> None:
+        pixdim = header_fields(root / IMAGE)["pixdim"]
+        patch_header(root / IMAGE, sform_code=0, pixdim=(qfac, *pixdim[1:]))
+
+    return mutate
+
+
+def _zero_pixdim(root: Path) -> None:
+    pixdim = header_fields(root / IMAGE)["pixdim"]
+    patch_header(root / IMAGE, pixdim=(pixdim[0], 0.0, *pixdim[2:]))
+
+
+def _spacing(spacing: tuple[float, float, float]) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        for rel in (IMAGE, MASK):
+            rewrite_volume(root / rel, spacing=spacing, origin=(0.0, 0.0, 0.0))
+
+    return mutate
+
+
+def _four_d(volumes: int) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        image = sitk.ReadImage(str(root / IMAGE))
+        sitk.WriteImage(sitk.JoinSeries([image] * volumes), str(root / IMAGE), True)
+
+    return mutate
 
 
 CASES = {
@@ -89,6 +160,96 @@ CASES = {
         MASK,
         "mask has 1 non-finite voxel (NaN or infinite), the first at voxel (1, 0, 0); "
         "expected finite labels",
+    ),
+    "8-bit image": Case(
+        _voxels(IMAGE, lambda a: np.clip(a + 900, 0, 255).astype(np.uint8)),
+        IMAGE,
+        "image stores 8-bit unsigned voxels (at most 256 levels)",
+    ),
+    "complex image": Case(
+        _voxels(IMAGE, lambda a: a.astype(np.complex64)),
+        IMAGE,
+        "image stores complex voxels; expected real HU values",
+    ),
+    "stored values without their intercept": Case(
+        _voxels(IMAGE, lambda a: a + 1024),
+        IMAGE,
+        "image has no voxel below -500 HU (min 1",
+    ),
+    "blank image": Case(
+        _voxels(IMAGE, lambda a: np.full_like(a, -1024)),
+        IMAGE,
+        "image has no voxel above 0 HU (min -1024, max -1024)",
+    ),
+    "wrong rescale slope": Case(
+        _voxels(IMAGE, lambda a: a.astype(np.int32) * 100),
+        IMAGE,
+        "image has values outside [-32768, 32767]",
+    ),
+    "implausible spacing": Case(
+        _spacing((25.0, 25.0, 25.0)),
+        IMAGE,
+        "image has voxel spacing (25, 25, 25) mm; expected 0.1 to 20 mm",
+    ),
+    "lengths in metres": Case(
+        _header(IMAGE, MASK, xyzt_units=1 | 8),
+        IMAGE,
+        "image gives lengths in metres (xyzt_units 9); expected mm or unset",
+        count=2,  # the mask says the same
+    ),
+    "zero voxel size": Case(
+        _zero_pixdim,
+        IMAGE,
+        "image has voxel size (pixdim) (0, 0.8, 2.5); expected positive finite sizes",
+        count=2,  # and SimpleITK's spacing (1 mm) then differs from the mask's
+    ),
+    "intercept without a slope": Case(
+        _header(IMAGE, scl_slope=0.0, scl_inter=-1024.0),
+        IMAGE,
+        "image has scl_slope 0 and scl_inter -1024; expected a finite slope and intercept",
+    ),
+    "NaN intercept": Case(
+        _header(IMAGE, scl_slope=1.0, scl_inter=math.nan),
+        IMAGE,
+        "image has scl_slope 1 and scl_inter nan",
+    ),
+    "no orientation": Case(
+        _header(IMAGE, MASK, qform_code=0, sform_code=0),
+        MASK,
+        "mask has neither a qform nor an sform (both codes 0)",
+        count=2,  # and the image
+    ),
+    "no NIfTI magic": Case(
+        _bytes_at(IMAGE, 344, b"\0\0\0\0"),
+        IMAGE,
+        "image has no NIfTI magic (an ANALYZE 7.5 header?)",
+        count=2,  # and SimpleITK, reading it as ANALYZE, puts its origin at 0, not the mask's
+    ),
+    "qform and sform disagree": Case(
+        _sform_shifted,
+        IMAGE,
+        "image has a qform and an sform that place voxel (0, 0, 0) 40 mm apart",
+    ),
+    "readers place the voxels differently": Case(
+        _sform_scaled,
+        IMAGE,
+        "image is placed differently by SimpleITK and nibabel (voxel (19, 0, 0) 15.2 mm apart",
+    ),
+    "a qfac the readers take differently": Case(
+        _qfac(-0.5),
+        IMAGE,
+        "image is placed differently by SimpleITK and nibabel (voxel (0, 0, 9) 45 mm apart",
+        count=2,  # and SimpleITK's z axis, flipped, is not the mask's
+    ),
+    "4-D image": Case(
+        _four_d(2),
+        IMAGE,
+        "image is 4-D; expected a 3-D volume",
+    ),
+    "negative label": Case(
+        _voxels(MASK, lambda a: _negative_corner(a)),
+        MASK,
+        "mask has negative values (min -1)",
     ),
 }
 
@@ -109,6 +270,24 @@ def test_bad_site_data_is_refused(data: Path, name: str) -> None:
     assert len(problems) == case.count, "\n".join(map(str, problems))
     with pytest.raises(layout.CohortError):
         layout.fingerprint(data, [PR])
+
+
+def test_a_3d_volume_stored_as_4d_with_one_volume_is_accepted(data: Path) -> None:
+    """Both readers see it as the same 3-D volume (the crops' loader adds no axis)."""
+    for rel in (IMAGE, MASK):
+        patch_header(data / rel, dim=(4, 20, 20, 10, 1, 1, 1, 1))
+    assert layout.validate(data, [PR]) == []
+
+
+def test_a_qfac_of_0_is_taken_as_1_by_both_readers(data: Path) -> None:
+    _qfac(0.0)(data)
+    assert layout.validate(data, [PR]) == []
+
+
+def test_a_qform_and_sform_that_agree_are_accepted(data: Path) -> None:
+    assert header_fields(data / IMAGE)["qform_code"] == (1,)
+    patch_header(data / IMAGE, sform_code=2)  # aligned-anat code, same matrix as the qform
+    assert layout.validate(data, [PR]) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,3 +338,49 @@ def test_a_cache_entry_from_before_the_checks_does_not_pass_a_bad_file(
     assert [p.file for p in problems] == [IMAGE]
     assert "non-finite" in problems[0].message
     assert layout.validate(data, [PR], cache_dir=cache) == problems  # and from the new entry
+
+
+# ---------------------------------------------------------------------------------------------
+# What real sites and the simulator hold is not refused
+
+
+def test_real_lung_ct_passes(real_fixtures: Path) -> None:
+    assert layout.validate(real_fixtures / "lung_cohorts", [PR]) == []
+
+
+def test_files_nibabel_wrote_pass(data: Path) -> None:
+    """nibabel writes no qform, an aligned sform and NaN scaling (none): readers agree on them."""
+    import nibabel as nib
+
+    for rel in (IMAGE, MASK):
+        image = nib.load(data / rel)
+        nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine), data / rel)
+        header = nib.load(data / rel).header
+        assert (int(header["qform_code"]), int(header["sform_code"])) == (0, 2)
+        assert np.isnan(header["scl_slope"]) and np.isnan(header["scl_inter"])
+    assert layout.validate(data, [PR]) == []
+
+
+def test_a_float_ct_in_hu_passes(data: Path) -> None:
+    """Float HU (a converter that applies a fractional rescale slope) is a CT like any other."""
+    rewrite_volume(data / IMAGE, lambda a: a.astype(np.float32) + 0.25)
+    assert layout.validate(data, [PR]) == []
+
+
+def test_padding_outside_the_field_of_view_passes(data: Path) -> None:
+    """Scanners pad beyond their circular field of view with values down to -3024 or lower."""
+    rewrite_volume(data / IMAGE, lambda a: np.where(np.indices(a.shape)[2] == 0, -3024, a))
+    assert layout.validate(data, [PR]) == []
+
+
+def test_an_unscaled_uint16_image_that_says_so_passes(data: Path, tmp_path: Path) -> None:
+    """Stored 0..4095 with its intercept in the header (scl_inter -1024) reads as HU."""
+    image = sitk.ReadImage(str(data / IMAGE))
+    write_volume(
+        data / IMAGE,
+        (sitk.GetArrayFromImage(image) + 1024).astype(np.uint16),
+        image.GetSpacing(),
+        image.GetOrigin(),
+    )
+    patch_header(data / IMAGE, scl_slope=1.0, scl_inter=-1024.0)
+    assert layout.validate(data, [PR]) == []

@@ -21,11 +21,17 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import write_atomic
-from benchmark.data.layout.header import expected_bytes, float_voxels, read_header
-from benchmark.data.layout.values import NonFinite
+from benchmark.data.layout.header import (
+    datatype_issue,
+    expected_bytes,
+    float_voxels,
+    header_issues,
+    read_header,
+)
+from benchmark.data.layout.values import NonFinite, hu_issues, spacing_issue
 
-# v2: entries carry the check for non-finite voxels; a v1 entry, made without it, must not pass
-# a file that fails it.
+# v2: entries carry the site-data checks (non-finite voxels, HU range, header); a v1 entry,
+# made without them, must not pass a file that fails them.
 CACHE_VERSION = "layout-v2"
 GEOMETRY_RTOL = 1e-4
 
@@ -168,11 +174,19 @@ def _read_nifti(path: Path, is_mask: bool) -> FileInfo:
         issues.append(f"is {geometry['dimension']}-D; expected a 3-D volume")
     if geometry["components"] != 1:
         issues.append(f"has {geometry['components']} components per voxel; expected a scalar image")
+    placement = [] if header is None else header_issues(header, geometry)
+    issues.extend(placement)
     if header is not None and non_finite is not None:  # ITK has made them zeros in ``array``
         issues.extend(filter(None, [non_finite.issue(_dims(header), _EXPECTED[is_mask])]))
+    scalar_3d = geometry["components"] == 1 and geometry["dimension"] == 3
     labels = None
     if is_mask:
         labels = _labels(array, issues) if geometry["components"] == 1 else ()
+    elif header is not None and (stored := datatype_issue(header)) is not None:
+        issues.append(stored)  # its values say nothing more
+    elif scalar_3d and not placement:  # else values and spacing follow from the header's fault
+        issues.extend(hu_issues(np.asarray(array)))
+        issues.extend(filter(None, [spacing_issue(geometry["spacing"])]))
     return FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues))
 
 

@@ -193,7 +193,7 @@ def _check_files(scan: CohortScan, problems: Problems) -> None:
         image = scan.files.get(scan.images.get(pid))  # type: ignore[arg-type]
         mask = scan.files.get(scan.masks.get(pid))  # type: ignore[arg-type]
         image_rel, mask_rel = f"{cohort}/{IMAGES}/{pid}{SUFFIX}", f"{cohort}/{MASKS}/{pid}{SUFFIX}"
-        if image is not None and mask is not None:
+        if image is not None and mask is not None and _is_3d(image) and _is_3d(mask):
             for message in geometry_mismatches(image, mask, image_rel):
                 problems.add(mask_rel, message, id=pid)
         if mask is None or mask.labels is None:
@@ -222,6 +222,11 @@ def _check_files(scan: CohortScan, problems: Problems) -> None:
                 f"{cohort}/{LESIONS_CSV}; expected one lesion row per label",
                 id=pid,
             )
+
+
+def _is_3d(info: FileInfo) -> bool:
+    """Whether a file is a 3-D volume (one that is not is refused as such: no grid to compare)."""
+    return info.geometry["dimension"] == 3
 
 
 def scan(
