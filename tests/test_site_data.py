@@ -2,8 +2,7 @@
 
 Every case breaks one thing in a small valid cohort (tests/cohort_factory.py) and checks that
 validation reports it with its file, row and id, and reports nothing else; the valid cohort,
-the real lung CTs, files nibabel wrote and (through tests/conftest.py) the simulator's tiny
-profile pass.
+the real lung CTs and (through tests/conftest.py) the simulator's tiny profile pass.
 """
 
 from __future__ import annotations
@@ -19,14 +18,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import yaml
 from cohort_factory import header_fields, make_dataset, patch_header, rewrite_volume, write_volume
 
 from benchmark.data import layout
 from benchmark.data.layout.images import FileCache
+from benchmark.data.layout.lesions import (
+    RADIOMICS_MIN_DIMS,
+    RADIOMICS_SPACING_MM,
+    LesionSize,
+    lesion_sizes,
+)
 from benchmark.data.layout.values import NonFinite
 
+REPO = Path(__file__).resolve().parents[1]
 PR = "pembro_rt"
 IMAGE, MASK = f"{PR}/images/PR002.nii.gz", f"{PR}/masks/PR002.nii.gz"
+L_CSV = f"{PR}/lesions.csv"
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +156,24 @@ def _four_d(volumes: int) -> Callable[[Path], None]:
     return mutate
 
 
+def _lesion(voxels: list[tuple[int, int, int]], spacing: float | None = None):
+    """PR001's one lesion (label 1) replaced by ``voxels`` (x, y, z); in-plane ``spacing`` mm."""
+
+    def mutate(root: Path) -> None:
+        def edit(a: np.ndarray) -> np.ndarray:
+            a = np.zeros_like(a)
+            for x, y, z in voxels:
+                a[z, y, x] = 1
+            return a
+
+        geometry = {} if spacing is None else {"spacing": (spacing, spacing, 2.5)}
+        rewrite_volume(root / PR / "masks" / "PR001.nii.gz", edit, **geometry)
+        if geometry:
+            rewrite_volume(root / PR / "images" / "PR001.nii.gz", **geometry)
+
+    return mutate
+
+
 CASES = {
     "non-finite image voxels": Case(
         _voxels(IMAGE, _with_nan_and_inf),
@@ -251,6 +277,32 @@ CASES = {
         MASK,
         "mask has negative values (min -1)",
     ),
+    "lesion vanishes on the radiomics grid": Case(
+        _lesion([(2, 2, 5), (3, 2, 5), (2, 3, 5), (3, 3, 5)], spacing=0.3),
+        L_CSV,
+        "mask_label 1 in pembro_rt/masks/PR001.nii.gz vanishes on the 1 mm grid radiomics "
+        "resamples to (4 voxels, 0.9 mm³)",
+        2,
+        "mask_label",
+        "PR001-L1",
+    ),
+    "lesion is one voxel": Case(
+        _lesion([(5, 5, 3)]),
+        L_CSV,
+        "mask_label 1 in pembro_rt/masks/PR001.nii.gz spans fewer than 2 axes on the 1 mm grid "
+        "radiomics resamples to (1 voxel, 1.6 mm³: a dot or a line",
+        2,
+        "mask_label",
+        "PR001-L1",
+    ),
+    "lesion is a line": Case(
+        _lesion([(5, 5, z) for z in range(2, 7)]),
+        L_CSV,
+        "spans fewer than 2 axes on the 1 mm grid radiomics resamples to (5 voxels",
+        2,
+        "mask_label",
+        "PR001-L1",
+    ),
 }
 
 
@@ -338,6 +390,82 @@ def test_a_cache_entry_from_before_the_checks_does_not_pass_a_bad_file(
     assert [p.file for p in problems] == [IMAGE]
     assert "non-finite" in problems[0].message
     assert layout.validate(data, [PR], cache_dir=cache) == problems  # and from the new entry
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesion sizes: the radiomics grid, checked against pyradiomics itself
+
+
+def test_the_grid_is_the_harness_radiomics_settings() -> None:
+    conf = yaml.safe_load((REPO / "conf" / "radiomics" / "default.yaml").read_text())
+    assert conf["settings"]["resampledPixelSpacing"] == [RADIOMICS_SPACING_MM] * 3
+    assert conf["settings"]["minimumROIDimensions"] == RADIOMICS_MIN_DIMS
+
+
+def _pyradiomics_refuses(mask: np.ndarray, spacing: tuple[float, ...], label: int) -> bool:
+    """Whether pyradiomics, with the harness's settings, refuses ``label`` of ``mask``."""
+    from radiomics import imageoperations
+
+    image = sitk.GetImageFromArray(np.zeros(mask.shape, np.float32))
+    labels = sitk.GetImageFromArray(mask)
+    for volume in (image, labels):
+        volume.SetSpacing(spacing)
+    settings = {
+        "resampledPixelSpacing": [RADIOMICS_SPACING_MM] * 3,
+        "interpolator": sitk.sitkBSpline,
+        "padDistance": 5,
+        "label": label,
+        "minimumROIDimensions": RADIOMICS_MIN_DIMS,
+    }
+    image, labels = imageoperations.resampleImage(image, labels, **settings)
+    try:
+        imageoperations.checkMask(image, labels, **settings)
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("spacing", "exact"),
+    [
+        ((0.57, 0.63, 5.0), True),  # no rounding tie on these small grids
+        ((0.8, 2.4, 1.2), True),
+        ((0.3, 0.7, 0.9), False),  # ties: floating point rounds them, the check counts both
+        ((0.5, 0.75, 1.5), False),
+    ],
+)
+def test_lesion_sizes_predict_what_pyradiomics_refuses(
+    spacing: tuple[float, float, float], exact: bool
+) -> None:
+    rng = np.random.default_rng(int(sum(spacing) * 100))
+    refused = predicted = 0
+    for _ in range(60):
+        mask = np.zeros((6, 7, 8), np.uint8)  # z, y, x
+        n = int(rng.integers(1, 5))
+        start = rng.integers(0, (4, 5, 6))
+        for _ in range(n):  # a few voxels near each other: a contouring slip
+            z, y, x = start + rng.integers(0, 3, 3)
+            mask[z, y, x] = 1
+        size = lesion_sizes(mask, spacing)[1]
+        fails = size.issue(1.0) is not None
+        actual = _pyradiomics_refuses(mask, spacing, 1)
+        refused += actual
+        predicted += fails
+        assert actual or not fails, f"refused a lesion pyradiomics measures: {size}"
+        if exact:
+            assert fails == actual, f"missed a lesion pyradiomics refuses: {size}"
+    assert refused > 0 and predicted > 0  # the cases exercise both outcomes
+
+
+def test_lesion_sizes_of_every_label() -> None:
+    mask = np.zeros((4, 10, 10), np.uint8)
+    mask[1:3, 2:8, 2:8] = 1  # 72 voxels, ample
+    mask[0, 0, 0] = 2  # a dot
+    assert lesion_sizes(mask, (1.0, 1.0, 1.0)) == {
+        1: LesionSize(72, 72, 3),
+        2: LesionSize(1, 1, 0),
+    }
+    assert lesion_sizes(np.zeros((2, 2, 2), np.uint8), (1.0, 1.0, 1.0)) == {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,10 +28,11 @@ from benchmark.data.layout.header import (
     header_issues,
     read_header,
 )
+from benchmark.data.layout.lesions import LesionSize, lesion_sizes
 from benchmark.data.layout.values import NonFinite, hu_issues, spacing_issue
 
-# v2: entries carry the site-data checks (non-finite voxels, HU range, header); a v1 entry,
-# made without them, must not pass a file that fails them.
+# v2: entries carry the site-data checks (non-finite voxels, HU range, header, lesion sizes);
+# a v1 entry, made without them, must not pass a file that fails them.
 CACHE_VERSION = "layout-v2"
 GEOMETRY_RTOL = 1e-4
 
@@ -48,6 +49,7 @@ class FileInfo:
     geometry: dict[str, Any]  # dimension, size, spacing, origin, direction, pixel_type, components
     labels: tuple[int, ...] | None  # the mask's non-zero labels (None for an image)
     issues: tuple[str, ...]  # problems of the file on its own (not 3-D, non-integer mask, ...)
+    sizes: dict[int, LesionSize] | None = None  # the mask's labels on the radiomics grid
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,16 +57,20 @@ class FileInfo:
             "geometry": self.geometry,
             "labels": None if self.labels is None else list(self.labels),
             "issues": list(self.issues),
+            "sizes": None
+            if self.sizes is None
+            else {str(k): [v.voxels, v.grid_voxels, v.grid_dims] for k, v in self.sizes.items()},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
-        labels = data["labels"]
+        labels, sizes = data["labels"], data["sizes"]
         return cls(
             data["key"],
             data["geometry"],
             None if labels is None else tuple(labels),
             tuple(data["issues"]),
+            None if sizes is None else {int(k): LesionSize(*v) for k, v in sizes.items()},
         )
 
 
@@ -179,15 +185,19 @@ def _read_nifti(path: Path, is_mask: bool) -> FileInfo:
     if header is not None and non_finite is not None:  # ITK has made them zeros in ``array``
         issues.extend(filter(None, [non_finite.issue(_dims(header), _EXPECTED[is_mask])]))
     scalar_3d = geometry["components"] == 1 and geometry["dimension"] == 3
-    labels = None
+    labels, sizes = None, None
     if is_mask:
-        labels = _labels(array, issues) if geometry["components"] == 1 else ()
+        own: list[str] = []
+        labels = _labels(array, own) if geometry["components"] == 1 else ()
+        issues.extend(own)
+        if scalar_3d and not own:
+            sizes = lesion_sizes(np.asarray(array), tuple(geometry["spacing"]))
     elif header is not None and (stored := datatype_issue(header)) is not None:
         issues.append(stored)  # its values say nothing more
     elif scalar_3d and not placement:  # else values and spacing follow from the header's fault
         issues.extend(hu_issues(np.asarray(array)))
         issues.extend(filter(None, [spacing_issue(geometry["spacing"])]))
-    return FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues))
+    return FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues), sizes)
 
 
 _EXPECTED = {True: "labels", False: "HU values"}

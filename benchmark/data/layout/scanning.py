@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -200,6 +201,7 @@ def _check_files(scan: CohortScan, problems: Problems) -> None:
             continue
         present = set(mask.labels)
         rows = by_patient.get(pid, [])
+        _check_sizes(cohort, mask, mask_rel, rows, problems)
         for lid, lesion in rows:
             if lesion.mask_label is not None and lesion.mask_label not in present:
                 problems.add(
@@ -227,6 +229,30 @@ def _check_files(scan: CohortScan, problems: Problems) -> None:
 def _is_3d(info: FileInfo) -> bool:
     """Whether a file is a 3-D volume (one that is not is refused as such: no grid to compare)."""
     return info.geometry["dimension"] == 3
+
+
+def _check_sizes(
+    cohort: str,
+    mask: FileInfo,
+    mask_rel: str,
+    rows: list[tuple[str, LesionRecord]],
+    problems: Problems,
+) -> None:
+    """Each lesion row whose label is too small for radiomics, on its row of lesions.csv."""
+    if not mask.sizes:
+        return
+    voxel_mm3 = math.prod(mask.geometry["spacing"])
+    for lid, lesion in rows:
+        size = mask.sizes.get(lesion.mask_label)  # type: ignore[arg-type]
+        issue = None if size is None else size.issue(size.voxels * voxel_mm3)
+        if issue is not None:
+            problems.add(
+                f"{cohort}/{LESIONS_CSV}",
+                f"mask_label {lesion.mask_label} in {mask_rel} {issue}",
+                lesion.line,
+                "mask_label",
+                lid,
+            )
 
 
 def scan(
