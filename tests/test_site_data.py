@@ -174,6 +174,10 @@ def _lesion(voxels: list[tuple[int, int, int]], spacing: float | None = None):
     return mutate
 
 
+def _duplicate(root: Path) -> None:
+    shutil.copy(root / PR / "images" / "PR001.nii.gz", root / IMAGE)
+
+
 CASES = {
     "non-finite image voxels": Case(
         _voxels(IMAGE, _with_nan_and_inf),
@@ -302,6 +306,13 @@ CASES = {
         2,
         "mask_label",
         "PR001-L1",
+    ),
+    "one scan under two patient ids": Case(
+        _duplicate,
+        IMAGE,
+        "image is identical to pembro_rt/images/PR001.nii.gz (patient PR001): one scan under "
+        "two patient ids",
+        id="PR002",
     ),
 }
 

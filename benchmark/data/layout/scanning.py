@@ -255,6 +255,24 @@ def _check_sizes(
             )
 
 
+def _check_duplicates(scan: CohortScan, problems: Problems) -> None:
+    """Two patients of a cohort with the same image (voxels and geometry): one scan under two ids
+    would sit in a training fold and its test fold at once."""
+    first: dict[str, str] = {}
+    for pid in sorted(scan.images):
+        info = scan.files.get(scan.images[pid])
+        if info is None:
+            continue
+        other = first.setdefault(info.key, pid)
+        if other != pid:
+            problems.add(
+                f"{scan.name}/{IMAGES}/{pid}{SUFFIX}",
+                f"image is identical to {scan.name}/{IMAGES}/{other}{SUFFIX} (patient {other}): "
+                "one scan under two patient ids; expected each patient's own CT",
+                id=pid,
+            )
+
+
 def scan(
     root: Path,
     cohorts: Sequence[str] = COHORTS,
@@ -319,6 +337,7 @@ def scan(
         scans[name].files[path] = result
     for name in names:
         _check_files(scans[name], per_cohort[name])
+        _check_duplicates(scans[name], per_cohort[name])
         problems.extend(per_cohort[name])
 
     counts = {n: (len(s.patients), len(s.lesions)) for n, s in scans.items()}
