@@ -261,3 +261,44 @@ def rewrite_volume(path: Path, edit=None, **geometry) -> None:  # noqa: ANN001
         geometry.get("origin", image.GetOrigin()),
         geometry.get("direction", image.GetDirection()),
     )
+
+
+# NIfTI-1 header fields (byte offset, struct format) that a broken converter gets wrong.
+NIFTI1_FIELDS = {
+    "dim": (40, "8h"),
+    "datatype": (70, "h"),
+    "bitpix": (72, "h"),
+    "pixdim": (76, "8f"),
+    "scl_slope": (112, "f"),
+    "scl_inter": (116, "f"),
+    "xyzt_units": (123, "B"),
+    "qform_code": (252, "h"),
+    "sform_code": (254, "h"),
+    "quatern": (256, "3f"),
+    "qoffset": (268, "3f"),
+    "srow_x": (280, "4f"),
+    "srow_y": (296, "4f"),
+    "srow_z": (312, "4f"),
+}
+
+
+def header_fields(path: Path) -> dict[str, tuple]:
+    """The NIfTI-1 header fields of a little-endian ``.nii.gz`` (as SimpleITK writes them here)."""
+    import gzip
+    import struct
+
+    data = gzip.decompress(path.read_bytes())
+    return {k: struct.unpack_from("<" + f, data, o) for k, (o, f) in NIFTI1_FIELDS.items()}
+
+
+def patch_header(path: Path, **fields: object) -> None:
+    """Overwrite NIfTI-1 header fields of a ``.nii.gz`` in place, voxels untouched."""
+    import gzip
+    import struct
+
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    for name, value in fields.items():
+        offset, fmt = NIFTI1_FIELDS[name]
+        values = value if isinstance(value, tuple | list) else (value,)
+        struct.pack_into("<" + fmt, data, offset, *values)
+    path.write_bytes(gzip.compress(bytes(data)))

@@ -13,6 +13,7 @@ from dicom_helpers import dice_per_lesion, write_rows
 
 from benchmark.data import layout
 from benchmark.data.dicom import DicomImportError, export_dicom, import_dicom
+from benchmark.data.dicom.seg import read_seg
 from benchmark.data.dicom.series import index_series, read_ct
 
 CLINICAL = {
@@ -64,21 +65,34 @@ def test_real_series_with_a_gap_is_refused(real_fixtures: Path, tmp_path: Path) 
 def test_third_party_seg_decodes_onto_the_real_series(real_fixtures: Path, tmp_path: Path) -> None:
     seg = real_fixtures / "dcmqi" / "CT5N_seg.dcm"
     assert pydicom.dcmread(seg).Manufacturer == "QIICR"  # written by dcmqi, not by us
-    manifest = _manifest(
-        tmp_path, real_fixtures / "pydicom" / "CT5N", seg, ["lesion 2", "lesion 1"]
+    folder = real_fixtures / "pydicom" / "CT5N"
+    uid = pydicom.dcmread(next(folder.glob("*.dcm"))).SeriesInstanceUID
+    ct = read_ct("REAL-1", index_series(folder, {uid})[uid])
+    masks = read_seg("REAL-1", seg, ct, ["lesion 2", "lesion 1"])
+    drawn = sitk.ReadImage(str(real_fixtures / "dcmqi" / "CT5N_mask.nrrd"))  # what dcmqi encoded
+    drawn = sitk.GetArrayFromImage(
+        sitk.Resample(drawn, ct.image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     )
+    assert masks["lesion 2"].sum() == 9 and masks["lesion 1"].sum() == 60
+    assert np.array_equal(masks["lesion 2"], drawn == 2)
+    assert np.array_equal(masks["lesion 1"], drawn == 1)
+
+    # dcmqi's "lesion 2" is 3x3 voxels on one slice (1.5 mm across): on radiomics' 1 mm grid a
+    # line, which pyradiomics refuses, so the import is refused, naming it.
+    rois = ["lesion 2", "lesion 1"]
+    manifest = _manifest(tmp_path, folder, seg, rois)
+    with pytest.raises(DicomImportError) as info:
+        import_dicom(real_fixtures / "pydicom", manifest, tmp_path / "clinical.csv", tmp_path / "o")
+    (message,) = info.value.problems
+    assert "REAL-1-L1: mask_label 1 in pembro_rt/masks/REAL-1.nii.gz spans fewer than 2" in message
+    assert not (tmp_path / "o").exists()
+
+    manifest = _manifest(tmp_path, folder, seg, ["lesion 1"])
     out = tmp_path / "layout"
     import_dicom(real_fixtures / "pydicom", manifest, tmp_path / "clinical.csv", out)
     assert layout.scan(out, ["pembro_rt"]).problems == []
-    mask = sitk.ReadImage(str(out / "pembro_rt" / "masks" / "REAL-1.nii.gz"))
-    drawn = sitk.ReadImage(str(real_fixtures / "dcmqi" / "CT5N_mask.nrrd"))  # what dcmqi encoded
-    drawn = sitk.GetArrayFromImage(
-        sitk.Resample(drawn, mask, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    )
-    got = sitk.GetArrayFromImage(mask)
-    assert (got > 0).sum() == (drawn > 0).sum() > 0
-    # Manifest order makes the labels: "lesion 2" is mask_label 1, "lesion 1" mask_label 2.
-    assert np.array_equal(got == 1, drawn == 2) and np.array_equal(got == 2, drawn == 1)
+    got = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pembro_rt" / "masks" / "REAL-1.nii.gz")))
+    assert np.array_equal(got == 1, drawn == 1) and not (got > 1).any()
 
 
 def _lung_round_trip(original: Path, tmp_path: Path, case: str) -> None:

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from tiny_runs import bench
 
 from benchmark.cohort import COHORTS
+from benchmark.data.layout import CACHE_VERSION
 from benchmark.records import config_key
 from benchmark.run_folder import STATUS, existing_record
 from benchmark.sweep import SEEDS_CSV
@@ -347,10 +348,10 @@ def test_three_jobs_fill_a_cold_cache_at_once(tmp_path: Path, tiny_root: Path, t
 
     # layout scan cache: one whole entry per image and mask, the same as a single scan's
     images = {n for n in built if n.endswith(".nii.gz")}
-    entries = [json.loads(p.read_text()) for p in (cache / "layout-v1").glob("*.json")]
+    entries = [json.loads(p.read_text()) for p in (cache / CACHE_VERSION).glob("*.json")]
     assert len(entries) == len(images)
     ref_entries = {}
-    for path in (tiny_root.parent.parent / "layout-v1").glob("*.json"):
+    for path in (tiny_root.parent.parent / CACHE_VERSION).glob("*.json"):
         entry = json.loads(path.read_text())
         if entry["ident"]["path"].startswith(str(tiny_root.resolve()) + "/"):
             rel = Path(entry["ident"]["path"]).relative_to(tiny_root.resolve()).as_posix()

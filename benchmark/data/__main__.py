@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         "validate",
         help="check a dataset folder; print every problem; exit 1 if there is any",
         description="Check ROOT/<cohort>/{patients.csv, lesions.csv, images/, masks/}: columns, "
-        "ids, values, censoring, image/mask geometry and labels. Reads every voxel. Prints every "
-        "problem, one per line, then a summary with the dataset fingerprint.",
+        "ids, values, censoring, image/mask geometry and labels, NIfTI headers, voxel values "
+        "(finite, in HU), lesions too small for radiomics, duplicate scans. Reads every voxel. "
+        "Prints every problem, one per line, then a summary with the dataset fingerprint.",
     )
     validate.add_argument("root", type=Path, metavar="ROOT", help="the dataset folder")
     validate.add_argument(

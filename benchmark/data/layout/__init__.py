@@ -19,7 +19,9 @@ the row order of a CSV file changes neither the fingerprint nor anything compute
 
 One concept per module: :mod:`.names` (files, folders, required columns), :mod:`.problems`,
 :mod:`.tables` (CSV reading), :mod:`.rows` (row checks), :mod:`.images` (NIfTI reading, its
-per-file cache, image/mask geometry), :mod:`.scanning` (the one pass and the fingerprint),
+per-file cache, image/mask geometry), :mod:`.header` (header fields the readers disagree on),
+:mod:`.values` (non-finite voxels, HU range, spacing), :mod:`.lesions` (lesions too small for
+radiomics), :mod:`.scanning` (the one pass, duplicate scans and the fingerprint),
 :mod:`.frames` (records to pandas), :mod:`.views` (the folder of links); this module holds the
 public API. Each module's public names are what the others use; its ``_names`` stay inside it.
 """

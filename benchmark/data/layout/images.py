@@ -11,9 +11,7 @@ import contextlib
 import gzip
 import hashlib
 import json
-import math
 import os
-import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +21,19 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import write_atomic
+from benchmark.data.layout.header import (
+    datatype_issue,
+    expected_bytes,
+    float_voxels,
+    header_issues,
+    read_header,
+)
+from benchmark.data.layout.lesions import LesionSize, lesion_sizes
+from benchmark.data.layout.values import NonFinite, hu_issues, spacing_issue
 
-CACHE_VERSION = "layout-v1"
+# v2: entries carry the site-data checks (non-finite voxels, HU range, header, lesion sizes);
+# a v1 entry, made without them, must not pass a file that fails them.
+CACHE_VERSION = "layout-v2"
 GEOMETRY_RTOL = 1e-4
 
 
@@ -40,6 +49,7 @@ class FileInfo:
     geometry: dict[str, Any]  # dimension, size, spacing, origin, direction, pixel_type, components
     labels: tuple[int, ...] | None  # the mask's non-zero labels (None for an image)
     issues: tuple[str, ...]  # problems of the file on its own (not 3-D, non-integer mask, ...)
+    sizes: dict[int, LesionSize] | None = None  # the mask's labels on the radiomics grid
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,64 +57,60 @@ class FileInfo:
             "geometry": self.geometry,
             "labels": None if self.labels is None else list(self.labels),
             "issues": list(self.issues),
+            "sizes": None
+            if self.sizes is None
+            else {str(k): [v.voxels, v.grid_voxels, v.grid_dims] for k, v in self.sizes.items()},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
-        labels = data["labels"]
+        labels, sizes = data["labels"], data["sizes"]
         return cls(
             data["key"],
             data["geometry"],
             None if labels is None else tuple(labels),
             tuple(data["issues"]),
+            None if sizes is None else {int(k): LesionSize(*v) for k, v in sizes.items()},
         )
 
 
-def _nifti_expected_bytes(head: bytes) -> int | None:
-    """Bytes a single-file NIfTI-1/2 needs (voxel offset + voxel data), from its header."""
-    for order in ("<", ">"):
-        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
-            dim = struct.unpack(order + "8h", head[40:56])
-            bitpix = struct.unpack(order + "h", head[72:74])[0]
-            offset = int(struct.unpack(order + "f", head[108:112])[0])
-            break
-        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:
-            bitpix = struct.unpack(order + "h", head[14:16])[0]
-            dim = struct.unpack(order + "8q", head[16:80])
-            offset = struct.unpack(order + "q", head[168:176])[0]
-            break
-    else:
-        return None
-    if not 1 <= dim[0] <= 7 or bitpix <= 0 or any(d < 0 for d in dim[1 : dim[0] + 1]):
-        return None
-    return offset + math.prod(dim[1 : dim[0] + 1]) * bitpix // 8
-
-
-def _check_stream(path: Path) -> None:
+def _check_stream(path: Path) -> tuple[Any | None, NonFinite | None]:
     """Read the whole file: a corrupt or truncated gzip stream, or missing voxels, raise.
 
     ITK's NIfTI reader fills a truncated .nii.gz with zeros without a word, so this cannot be
-    left to it.
+    left to it. The same pass counts non-finite float voxels, which ITK turns into zeros. Returns
+    the header (None if the bytes are not NIfTI: ITK then says why) and that count.
     """
     with path.open("rb") as handle:
-        magic = handle.read(2)
+        compressed = handle.read(2) == b"\x1f\x8b"
         handle.seek(0)
-        if magic != b"\x1f\x8b":  # not compressed: the header says how long the file must be
-            head, total = handle.read(544), os.fstat(handle.fileno()).st_size
-        else:
-            try:
-                with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
-                    head = stream.read(544)
+        try:
+            with contextlib.ExitStack() as stack:
+                stream: Any = handle
+                if compressed:
+                    stream = stack.enter_context(gzip.GzipFile(fileobj=handle, mode="rb"))
+                head = stream.read(544)
+                header = read_header(head)
+                floats = None if header is None else float_voxels(header)
+                counter = None if floats is None else NonFinite(*floats)
+                if not compressed and counter is None:  # the header says how long it must be
+                    total = os.fstat(handle.fileno()).st_size
+                else:
                     total = len(head)
+                    if counter is not None:
+                        counter.feed(head, 0)
                     while chunk := stream.read(1 << 22):
+                        if counter is not None:
+                            counter.feed(chunk, total)
                         total += len(chunk)
-            except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-                raise Unreadable(f"corrupt or truncated gzip data ({err})") from err
-    expected = _nifti_expected_bytes(head)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise Unreadable(f"corrupt or truncated gzip data ({err})") from err
+    expected = None if header is None else expected_bytes(header)
     if expected is not None and total < expected:
         raise Unreadable(
             f"truncated: {total} bytes of NIfTI data where its header needs {expected}"
         )
+    return header, counter
 
 
 def _itk_message(err: Exception) -> str:
@@ -149,7 +155,7 @@ def _read_nifti(path: Path, is_mask: bool) -> FileInfo:
     """Read one image or mask fully: its content key, geometry, labels and own issues."""
     import SimpleITK as sitk
 
-    _check_stream(path)
+    header, non_finite = _check_stream(path)
     reader = sitk.ImageFileReader()
     reader.SetImageIO("NiftiImageIO")
     reader.SetFileName(str(path))
@@ -174,15 +180,36 @@ def _read_nifti(path: Path, is_mask: bool) -> FileInfo:
         issues.append(f"is {geometry['dimension']}-D; expected a 3-D volume")
     if geometry["components"] != 1:
         issues.append(f"has {geometry['components']} components per voxel; expected a scalar image")
-    # (ITK's NIfTI reader turns NaN voxels into 0, so there is no NaN to look for here.)
-    labels = None
+    placement = [] if header is None else header_issues(header, geometry)
+    issues.extend(placement)
+    if header is not None and non_finite is not None:  # ITK has made them zeros in ``array``
+        issues.extend(filter(None, [non_finite.issue(_dims(header), _EXPECTED[is_mask])]))
+    scalar_3d = geometry["components"] == 1 and geometry["dimension"] == 3
+    labels, sizes = None, None
     if is_mask:
-        labels = _labels(array, issues) if geometry["components"] == 1 else ()
-    return FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues))
+        own: list[str] = []
+        labels = _labels(array, own) if geometry["components"] == 1 else ()
+        issues.extend(own)
+        if scalar_3d and not own:
+            sizes = lesion_sizes(np.asarray(array), tuple(geometry["spacing"]))
+    elif header is not None and (stored := datatype_issue(header)) is not None:
+        issues.append(stored)  # its values say nothing more
+    elif scalar_3d and not placement:  # else values and spacing follow from the header's fault
+        issues.extend(hu_issues(np.asarray(array)))
+        issues.extend(filter(None, [spacing_issue(geometry["spacing"])]))
+    return FileInfo("sha256:" + digest.hexdigest(), geometry, labels, tuple(issues), sizes)
+
+
+_EXPECTED = {True: "labels", False: "HU values"}
+
+
+def _dims(header: Any) -> tuple[int, ...]:
+    dim = [int(d) for d in header["dim"]]
+    return tuple(dim[1 : dim[0] + 1])
 
 
 class FileCache:
-    """Per-file results in ``<cache_dir>/layout-v1/``, keyed by (absolute path, size, mtime_ns).
+    """Per-file results in ``<cache_dir>/layout-v2/``, keyed by (absolute path, size, mtime_ns).
 
     The scan reads every file through it (``read``), so an unchanged file is not read again.
     """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -193,13 +194,14 @@ def _check_files(scan: CohortScan, problems: Problems) -> None:
         image = scan.files.get(scan.images.get(pid))  # type: ignore[arg-type]
         mask = scan.files.get(scan.masks.get(pid))  # type: ignore[arg-type]
         image_rel, mask_rel = f"{cohort}/{IMAGES}/{pid}{SUFFIX}", f"{cohort}/{MASKS}/{pid}{SUFFIX}"
-        if image is not None and mask is not None:
+        if image is not None and mask is not None and _is_3d(image) and _is_3d(mask):
             for message in geometry_mismatches(image, mask, image_rel):
                 problems.add(mask_rel, message, id=pid)
         if mask is None or mask.labels is None:
             continue
         present = set(mask.labels)
         rows = by_patient.get(pid, [])
+        _check_sizes(cohort, mask, mask_rel, rows, problems)
         for lid, lesion in rows:
             if lesion.mask_label is not None and lesion.mask_label not in present:
                 problems.add(
@@ -220,6 +222,53 @@ def _check_files(scan: CohortScan, problems: Problems) -> None:
                 f"label{'' if len(orphans) == 1 else 's'} {some_of(orphans)} "
                 f"in the mask {'has' if len(orphans) == 1 else 'have'} no row in "
                 f"{cohort}/{LESIONS_CSV}; expected one lesion row per label",
+                id=pid,
+            )
+
+
+def _is_3d(info: FileInfo) -> bool:
+    """Whether a file is a 3-D volume (one that is not is refused as such: no grid to compare)."""
+    return info.geometry["dimension"] == 3
+
+
+def _check_sizes(
+    cohort: str,
+    mask: FileInfo,
+    mask_rel: str,
+    rows: list[tuple[str, LesionRecord]],
+    problems: Problems,
+) -> None:
+    """Each lesion row whose label is too small for radiomics, on its row of lesions.csv."""
+    if not mask.sizes:
+        return
+    voxel_mm3 = math.prod(mask.geometry["spacing"])
+    for lid, lesion in rows:
+        size = mask.sizes.get(lesion.mask_label)  # type: ignore[arg-type]
+        issue = None if size is None else size.issue(size.voxels * voxel_mm3)
+        if issue is not None:
+            problems.add(
+                f"{cohort}/{LESIONS_CSV}",
+                f"mask_label {lesion.mask_label} in {mask_rel} {issue}",
+                lesion.line,
+                "mask_label",
+                lid,
+            )
+
+
+def _check_duplicates(scan: CohortScan, problems: Problems) -> None:
+    """Two patients of a cohort with the same image (voxels and geometry): one scan under two ids
+    would sit in a training fold and its test fold at once."""
+    first: dict[str, str] = {}
+    for pid in sorted(scan.images):
+        info = scan.files.get(scan.images[pid])
+        if info is None:
+            continue
+        other = first.setdefault(info.key, pid)
+        if other != pid:
+            problems.add(
+                f"{scan.name}/{IMAGES}/{pid}{SUFFIX}",
+                f"image is identical to {scan.name}/{IMAGES}/{other}{SUFFIX} (patient {other}): "
+                "one scan under two patient ids; expected each patient's own CT",
                 id=pid,
             )
 
@@ -288,6 +337,7 @@ def scan(
         scans[name].files[path] = result
     for name in names:
         _check_files(scans[name], per_cohort[name])
+        _check_duplicates(scans[name], per_cohort[name])
         problems.extend(per_cohort[name])
 
     counts = {n: (len(s.patients), len(s.lesions)) for n, s in scans.items()}
