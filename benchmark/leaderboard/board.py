@@ -17,7 +17,7 @@ from benchmark.catalog import ModelEntry, by_name
 from benchmark.leaderboard.datasets import SiteDataset, load_datasets
 from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
 from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
-from benchmark.leaderboard.ranking import Standing, rank_models
+from benchmark.leaderboard.ranking import SeedMean, Standing, rank_seed_means, seed_means
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
 from benchmark.leaderboard.throughput_table import ThroughputRecord, load_throughput
 from benchmark.record_format import PROJECT_ROOT
@@ -67,6 +67,8 @@ class Section:
     oracle: dict[str, dict[str, Any]]  # metric name -> the record's oracle metric
     n: int
     n_positive: int | None  # PD lesions (lesion_pd) or events (os, pfs)
+    # model -> its seed-mean on the shared resamples: the paired difference of any two models
+    means: dict[str, SeedMean] = field(default_factory=dict)
 
     @property
     def primary(self) -> str:
@@ -105,7 +107,8 @@ def _section(
     if not runs:
         return None
     boot = reference.protocol["bootstrap"]
-    standings = rank_models(task, runs, n_boot=int(boot["n_boot"]), seed=int(boot["seed"]))
+    means = seed_means(task, runs, n_boot=int(boot["n_boot"]), seed=int(boot["seed"]))
+    standings = rank_seed_means({m: [s for s, _ in found] for m, found in runs.items()}, means)
     secondary = {
         model: rows[(model, cohort, task, SECONDARY_METRIC[task])]
         for model in runs
@@ -123,7 +126,7 @@ def _section(
         if task in e.record["metrics"].get(cohort, {})
     )
     positive = first.get("n_pos") if task == "lesion_pd" else first.get("n_events")
-    return Section(cohort, task, standings, secondary, oracle, int(first["n"]), positive)
+    return Section(cohort, task, standings, secondary, oracle, int(first["n"]), positive, means)
 
 
 def assemble(
