@@ -42,6 +42,7 @@ class Paths:
     figures: Path
     fresh: Path  # <model>.json: figures over fresh data draws (leaderboard/fresh_aggregate.py)
     datasets: Path  # <name>.yaml + <name>.json: site boards of private data (.datasets)
+    calibration: Path  # the simulator's calibration report (python -m benchmark.data calibrate)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
@@ -53,6 +54,7 @@ class Paths:
             root / "figures",
             root / "fresh",
             root / "datasets",
+            root / "calibration",
         )
 
 
@@ -93,11 +95,20 @@ class Board:
         """model -> [(seed, predictions of this cohort and task, in file order)], seeds sorted."""
         out: dict[str, list[tuple[int, pd.DataFrame]]] = defaultdict(list)
         for entry in sorted(self.entries, key=lambda e: (e.model, e.seed)):
-            frame = entry.predictions
-            rows = frame[(frame["cohort"] == cohort) & (frame["task"] == task)]
+            rows = _slice(entry, cohort, task)
             if len(rows):
-                out[entry.model].append((entry.seed, rows.reset_index(drop=True)))
+                out[entry.model].append((entry.seed, rows))
         return dict(out)
+
+    def model_runs(self, model: str, cohort: str, task: str) -> list[tuple[int, pd.DataFrame]]:
+        """``runs(cohort, task)[model]`` without slicing every other model's predictions."""
+        mine = sorted((e for e in self.entries if e.model == model), key=lambda e: e.seed)
+        return [(e.seed, rows) for e in mine if len(rows := _slice(e, cohort, task))]
+
+
+def _slice(entry: Entry, cohort: str, task: str) -> pd.DataFrame:
+    frame = entry.predictions
+    return frame[(frame["cohort"] == cohort) & (frame["task"] == task)].reset_index(drop=True)
 
 
 def _section(

@@ -142,6 +142,13 @@ def warm_end_to_end(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return end_to_end(rows, "warm") or end_to_end(rows, "none")
 
 
+def row_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of a record's full table: the known keys in :data:`ROW_ORDER`, then any
+    other key its rows carry, sorted."""
+    columns = [c for c in ROW_ORDER if any(c in r for r in rows)]
+    return columns + sorted({k for r in rows for k in r} - set(columns))
+
+
 def _summary_row(item: ThroughputRecord) -> list[str]:
     """One line per record: the best gated model-only row, batch-1 latency, end-to-end."""
     rows = item.record["rows"]
@@ -198,8 +205,7 @@ def render_throughput(records: list[ThroughputRecord]) -> str:
     for item in records:
         record = item.record
         rows = record["rows"]
-        columns = [c for c in ROW_ORDER if any(c in r for r in rows)]
-        columns += sorted({k for r in rows for k in r} - set(columns))
+        columns = row_columns(rows)
         parts.append(f"#### {record['model']} — {_hardware(record['hardware'])}\n")
         parts.append(f"`{item.path.name}`\n")
         if not rows:
