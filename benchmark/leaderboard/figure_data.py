@@ -69,18 +69,16 @@ def calibration_bins(frame: pd.DataFrame, bins: int = CALIBRATION_BINS) -> list[
     """Reliability diagram of a ``lesion_pd`` slice: lesions sorted by prediction and cut into
     ``bins`` groups of (nearly) equal size; ties stay together in the order of the ids."""
     ordered = frame.sort_values(["prediction", "id"], kind="mergesort")
+    prediction = ordered["prediction"].to_numpy(float)
+    label = ordered["label"].to_numpy(float)
     out = []
     for chunk in np.array_split(np.arange(len(ordered)), min(bins, len(ordered))):
-        if chunk.size == 0:
-            continue
-        rows = ordered.iloc[chunk]
-        out.append(
-            CalibrationBin(
-                int(chunk.size),
-                float(rows["prediction"].mean()),
-                float(rows["label"].astype(float).mean()),
+        if chunk.size:
+            out.append(
+                CalibrationBin(
+                    int(chunk.size), float(prediction[chunk].mean()), float(label[chunk].mean())
+                )
             )
-        )
     return out
 
 
