@@ -35,7 +35,11 @@ from benchmark.leaderboard.web.build import (
 )
 from benchmark.leaderboard.web.pages import BuildInfo
 from benchmark.leaderboard.web.render import json_script
-from benchmark.leaderboard.web.verification import UNVERIFIED, verification_status
+from benchmark.leaderboard.web.verification import (
+    UNVERIFIED,
+    model_verification,
+    verification_status,
+)
 from benchmark.record_format import PROJECT_ROOT
 from benchmark.records import Reference
 
@@ -163,6 +167,21 @@ def test_a_record_without_verification_is_unverified_and_says_what_could_check_i
     assert (again.status, again.label) == ("exact", "re-run exactly")
 
 
+def test_a_models_row_is_as_verified_as_its_weakest_seed(committed):
+    seeds = sorted((e for e in committed.entries if e.model == "rsf"), key=lambda e: e.seed)
+
+    def marked(entry: Entry, status: str) -> Entry:
+        record = {**entry.record, "verification": {"status": status, "detail": "CI"}}
+        return Entry(entry.path, record, entry.predictions)
+
+    exact = [marked(e, "exact") for e in seeds]
+    assert model_verification(exact).status == "exact"
+    mixed = [exact[0], marked(seeds[1], "tolerance"), exact[2]]
+    assert model_verification(mixed).status == "tolerance"
+    assert model_verification([*exact[:2], seeds[2]]).status == UNVERIFIED
+    assert "seeds 0, 1: re-run exactly" in model_verification([*exact[:2], seeds[2]]).detail
+
+
 def test_the_vendored_plotly_is_the_pinned_file():
     import hashlib
 
@@ -277,6 +296,8 @@ class Visit:
             self.problems.append(f"console {message.type}: {message.text}")
 
     def open(self, page: str, fragment: str = "") -> None:
+        """Load ``page`` afresh (a URL that differs only by its fragment would not reload)."""
+        self.page.goto("about:blank")
         self.page.goto((self.site / page).as_uri() + fragment)
         self.page.wait_for_load_state("load")
         if self.page.locator(".plot-area").count():

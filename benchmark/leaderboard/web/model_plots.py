@@ -85,7 +85,7 @@ def roc_plot(board: Board, model: str) -> Plot | None:
                     "name": f"seed {seed}",
                     "legendgroup": f"seed {seed}",
                     "showlegend": i == 0,
-                    "line": {"color": seed_colour(k), "width": 1.6, "shape": "hv"},
+                    "line": {"color": seed_colour(k), "width": 1.6},
                     "hovertemplate": f"seed {seed}, AUC {curve.auc:.3f}<br>"
                     "1 − specificity %{x:.3f}, sensitivity %{y:.3f}<extra></extra>",
                     **_axes(i),

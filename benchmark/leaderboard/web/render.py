@@ -17,17 +17,17 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from benchmark.leaderboard.board import Board
+from benchmark.leaderboard.web.model_page import model_page
 from benchmark.leaderboard.web.pages import (
     BuildInfo,
     calibration_page,
     compare_page,
     index_page,
-    model_page,
     page_name,
-    site_page,
     throughput_page,
 )
 from benchmark.leaderboard.web.rows import board_tables, model_facts
+from benchmark.leaderboard.web.site_page import site_page
 
 TEMPLATES = Path(__file__).with_name("templates")
 

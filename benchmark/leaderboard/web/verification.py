@@ -58,5 +58,11 @@ def model_verification(entries: Sequence[Entry]) -> Verification:
     if not found:
         return Verification(UNVERIFIED, "no record")
     weakest = min((v.status for _, v in found), key=STRENGTH.__getitem__)
-    detail = "; ".join(f"seed {seed}: {v.label} ({v.detail})" for seed, v in found)
+    seeds: dict[Verification, list[int]] = {}
+    for seed, v in found:
+        seeds.setdefault(v, []).append(seed)
+    detail = "; ".join(
+        f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}: {v.label} ({v.detail})"
+        for v, s in seeds.items()
+    )
     return Verification(weakest, detail)
