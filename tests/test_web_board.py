@@ -331,6 +331,46 @@ def test_every_page_loads_without_error_and_asks_only_for_files_of_the_site(visi
     assert outside == []
 
 
+def test_the_site_works_the_same_from_a_static_server(browser, site: Path, board: Board):
+    """Served over HTTP from the loopback address, as any static host would."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=site))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    root = f"http://127.0.0.1:{server.server_address[1]}/"
+    page = Visit(browser, site)
+    try:
+        page.page.goto(root + "index.html#mdacc/os")
+        shown = page.page.locator("[id='mdacc/os'] tbody tr").count()
+        visible = page.page.locator("[id='mdacc/os']").is_visible()
+        traces = []
+        for path in ("models/cnn3d.html", "compare.html"):
+            page.page.goto(root + path)
+            page.page.wait_for_function(
+                "() => [...document.querySelectorAll('.plot-area')]"
+                ".every(e => e.hasAttribute('data-rendered'))"
+            )
+            traces.append(
+                page.page.evaluate("() => document.querySelector('.plot-area').data.length")
+            )
+    finally:
+        page.page.close()
+        server.shutdown()
+        server.server_close()
+    assert page.problems == []
+    assert page.requests and all(url.startswith(root) for url in page.requests)
+    os_table = next(s for s in board.sections if (s.cohort, s.task) == ("mdacc", "os"))
+    assert visible and shown == len(os_table.standings)
+    assert traces[0] > 0 and traces[1] == 1
+
+
 def test_every_model_has_a_page_linked_from_the_index(visit: Visit, board: Board, site: Path):
     visit.open("index.html")
     links = visit.page.eval_on_selector_all(

@@ -67,15 +67,32 @@ def model_card(entry: ModelEntry) -> tuple[dict[str, Any] | None, str]:
 
 
 def _text(value: Any) -> str:
-    """A card value as text: strings as they are, anything else as YAML."""
+    """A value as text: strings as they are, a list of strings one per line, else YAML."""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100).strip()
+
+
+def _author(author: Any) -> str:
+    """``name (affiliation; email; github; orcid)``, one author of a card."""
+    if not isinstance(author, Mapping):
+        return _text(author)
+    more = [str(author[k]) for k in ("affiliation", "email", "github", "orcid") if author.get(k)]
+    return str(author.get("name", "")) + (f" ({'; '.join(more)})" if more else "")
 
 
 def _card_fields(card: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = [k for k in CARD_ORDER if k in card] + [k for k in card if k not in CARD_ORDER]
-    return [(str(k), _text(card[k])) for k in keys]
+    fields = []
+    for key in keys:
+        value = card[key]
+        if key == "authors" and isinstance(value, list):
+            fields.append((str(key), "\n".join(_author(a) for a in value)))
+        else:
+            fields.append((str(key), _text(value)))
+    return fields
 
 
 def _provenance(board: Board, model: str) -> list[dict[str, Any]]:
