@@ -27,6 +27,8 @@ from benchmark.leaderboard.board import Board, Paths, assemble, load_board
 from benchmark.leaderboard.cells import ci, mean_sd, rank_interval, signed
 from benchmark.leaderboard.store import Entry
 from benchmark.leaderboard.web.build import (
+    GENERATOR,
+    MANIFEST,
     PLOTLY,
     PLOTLY_SHA256,
     build_info,
@@ -115,7 +117,8 @@ def with_models(base: Board, extra: list[Entry], models: dict[str, ModelEntry]) 
 
 @pytest.fixture(scope="module")
 def committed() -> Board:
-    return load_board(Paths.under(), Reference.from_conf("default"))
+    """The committed records, not ranked: each test board ranks once, with its extra models."""
+    return load_board(Paths.under(), Reference.from_conf("default"), ranked=False)
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +224,7 @@ def test_same_inputs_give_the_same_bytes_in_another_process(board, site, tmp_pat
     assert [p for p in mine if mine[p] != theirs[p]] == []
 
 
-def test_the_command_builds_replaces_its_own_site_and_refuses_another_folder(tmp_path: Path):
+def test_the_command_builds_a_site_and_refuses_a_folder_it_did_not_build(tmp_path: Path):
     """The CLI on a small board (two models copied from the committed one)."""
     root = tmp_path / "leaderboard"
     for part in ("results", "throughput", "fresh"):
@@ -245,14 +248,24 @@ def test_the_command_builds_replaces_its_own_site_and_refuses_another_folder(tmp
         "lr_volume.html",
     ]
     assert "2026-01-01T00:00:00Z" in (out / "index.html").read_text()
-    (out / "stale.html").write_text("left from an older build")
-    assert site(out).returncode == 0 and not (out / "stale.html").exists()
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     refused = site(other)
     assert refused.returncode == 2 and "holds no site" in refused.stderr
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_a_new_build_replaces_the_old_site_whole(tmp_path: Path):
+    import json
+
+    out = tmp_path / "site"
+    manifest = {MANIFEST: json.dumps({"generator": GENERATOR}).encode()}
+    write_site({"index.html": b"one", "models/a.html": b"a", **manifest}, out)
+    write_site({"index.html": b"two", **manifest}, out)
+    assert (out / "index.html").read_bytes() == b"two"
+    assert not (out / "models").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no staging folder left
 
 
 def test_build_date_comes_from_the_commit_or_source_date_epoch(committed, monkeypatch):
@@ -608,12 +621,15 @@ def test_weight_and_build_time_at_100_models(committed: Board, tmp_path: Path, c
     built = time.perf_counter() - start
     index = len(files["index.html"])
     total = sum(len(data) for data in files.values())
-    largest = max(len(data) for path, data in files.items() if path.endswith(".html"))
+    pages = {path: len(data) for path, data in files.items() if path.endswith(".html")}
+    largest = max(pages, key=pages.__getitem__)
+    model_pages = [size for path, size in pages.items() if path.startswith("models/")]
     with capsys.disabled():
         print(
             f"\n100 models: ranking {ranked:.0f} s, ranking + site {built:.0f} s; "
             f"index {index / 1e6:.2f} MB, site {total / 1e6:.1f} MB in {len(files)} files, "
-            f"largest page {largest / 1e6:.2f} MB"
+            f"largest page {largest} {pages[largest] / 1e6:.2f} MB, model pages "
+            f"{min(model_pages) / 1e3:.0f}-{max(model_pages) / 1e3:.0f} kB"
         )
     assert len(board.models) == 100
     assert index < 2_000_000

@@ -164,9 +164,10 @@ def assemble(
     return Board(reference, entries, sections, throughput, models, fresh, sites)
 
 
-def load_board(paths: Paths, reference: Reference) -> Board:
+def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Board:
     """Read and check every record and throughput file; :class:`LeaderboardError` lists all
-    refusals at once."""
+    refusals at once. ``ranked=False`` skips the ranking (no sections): for a caller that adds
+    models and ranks once with :func:`assemble`."""
     try:
         models = by_name()
     except ValueError as err:  # two configs define one model name
@@ -189,4 +190,6 @@ def load_board(paths: Paths, reference: Reference) -> Board:
     if problems:
         raise LeaderboardError(problems)
     on_board = {m: models[m] for m in sorted(configs)}
+    if not ranked:
+        return Board(reference, entries, [], throughput, on_board, fresh, sites)
     return assemble(entries, reference, throughput, on_board, fresh, sites)

@@ -102,12 +102,18 @@ def is_site(folder: Path) -> bool:
         return False
 
 
+def check_out(out: Path) -> None:
+    """FileExistsError unless ``out`` is missing, empty, or a site this command built."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not is_site(out):
+        raise FileExistsError(f"{out} is not empty and holds no site built by this command")
+
+
 def write_site(files: Mapping[str, bytes], out: Path) -> None:
     """Write ``files`` into ``out`` all or nothing, replacing a site built there before;
     FileExistsError if ``out`` holds anything else."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not is_site(out):
-        raise FileExistsError(f"{out} is not empty and holds no site built by this command")
+    check_out(out)
     tag = uuid.uuid4().hex[:8]
     fresh = out.with_name(f".{out.name}.new-{tag}")
     with staged(fresh) as folder:
@@ -128,6 +134,7 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def build_site(paths: Paths, reference: Reference, out: Path) -> dict[str, int]:
     """Load the board from ``paths``, write its site into ``out``; file count and bytes."""
+    check_out(out)  # before the minutes of ranking, not after
     board = load_board(paths, reference)
     calibration = _json(paths.calibration / "calibration.json")
     coverage = _json(paths.calibration / "coverage.json")
