@@ -106,7 +106,7 @@ def best_throughput(records: list[ThroughputRecord]) -> Cell:
         row, item = max(model_only, key=lambda pair: pair[0]["samples_per_s"])
         mode = f"{row.get('precision')}, {row.get('layout')}, batch {row.get('batch')}"
         return Cell(
-            rate_text(row),
+            f"{rate_text(row)}, model-only",
             float(row["samples_per_s"]),
             f"model-only, {mode}, on {item.machine}; inputs on the device",
         )
@@ -115,9 +115,9 @@ def best_throughput(records: list[ThroughputRecord]) -> Cell:
     if warm:
         row, item = max(warm, key=lambda pair: pair[0]["samples_per_s"])
         return Cell(
-            rate_text(row),
+            f"{rate_text(row)}, end to end",
             float(row["samples_per_s"]),
-            f"end to end ({row['scope']}), on {item.machine}; no network to time alone",
+            f"{row['scope']}, on {item.machine}; no network to time alone",
         )
     return Cell("—", None, "no throughput record")
 
@@ -157,7 +157,12 @@ def columns(section: Section) -> list[Column]:
         Column("secondary", secondary, note="mean over seeds ± their sd"),
         Column("seeds", "seeds", note="model seeds pooled; sorts by their number"),
         Column("verified", "verified", note="how the row was checked; strongest first"),
-        Column("throughput", "best throughput", note="fastest gated figure of any machine"),
+        Column(
+            "throughput",
+            "best throughput",
+            note="fastest gated model-only figure of any machine; end to end without a network "
+            "(the two do not compare)",
+        ),
     ]
 
 
