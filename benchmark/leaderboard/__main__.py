@@ -1,6 +1,7 @@
-"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|verify|fresh|schema NAME]``.
+"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|site OUT|verify|fresh|schema]``.
 
   build (default)  regenerate leaderboard/README.md and leaderboard/figures/ from the records
+  site OUT         write the board as a static web site into OUT (replacing a site built there)
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
                    leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
   check            exit 1 when the committed README differs from a regeneration (CI)
@@ -40,9 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="build",
-        choices=["build", "submit", "check", "verify", "schema"],
+        choices=["build", "submit", "check", "site", "verify", "schema"],
     )
-    parser.add_argument("args", nargs="*", help="RUN_DIR... for submit, NAME for schema")
+    parser.add_argument(
+        "args", nargs="*", help="RUN_DIR... for submit, OUT for site, NAME for schema"
+    )
     parser.add_argument(
         "--root",
         type=Path,
@@ -98,6 +101,19 @@ def main(argv: list[str] | None = None) -> int:
             if not refused:
                 print("now rebuild the table: python -m benchmark.leaderboard")
             return 2 if refused else 0
+        if opts.command == "site":
+            if len(opts.args) != 1:
+                print("site OUT: one output folder", file=sys.stderr)
+                return 2
+            from benchmark.leaderboard.web.build import build_site
+
+            try:
+                built = build_site(paths, reference, Path(opts.args[0]))
+            except FileExistsError as err:
+                print(err, file=sys.stderr)
+                return 2
+            print(f"wrote {opts.args[0]} ({built['files']} files, {built['bytes']:,} bytes)")
+            return 0
         if opts.command == "check":
             diff = check(paths, reference)
             if diff:

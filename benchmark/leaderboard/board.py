@@ -18,7 +18,7 @@ from benchmark.leaderboard.checks import MARKS, Check, how_checked, load_marks, 
 from benchmark.leaderboard.datasets import SiteDataset, load_datasets
 from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
 from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
-from benchmark.leaderboard.ranking import Standing, rank_models
+from benchmark.leaderboard.ranking import SeedMean, Standing, rank_seed_means, seed_means
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
 from benchmark.leaderboard.throughput_table import ThroughputRecord, load_throughput
 from benchmark.record_format import PROJECT_ROOT
@@ -44,6 +44,7 @@ class Paths:
     fresh: Path  # <model>.json: figures over fresh data draws (leaderboard/fresh_aggregate.py)
     datasets: Path  # <name>.yaml + <name>.json: site boards of private data (.datasets)
     marks: Path  # unverified.yaml: records nothing here can re-run (.checks)
+    calibration: Path  # the simulator's calibration report (python -m benchmark.data calibrate)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
@@ -56,6 +57,7 @@ class Paths:
             root / "fresh",
             root / "datasets",
             root / MARKS,
+            root / "calibration",
         )
 
 
@@ -70,6 +72,8 @@ class Section:
     oracle: dict[str, dict[str, Any]]  # metric name -> the record's oracle metric
     n: int
     n_positive: int | None  # PD lesions (lesion_pd) or events (os, pfs)
+    # model -> its seed-mean on the shared resamples: the paired difference of any two models
+    means: dict[str, SeedMean] = field(default_factory=dict)
 
     @property
     def primary(self) -> str:
@@ -90,6 +94,7 @@ class Board:
     fresh: dict[str, Fresh] = field(default_factory=dict)  # model -> its fresh-draw aggregate
     sites: list[SiteDataset] = field(default_factory=list)  # registered private datasets
     checks: dict[str, Check] = field(default_factory=dict)  # model -> how CI checks its records
+    marks: dict[str, str] = field(default_factory=dict)  # record stem -> why it is unverified
 
     def ranked(self, model: str) -> bool:
         """Whether the model takes a rank: every record of it was re-run (``.checks``)."""
@@ -99,11 +104,20 @@ class Board:
         """model -> [(seed, predictions of this cohort and task, in file order)], seeds sorted."""
         out: dict[str, list[tuple[int, pd.DataFrame]]] = defaultdict(list)
         for entry in sorted(self.entries, key=lambda e: (e.model, e.seed)):
-            frame = entry.predictions
-            rows = frame[(frame["cohort"] == cohort) & (frame["task"] == task)]
+            rows = _slice(entry, cohort, task)
             if len(rows):
-                out[entry.model].append((entry.seed, rows.reset_index(drop=True)))
+                out[entry.model].append((entry.seed, rows))
         return dict(out)
+
+    def model_runs(self, model: str, cohort: str, task: str) -> list[tuple[int, pd.DataFrame]]:
+        """``runs(cohort, task)[model]`` without slicing every other model's predictions."""
+        mine = sorted((e for e in self.entries if e.model == model), key=lambda e: e.seed)
+        return [(e.seed, rows) for e in mine if len(rows := _slice(e, cohort, task))]
+
+
+def _slice(entry: Entry, cohort: str, task: str) -> pd.DataFrame:
+    frame = entry.predictions
+    return frame[(frame["cohort"] == cohort) & (frame["task"] == task)].reset_index(drop=True)
 
 
 def _section(
@@ -112,13 +126,14 @@ def _section(
     runs = board.runs(cohort, task)
     if not runs:
         return None
-    boot = {"n_boot": int(reference.protocol["bootstrap"]["n_boot"])}
-    boot["seed"] = int(reference.protocol["bootstrap"]["seed"])
-    ranked = {m: r for m, r in runs.items() if board.ranked(m)}
-    standings = rank_models(task, ranked, **boot)
+    boot = reference.protocol["bootstrap"]
+    means = seed_means(task, runs, n_boot=int(boot["n_boot"]), seed=int(boot["seed"]))
+    seeds = {m: [s for s, _ in found] for m, found in runs.items()}
+    ranked = {m: mean for m, mean in means.items() if board.ranked(m)}
+    standings = rank_seed_means(seeds, ranked)
     # An unverified model shows its own figures, after the ranked ones, without a rank.
-    for model in sorted(set(runs) - set(ranked)):
-        (alone,) = rank_models(task, {model: runs[model]}, **boot)
+    for model in sorted(set(means) - set(ranked)):
+        (alone,) = rank_seed_means(seeds, {model: means[model]})
         standings.append(replace(alone, rank=None, rank_median=None, rank_ci95=None, p_best=None))
     secondary = {
         model: rows[(model, cohort, task, SECONDARY_METRIC[task])]
@@ -137,7 +152,7 @@ def _section(
         if task in e.record["metrics"].get(cohort, {})
     )
     positive = first.get("n_pos") if task == "lesion_pd" else first.get("n_events")
-    return Section(cohort, task, standings, secondary, oracle, int(first["n"]), positive)
+    return Section(cohort, task, standings, secondary, oracle, int(first["n"]), positive, means)
 
 
 def assemble(
@@ -148,16 +163,21 @@ def assemble(
     fresh: dict[str, Fresh] | None = None,
     sites: list[SiteDataset] | None = None,
     marks: dict[str, str] | None = None,
+    *,
+    rank: bool = True,
 ) -> Board:
-    """Rank every (cohort, task) of the protocol that some record scored; models with a record
-    nobody re-ran (``marks``, GPU records) are shown without a rank."""
-    fresh, sites = fresh or {}, sites or []
+    """Rank every (cohort, task) of the protocol that some record scored (``rank=False``: no
+    sections yet); models with a record nobody re-ran (``marks``, GPU records) are shown
+    without a rank."""
+    fresh, sites, marks = fresh or {}, sites or [], marks or {}
     per_model: dict[str, list[Check]] = defaultdict(list)
     for entry in sorted(entries, key=lambda e: e.path.name):
         stem = entry.path.name.removesuffix(".json")
-        per_model[entry.model].append(how_checked(stem, entry.record, marks or {}))
+        per_model[entry.model].append(how_checked(stem, entry.record, marks))
     checks = {model: model_check(found) for model, found in per_model.items()}
-    board = Board(reference, entries, [], throughput, models, fresh, sites, checks)
+    board = Board(reference, entries, [], throughput, models, fresh, sites, checks, marks)
+    if not rank:
+        return board
     rows = {
         (r.model, r.cohort, r.task, r.metric): r
         for r in aggregate_seeds([e.record for e in entries])
@@ -168,12 +188,13 @@ def assemble(
             section = _section(cohort, task, entries, reference, rows, board)
             if section is not None:
                 sections.append(section)
-    return Board(reference, entries, sections, throughput, models, fresh, sites, checks)
+    return Board(reference, entries, sections, throughput, models, fresh, sites, checks, marks)
 
 
-def load_board(paths: Paths, reference: Reference) -> Board:
+def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Board:
     """Read and check every record and throughput file; :class:`LeaderboardError` lists all
-    refusals at once."""
+    refusals at once. ``ranked=False`` skips the ranking (no sections): for a caller that adds
+    models and ranks once with :func:`assemble`."""
     try:
         models = by_name()
     except ValueError as err:  # two configs define one model name
@@ -202,4 +223,4 @@ def load_board(paths: Paths, reference: Reference) -> Board:
     if problems:
         raise LeaderboardError(problems)
     on_board = {m: models[m] for m in sorted(configs)}
-    return assemble(entries, reference, throughput, on_board, fresh, sites, marks)
+    return assemble(entries, reference, throughput, on_board, fresh, sites, marks, rank=ranked)

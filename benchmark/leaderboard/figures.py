@@ -10,16 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from benchmark.atomic import write_atomic
+from benchmark.leaderboard.figure_data import SURVIVAL_TASKS, km_by_risk, roc
 
 if TYPE_CHECKING:
     from benchmark.leaderboard.board import Board
 
 ROC = "roc.png"
 FOREST = "forest.png"
-SURVIVAL_TASKS = ("os", "pfs")
 DPI = 110
 
 
@@ -70,20 +68,15 @@ def _cohorts(board: Board, tasks: tuple[str, ...]) -> list[str]:
 
 
 def draw_roc(board: Board, path: Path) -> None:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     plt = _pyplot()
     cohorts = _cohorts(board, ("lesion_pd",))
     fig, axes = plt.subplots(1, len(cohorts), figsize=(4.4 * len(cohorts), 4.6), squeeze=False)
     for ax, cohort in zip(axes[0], cohorts, strict=True):
         for model, runs in sorted(board.runs(cohort, "lesion_pd").items()):
-            seed, frame = runs[0]
-            label, score = frame["label"].to_numpy(int), frame["prediction"].to_numpy(float)
-            if len(set(label)) < 2:
+            curve = roc(runs[0][1])
+            if curve is None:
                 continue
-            fpr, tpr, _ = roc_curve(label, score)
-            auc = roc_auc_score(label, score)
-            ax.plot(fpr, tpr, lw=1.4, label=f"{model} ({auc:.2f})")
+            ax.plot(curve.fpr, curve.tpr, lw=1.4, label=f"{model} ({curve.auc:.2f})")
         ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
         ax.set(title=cohort, xlabel="1 - specificity", ylabel="sensitivity", aspect="equal")
         ax.legend(fontsize=7, loc="lower right", title="model (AUC)", title_fontsize=7)
@@ -93,9 +86,6 @@ def draw_roc(board: Board, path: Path) -> None:
 
 
 def draw_km(board: Board, model: str, path: Path) -> None:
-    from sksurv.compare import compare_survival
-    from sksurv.nonparametric import kaplan_meier_estimator
-
     plt = _pyplot()
     tasks = [t for t in SURVIVAL_TASKS if any(s.task == t for s in board.sections)]
     cohorts = _cohorts(board, SURVIVAL_TASKS)
@@ -110,31 +100,18 @@ def draw_km(board: Board, model: str, path: Path) -> None:
             if not runs:
                 ax.text(0.5, 0.5, "not predicted", ha="center", transform=ax.transAxes)
                 continue
-            frame = runs[0][1]
-            time = frame["time"].to_numpy(float)
-            event = frame["event"].to_numpy(int).astype(bool)
-            risk = frame["prediction"].to_numpy(float)
-            high = risk > np.median(risk)
-            for flag, name, colour in (
-                (False, "low risk", "tab:blue"),
-                (True, "high risk", "tab:red"),
-            ):
-                sel = high == flag
-                if sel.sum() == 0:
-                    continue
-                t, s = kaplan_meier_estimator(event[sel], time[sel])
+            groups = km_by_risk(runs[0][1])
+            colours = {"low risk": "tab:blue", "high risk": "tab:red"}
+            for curve in groups.curves:
                 ax.step(
-                    np.r_[0, t],
-                    np.r_[1, s],
+                    curve.time,
+                    curve.survival,
                     where="post",
-                    color=colour,
-                    label=f"{name} ({sel.sum()})",
+                    color=colours[curve.name],
+                    label=f"{curve.name} ({curve.n})",
                 )
-            if 0 < high.sum() < len(high):
-                y = np.empty(len(time), dtype=[("event", bool), ("time", float)])
-                y["event"], y["time"] = event, time
-                p = compare_survival(y, high.astype(int))[1]
-                ax.set_title(f"{cohort}: {task.upper()} (log-rank p={p:.3f})")
+            if groups.p is not None:
+                ax.set_title(f"{cohort}: {task.upper()} (log-rank p={groups.p:.3f})")
             ax.legend(fontsize=7)
         axes[row][0].set_ylabel("survival probability")
     fig.suptitle(model)

@@ -132,6 +132,25 @@ def seed_mean(
     )
 
 
+def seed_means(
+    task: str,
+    runs: Mapping[str, Sequence[tuple[int, pd.DataFrame]]],
+    *,
+    n_boot: int,
+    seed: int,
+) -> dict[str, SeedMean]:
+    """Every model's :class:`SeedMean` on the shared resamples, rows aligned to the ids of the
+    first model (by name); kept so that any pair of models can be differenced later."""
+    models = sorted(runs)
+    if not models:
+        return {}
+    order = pd.Index(runs[models[0]][0][1]["id"])
+    return {
+        model: seed_mean(task, runs[model], order, n_boot=n_boot, seed=seed, where=model)
+        for model in models
+    }
+
+
 def rank_models(
     task: str,
     runs: Mapping[str, Sequence[tuple[int, pd.DataFrame]]],
@@ -144,15 +163,22 @@ def rank_models(
     A model whose metric is not computable for some seed is listed last, unranked, with the
     reason. Every model and seed must predict the same ids (``ValueError`` otherwise).
     """
-    models = sorted(runs)
+    seeds = {model: tuple(s for s, _ in found) for model, found in runs.items()}
+    return rank_seed_means(seeds, seed_means(task, runs, n_boot=n_boot, seed=seed))
+
+
+def rank_seed_means(
+    seeds: Mapping[str, Sequence[int]], found_means: Mapping[str, SeedMean]
+) -> list[Standing]:
+    """Standings from :func:`seed_means` (``seeds``: model -> its model seeds), best first."""
+    models = sorted(found_means)
     if not models:
         return []
-    order = pd.Index(runs[models[0]][0][1]["id"])
     means: dict[str, SeedMean] = {}
     out: dict[str, dict] = {}
     for model in models:
-        found = seed_mean(task, runs[model], order, n_boot=n_boot, seed=seed, where=model)
-        base = {"model": model, "seeds": tuple(s for s, _ in runs[model])}
+        found = found_means[model]
+        base = {"model": model, "seeds": tuple(seeds[model])}
         if found.reason is not None:
             out[model] = {**base, "value": None, "sd": None, "ci95": None}
             out[model]["not_computable"] = found.reason

@@ -9,6 +9,7 @@ simulated board beside its rank on each site board, with Spearman's rank correla
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from scipy.stats import spearmanr
@@ -112,14 +113,27 @@ def _site(board: Board, site: SiteDataset) -> str:
     return "\n".join(parts)
 
 
-def _rho(pairs: list[tuple[int, int]]) -> str:
+def spearman(pairs: list[tuple[int, int]]) -> float | None:
+    """Spearman's rank correlation of (simulated rank, site rank) pairs; None under 3 pairs or
+    when a side has no spread."""
     if len(pairs) < 3:
-        return "—"
+        return None
     rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
-    return "—" if rho is None or math.isnan(rho) else f"{rho:+.2f} ({len(pairs)})"
+    return None if rho is None or math.isnan(rho) else float(rho)
 
 
-def _cross(board: Board, site: SiteDataset) -> str:
+@dataclass(frozen=True)
+class CrossBoard:
+    """Each model's rank on the simulated board and on one site board, per shared cell."""
+
+    cells: list[tuple[str, str]]  # (cohort, task) shown, unsuppressed, on both boards
+    models: list[str]  # ranked on either board in some cell, sorted
+    ranks: dict[tuple[str, str], dict[str, tuple[int | None, int | None]]]  # cell -> model -> ranks
+    rho: dict[tuple[str, str], tuple[float | None, int]]  # cell -> (Spearman, models on both)
+
+
+def cross_board(board: Board, site: SiteDataset) -> CrossBoard:
+    """The ranks of every model on both boards, and their rank correlation per cell."""
     simulated = {
         (sec.cohort, sec.task): {s.model: s.rank for s in sec.standings if s.rank}
         for sec in board.sections
@@ -129,34 +143,42 @@ def _cross(board: Board, site: SiteDataset) -> str:
         for s in site.record["sections"]
         if not s["suppressed"] and (s["cohort"], s["task"]) in simulated
     ]
-    if not cells:
-        return f"### {site.name}\n\nNo (cohort, task) shown on both boards.\n"
-    ranks = {
+    at_site = {
         cell: {s["model"]: s["rank"] for s in site.section(*cell)["standings"] if s["rank"]}
         for cell in cells
     }
-    models = sorted({m for cell in cells for m in {*simulated[cell], *ranks[cell]}})
-    header = " | ".join(f"`{c}` {t}" for c, t in cells)
+    models = sorted({m for cell in cells for m in {*simulated[cell], *at_site[cell]}})
+    ranks = {
+        cell: {m: (simulated[cell].get(m), at_site[cell].get(m)) for m in models} for cell in cells
+    }
+    rho = {}
+    for cell in cells:
+        pairs = [(a, b) for a, b in ranks[cell].values() if a and b]
+        rho[cell] = (spearman(pairs), len(pairs))
+    return CrossBoard(cells, models, ranks, rho)
+
+
+def _cross(board: Board, site: SiteDataset) -> str:
+    found = cross_board(board, site)
+    if not found.cells:
+        return f"### {site.name}\n\nNo (cohort, task) shown on both boards.\n"
+    header = " | ".join(f"`{c}` {t}" for c, t in found.cells)
     lines = [
         f"### {site.name}",
         "",
         f"| model | {header} |",
-        "|---|" + "---|" * len(cells),
+        "|---|" + "---|" * len(found.cells),
     ]
-    for model in models:
+    for model in found.models:
         shown = []
-        for cell in cells:
-            a, b = simulated[cell].get(model), ranks[cell].get(model)
+        for cell in found.cells:
+            a, b = found.ranks[cell][model]
             shown.append(f"{a or '—'} → {b or '—'}")
         lines.append(f"| {model} | {' | '.join(shown)} |")
     rhos = []
-    for cell in cells:
-        pairs = [
-            (simulated[cell][m], ranks[cell][m])
-            for m in models
-            if m in simulated[cell] and m in ranks[cell]
-        ]
-        rhos.append(_rho(pairs))
+    for cell in found.cells:
+        rho, n = found.rho[cell]
+        rhos.append("—" if rho is None else f"{rho:+.2f} ({n})")
     lines.append(f"| **Spearman ρ (n models)** | {' | '.join(rhos)} |")
     return "\n".join(lines) + "\n"
 

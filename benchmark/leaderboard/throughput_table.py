@@ -46,6 +46,11 @@ class ThroughputRecord:
     path: Path
     record: dict[str, Any]
 
+    @property
+    def machine(self) -> str:
+        """The machine part of the file name (``<model>__<machine>__<torch>__<modes>.json``)."""
+        return self.path.name.split("__")[1] if "__" in self.path.name else ""
+
 
 def load_throughput(folder: Path) -> tuple[list[ThroughputRecord], list[str]]:
     """Records sorted by file name, and the problems (file + reason) of those refused."""
@@ -71,7 +76,8 @@ def load_throughput(folder: Path) -> tuple[list[ThroughputRecord], list[str]]:
     return records, problems
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A row value as the tables write it (plain text; each format escapes it its own way)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -81,50 +87,77 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, dict | list):
-        return text(json.dumps(value, sort_keys=True))
-    return text(value)
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
-def _hardware(hardware: dict[str, Any]) -> str:
+def _cell(value: Any) -> str:
+    """A value as Markdown: whatever a record holds shows as text."""
+    return text(cell_text(value))
+
+
+def hardware_text(hardware: dict[str, Any]) -> str:
     """The keys that identify a machine, in a fixed order (the record holds the rest)."""
     shown = [
-        f"{k} {_cell(hardware[k])}"
+        f"{k} {cell_text(hardware[k])}"
         for k in HARDWARE_ORDER
         if hardware.get(k) not in (None, "") and not isinstance(hardware[k], dict | list)
     ]
     return ", ".join(shown) or "unknown hardware"
 
 
-def _rate(row: dict[str, Any] | None) -> str:
+def _hardware(hardware: dict[str, Any]) -> str:
+    return text(hardware_text(hardware))
+
+
+def rate_text(row: dict[str, Any] | None) -> str:
+    """``1,529 samples/s``; empty without a rate."""
     if row is None or not row.get("samples_per_s"):
         return ""
-    return f"{_cell(row['samples_per_s'])} {_cell(row.get('unit') or 'samples')}/s"
+    return f"{cell_text(row['samples_per_s'])} {row.get('unit') or 'samples'}/s"
+
+
+def gated_model_only(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Model-only rows that ran and passed the accuracy gate (``status`` ok) with a rate."""
+    return [
+        r
+        for r in rows
+        if r.get("scope") == "model-only" and r.get("status") == "ok" and r.get("samples_per_s")
+    ]
+
+
+def end_to_end(rows: list[dict[str, Any]], cache: str) -> dict[str, Any] | None:
+    """The first end-to-end row of the submission's own path with the ``cache`` state (cold,
+    warm, none); the harness-predict rows time another path."""
+    found = [
+        r
+        for r in rows
+        if str(r.get("scope", "")).startswith("end-to-end (")
+        and f"{cache} cache)" in r["scope"]
+        and "harness-predict" not in r["scope"]
+    ]
+    return found[0] if found else None
+
+
+def warm_end_to_end(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """End to end with the per-lesion cache filled, or without one (clinical tables only)."""
+    return end_to_end(rows, "warm") or end_to_end(rows, "none")
+
+
+def row_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of a record's full table: the known keys in :data:`ROW_ORDER`, then any
+    other key its rows carry, sorted."""
+    columns = [c for c in ROW_ORDER if any(c in r for r in rows)]
+    return columns + sorted({k for r in rows for k in r} - set(columns))
 
 
 def _summary_row(item: ThroughputRecord) -> list[str]:
     """One line per record: the best gated model-only row, batch-1 latency, end-to-end."""
     rows = item.record["rows"]
-    model_only = [
-        r
-        for r in rows
-        if r.get("scope") == "model-only" and r.get("status") == "ok" and r.get("samples_per_s")
-    ]
+    model_only = gated_model_only(rows)
     best = max(model_only, key=lambda r: r["samples_per_s"], default=None)
     latencies = [r["latency_p50_ms"] for r in model_only if r.get("latency_p50_ms") is not None]
-
-    def end_to_end(cache: str) -> dict[str, Any] | None:
-        found = [
-            r
-            for r in rows
-            if str(r.get("scope", "")).startswith("end-to-end (")
-            and f"{cache} cache)" in r["scope"]
-            and "harness-predict" not in r["scope"]
-        ]
-        return found[0] if found else None
-
-    warm, cold = end_to_end("warm"), end_to_end("cold")
-    if warm is None:  # no per-lesion cache (clinical tables only)
-        warm = end_to_end("none")
+    warm, cold = warm_end_to_end(rows), end_to_end(rows, "cold")
     # The warm pass against model-only at the same precision, layout and batch.
     same = [
         r
@@ -134,18 +167,14 @@ def _summary_row(item: ThroughputRecord) -> list[str]:
     ratio = ""
     if same and warm and warm.get("samples_per_s"):
         ratio = f"{warm['samples_per_s'] / same[0]['samples_per_s']:.2f}"
-    mode = ""
-    if best:
-        mode = (
-            f" ({_cell(best['precision'])}, {_cell(best['layout'])}, batch {_cell(best['batch'])})"
-        )
+    mode = f" ({best['precision']}, {best['layout']}, batch {best['batch']})" if best else ""
     return [
         _cell(item.record["model"]),
-        _cell(item.path.name.split("__")[1] if "__" in item.path.name else ""),
-        (_rate(best) + mode) if best else "no network",
+        _cell(item.machine),
+        _cell(rate_text(best) + mode) if best else "no network",
         _cell(min(latencies)) if latencies else "",
-        _rate(cold),
-        _rate(warm),
+        _cell(rate_text(cold)),
+        _cell(rate_text(warm)),
         ratio,
     ]
 
@@ -178,8 +207,7 @@ def render_throughput(records: list[ThroughputRecord]) -> str:
     for item in records:
         record = item.record
         rows = record["rows"]
-        columns = [c for c in ROW_ORDER if any(c in r for r in rows)]
-        columns += sorted({k for r in rows for k in r} - set(columns))
+        columns = row_columns(rows)
         parts.append(f"#### {_cell(record['model'])} — {_hardware(record['hardware'])}\n")
         parts.append(f"{_cell(item.path.name)}\n")
         if not rows:
