@@ -94,7 +94,7 @@ def staged(out: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def unless_read_only(folder: Path) -> Iterator[None]:
     """Run a cache write, or skip it where ``folder`` is on a read-only mount (a sandboxed fit
-    reads the caches its run prepared: README, "Isolation"); one warning per folder. The value
+    reads the caches its run prepared: docs/isolation.md); one warning per folder. The value
     is still computed and used, only not kept."""
     try:
         yield

@@ -17,8 +17,8 @@ code, so a worker starts in milliseconds rather than re-importing torch. ``sandb
 that server, and so every worker, in a bubblewrap sandbox (``benchmark/bwrap.py``,
 ``benchmark/zygote.py``) with no label on its file system, no network and no view of other
 processes; ``sandbox=process`` uses ``multiprocessing``'s forkserver, started with the cleared
-environment a sandbox gets, but shares the machine's files, network and processes (README,
-"Isolation", lists what each mode stops).
+environment a sandbox gets, but shares the machine's files, network and processes
+(docs/isolation.md lists what each mode stops).
 """
 
 from __future__ import annotations

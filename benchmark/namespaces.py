@@ -179,7 +179,7 @@ def _fail(step: str, reason: str) -> NoReturn:
     raise NamespaceError(
         f"sandbox=bwrap: a worker could not {step}: {reason}. Without namespaces of its own a "
         "worker would share /tmp with the run's later workers, so it does not start "
-        "(README, Isolation)"
+        "(docs/isolation.md)"
     )
 
 

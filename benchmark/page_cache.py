@@ -9,7 +9,7 @@ stay unchanged, so no status check sees it. So the harness drops the clean page 
 and inodes (``/proc/sys/vm/drop_caches``) before it starts a worker after one that may have
 fitted; pages a running process maps (the sandbox's server's libraries) stay, and carry nothing
 a worker chose. That needs root (CI and the reference box run as root); elsewhere the channel
-stays open, which the run says once and README, "Isolation", states with its measured reach.
+stays open, which the run says once and docs/isolation.md, states with its measured reach.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def evict() -> float | None:
 def _warn_open() -> None:
     log.warning(
         "not root: the page cache is not dropped between a run's workers, so a fit can leave "
-        "its labels for a later fold to read in which file pages are cached (README, Isolation)"
+        "its labels for a later fold to read in which file pages are cached (docs/isolation.md)"
     )
 
 

@@ -128,7 +128,7 @@ class Submission(ABC):
 
         The protocol calls it on the blinded view of every cohort of the run in a worker that
         never gets an outcome, the only worker whose caches are writable: what it writes cannot
-        carry a label, and fits and predicts only read it (README, "Isolation"). A model that
+        carry a label, and fits and predicts only read it (docs/isolation.md). A model that
         derives more (a submission's own masks) overrides it, so that its fits find it there.
         """
         for cache in self.caches().values():

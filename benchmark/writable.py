@@ -64,7 +64,7 @@ def check_declared(
     if problems:
         raise WritableFolderError(
             "the model's config names folders outside its own folder "
-            f"{own} (paths.submission_cache; README, Isolation): " + "; ".join(problems)
+            f"{own} (paths.submission_cache; docs/isolation.md): " + "; ".join(problems)
         )
 
 
