@@ -565,7 +565,7 @@ def test_an_unverified_record_shows_its_figures_without_a_rank(runs, tiny_refere
     cells = [c.strip() for c in rows[0].split("|")[1:-1]]
     assert cells[0] == "" and cells[2].startswith("**unverified** [^")
     assert cells[6:9] == ["", "", "—"]  # rank interval, P(best), difference to #1
-    assert "unverified: trained on our &lt;GPU&gt;" in readme
+    assert "unverified, so not ranked: trained on our &lt;GPU&gt;" in readme
     ranked = [
         line for line in readme.splitlines() if line.startswith("| 1 | cox_clinical | re-run |")
     ]

@@ -65,8 +65,10 @@ def _checked(check: Check | None, notes: list[str]) -> str:
         return ""
     if check.ranked:
         return check.kind
-    notes.append(f"unverified: {text(check.reason)}")
-    return f"**{check.kind}** [^{len(notes)}]"
+    note = f"unverified, so not ranked: {text(check.reason)}"
+    if note not in notes:
+        notes.append(note)
+    return f"**{check.kind}** [^{notes.index(note) + 1}]"
 
 
 def _section(
@@ -188,6 +190,10 @@ provenance): `python -m benchmark.leaderboard site OUT`
   {", ".join(map(str, seeds)) or "—"} (the data and the folds do not depend on the model seed).
 
 How to read a table:
+- **checked** ([docs/verification.md](../docs/verification.md)): **re-run**, a classical model
+  CI re-runs on every change; **re-trained**, a deep model CI re-trains when it is added or
+  changed; **unverified**, nothing CI has re-ran it (`leaderboard/unverified.yaml` says why):
+  its figures are shown after the ranked rows, without a rank.
 - **value**: mean over a model's seeds ± their standard deviation (no ± with one seed).
 - **95% CI (pooled)**: BCa interval, over {boot["n_boot"]} bootstrap resamples of the patients
   (lesions resampled with their patient; seed {boot["seed"]}), of the seed-averaged metric.

@@ -13,9 +13,9 @@ config must equal), and its predictions and its record must be the committed one
 - a GPU record on that GPU: within the throughput accuracy gate's tolerance for its precision
   (fp32 1e-4, bf16 and fp16 1e-2: ``benchmark.throughput.settings.DEFAULT_TOLERANCE``).
 
-A record nothing here can re-run (a GPU record without that GPU) passes only if it is marked in
-``leaderboard/unverified.yaml`` (the board shows it unverified, without a rank); its outcome
-columns and metrics are then checked against the harness's own data and scoring. A failure names
+A record marked in ``leaderboard/unverified.yaml`` (the board shows it unverified, without a
+rank) is not re-run; its outcome columns and metrics are checked against the harness's own data
+and scoring. A record nothing here can re-run (a GPU record without that GPU) must be marked. A failure names
 the record and the first differing id (or metric).
 
 RECORD is a path to ``<root>/results/<model>__seed<k>.json`` or its stem; none (and no
@@ -260,9 +260,18 @@ def verify_record(
     name = path.name.removesuffix(".json")
     record = load_record(path)
     committed = read_predictions(predictions_path(path))
+    marks = marks or {}
     reason = not_rerunnable(record, machine)
+    if name in marks:  # unranked on the board: its figures are still the harness's to score
+        return _marked(name, record, committed, reason, data, marks[name])
     if reason:
-        return _unrerunnable(name, record, committed, reason, data, marks or {})
+        return Outcome(
+            name,
+            FAILED,
+            0.0,
+            f"{reason}: nothing here can re-run it, and it is not marked in "
+            f"leaderboard/{MARKS} (record stem: reason), which shows it unverified and unranked",
+        )
     try:  # the harness composes the run; the record's own config is only compared with it
         rerun_config(record, cache_dir(), data)
     except ConfigDrift as err:
@@ -294,28 +303,20 @@ def verify_record(
     return Outcome(name, FAILED, seconds, detail, largest)
 
 
-def _unrerunnable(
+def _marked(
     name: str,
     record: Mapping[str, Any],
     predictions: Any,
-    reason: str,
+    reason: str | None,
     data: str,
-    marks: Mapping[str, str],
+    mark: str,
 ) -> Outcome:
-    """A record nothing here can re-run: it fails unless marked; marked, its outcome columns
-    and metrics must still be the harness's."""
-    if name not in marks:
-        return Outcome(
-            name,
-            FAILED,
-            0.0,
-            f"{reason}: nothing here can re-run it, and it is not marked in "
-            f"leaderboard/{MARKS} (record stem: reason), which shows it unverified and unranked",
-        )
+    """A record marked unverified: not re-run (the board shows it without a rank), but its
+    outcome columns and metrics must still be the harness's."""
     problems = rescore_problems(record, predictions, Reference.from_conf(data))
     if problems:
         return Outcome(name, FAILED, 0.0, "; ".join(problems))
-    return Outcome(name, MARKED, 0.0, f"{reason}; marked: {marks[name]}")
+    return Outcome(name, MARKED, 0.0, f"{reason + '; ' if reason else ''}marked: {mark}")
 
 
 def judge_retrained(outcomes: Sequence[Outcome], results_dir: Path) -> list[Outcome]:
