@@ -15,8 +15,8 @@ config must equal), and its predictions and its record must be the committed one
 
 A record marked in ``leaderboard/unverified.yaml`` (the board shows it unverified, without a
 rank) is not re-run; its outcome columns and metrics are checked against the harness's own data
-and scoring. A record nothing here can re-run (a GPU record without that GPU) must be marked. A failure names
-the record and the first differing id (or metric).
+and scoring. A record nothing here can re-run (a GPU record without that GPU) must be marked.
+A failure names the record and the first differing id (or metric).
 
 RECORD is a path to ``<root>/results/<model>__seed<k>.json`` or its stem; none (and no
 ``--changed-since``) means every record. Exit status: 0 every record verified (or marked

@@ -64,7 +64,7 @@ def check_sandbox(overrides: Sequence[str]) -> str:
         raise SiteError(
             "sandbox=bwrap: bubblewrap is not usable here (install the Debian package "
             "bubblewrap). A site runs other people's code beside its data: pass sandbox=process "
-            'to accept the weaker isolation (docs/isolation.md)'
+            "to accept the weaker isolation (docs/isolation.md)"
         )
     return mode
 
