@@ -57,8 +57,11 @@ log = logging.getLogger(__name__)
 SANDBOXES = ("bwrap", "process", "none")
 
 # Imported once by the forkserver, so that workers do not import them again (with the modules
-# of every ``_target_`` in the model's config).
+# of every ``_target_`` in the model's config that are the harness's or an installed library's:
+# never a submission's, whose import-time code would run in the server every worker forks from,
+# and could leave there, say, a shared memory map a fit writes and a later fold reads).
 PRELOAD = ("numpy", "pandas", "hydra.utils", "benchmark.isolation")
+HARNESS_PACKAGES = ("benchmark", "baselines")
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,8 @@ class IsolatedSubmission(Submission):
             self._conn.send((step, args))
             self._wait(step)
             tasks = max(len(getattr(self, "tasks", ())), 1)
-            return replies.receive(self._conn, _reply_bound(step, args, tasks))
+            payload = replies.read(self._conn, _reply_bound(step, args, tasks))
+            value = replies.value(self._conn, payload)  # the worker's exception comes as a value
         except (EOFError, ConnectionError, BrokenPipeError, OSError) as err:
             worker = self._worker
             self.close()
@@ -180,15 +184,17 @@ class IsolatedSubmission(Submission):
             raise SubmissionError(
                 f"{self.name}: its worker process ended during {step} (exit code {code}): {err!r}"
             ) from None
-        except LimitExceeded:  # named by the worker: the kernel refused it memory or a process
-            self.close()
-            raise
         except replies.ReplyError as err:
             self.close()
             raise SubmissionError(
                 f"{self.name}: its worker sent, during {step}, {err}; it was stopped and no "
                 "record is written"
             ) from None
+        if isinstance(value, replies.Raised):  # outside the transport's except: an OSError the
+            if isinstance(value.error, LimitExceeded):  # model raised is the model's
+                self.close()  # named by the worker: the kernel refused it memory or a process
+            raise value.error
+        return value
 
     def _wait(self, step: str) -> None:
         """Block until the worker answers; stop it when it runs past a limit."""
@@ -429,7 +435,7 @@ def isolated_models(
     if sandbox == "none":
         yield ModelFactory(lambda _prepares: build(submission, seed))
         return
-    preload = [*PRELOAD, *_target_modules(submission)]
+    preload = [*PRELOAD, *filter(preloadable, _target_modules(submission))]
     if sandbox == "process":
         from multiprocessing import forkserver
 
@@ -477,6 +483,26 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def preloadable(module: str) -> bool:
+    """Whether the server may import ``module``: the harness's own code or an installed library
+    (located without importing anything: a dotted name's parents would run)."""
+    import importlib.util
+    import sysconfig
+
+    top = module.split(".")[0]
+    if top in HARNESS_PACKAGES:
+        return True
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return spec is not None
+    libraries = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    origin = Path(spec.origin).resolve()
+    return any(Path(root).resolve() in origin.parents for root in libraries)
 
 
 def _target_modules(node: Any) -> list[str]:

@@ -15,6 +15,7 @@ import importlib
 import json
 import traceback
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -75,14 +76,35 @@ def predictions_bound(ids: Iterable[str], tasks: int) -> int:
     return MAX_MESSAGE + tasks * sum(len(str(i).encode()) + 40 for i in ids)
 
 
+@dataclass(frozen=True)
+class Raised:
+    """The exception a worker's step raised, as :func:`value` returns it: apart from the errors
+    of the pipe itself, which the caller handles as the worker's end."""
+
+    error: BaseException
+
+
 def receive(conn: Connection, max_bytes: int = MAX_MESSAGE) -> Any:
-    """The value of the worker's next reply; its exception raised. Raises :class:`ReplyError`
-    for anything the harness's worker code would not have sent, and for a message longer than
-    ``max_bytes`` before reading it."""
-    payload = _json(_recv(conn, max_bytes))
+    """The value of the worker's next reply; its exception raised."""
+    found = value(conn, read(conn, max_bytes))
+    if isinstance(found, Raised):
+        raise found.error
+    return found
+
+
+def read(conn: Connection, max_bytes: int = MAX_MESSAGE) -> dict[str, Any]:
+    """The worker's next reply as JSON. Raises :class:`ReplyError` for anything the harness's
+    worker code would not have sent, and for a message longer than ``max_bytes`` before reading
+    it."""
+    return _json(_recv(conn, max_bytes))
+
+
+def value(conn: Connection, payload: dict[str, Any]) -> Any:
+    """What a reply carries: tasks, predictions, artefact bytes (read next), nothing, or the
+    worker's exception as :class:`Raised`."""
     status = payload.get("status")
     if status == "error":
-        raise _exception(payload)
+        return Raised(_exception(payload))
     kind = payload.get("kind")
     if status != "ok" or kind not in ("bytes", "predictions", "tasks", "none"):
         raise ReplyError(f"a reply of unknown status {status!r} or kind {kind!r}")
@@ -192,10 +214,13 @@ def _exception(payload: Mapping[str, Any]) -> BaseException:
 __all__ = [
     "MAX_ARTEFACTS",
     "MAX_MESSAGE",
+    "Raised",
     "ReplyError",
     "predictions_bound",
+    "read",
     "receive",
     "send_current_error",
     "send_error",
     "send_ok",
+    "value",
 ]

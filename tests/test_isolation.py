@@ -145,9 +145,14 @@ def test_a_worker_that_dies_fails_the_run_naming_model_and_step(tiny_cohorts, sa
 
 
 @pytest.mark.parametrize("sandbox", ISOLATED)
-def test_an_exception_in_a_worker_keeps_its_type_and_says_where(tiny_cohorts, sandbox, request):
-    with pytest.raises(KeyError, match="a bug in the submission") as info:
-        _external_auc(tiny_cohorts, "Raises", sandbox, _mounts_for(sandbox, request))
+@pytest.mark.parametrize(("target", "kind"), [("Raises", KeyError), ("RaisesOSError", OSError)])
+def test_an_exception_in_a_worker_keeps_its_type_and_says_where(
+    tiny_cohorts, sandbox, request, target, kind
+):
+    """A model's exception comes back as itself, an OSError too (it once read as the end of the
+    worker's process)."""
+    with pytest.raises(kind, match="a bug in the submission") as info:
+        _external_auc(tiny_cohorts, target, sandbox, _mounts_for(sandbox, request))
     assert any("worker process" in note for note in info.value.__notes__)
 
 
@@ -543,3 +548,22 @@ def test_a_reply_longer_than_a_valid_one_is_refused_before_it_is_read(
     ):
         _external_auc(tiny_cohorts, "FloodReply", sandbox, _mounts_for(sandbox, request))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_submissions_module_is_imported_by_each_worker_not_by_the_server(
+    tiny_cohorts, sandbox, request, monkeypatch
+):
+    """(p): the server that forks the workers imported the model's module first, so its
+    import-time state (a shared memory map) was every worker's: a fit left its labels there for
+    a later fold (CV AUC > 0.9 in the sandbox, whose server starts with each run; the process
+    mode's forkserver lives as long as the harness and keeps its first preload). The server
+    imports the harness's and installed libraries' modules only."""
+    import benchmark.isolation as isolation
+
+    mounts = _mounts_for(sandbox, request)
+    assert _external_auc(tiny_cohorts, "SharedMapCarrier", sandbox, mounts) == CHANCE
+    if sandbox == "bwrap":
+        monkeypatch.setattr(isolation, "preloadable", lambda module: True)
+        exposed = _external_auc(tiny_cohorts, "SharedMapCarrier", sandbox, mounts)
+        assert exposed["pembro_rt_cv"] > 0.9 and exposed["mdacc"] == 0.5
