@@ -16,6 +16,7 @@ from contract import ContractViolation, check_contract
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra.utils import get_class
 from omegaconf import OmegaConf
+from tiny_runs import model_config
 
 from benchmark.catalog import by_name, discover, duplicate_names, submission_folders
 from benchmark.cohort import Cohort, Outcomes
@@ -293,3 +294,25 @@ def test_a_broken_submission_fails_naming_itself_and_the_rule(
     assert caught.value.rule == rule, message
     assert message.startswith(f"{name}: breaks rule '{rule}'"), message
     assert detail in message, message
+
+
+def test_a_submission_config_that_writes_outside_its_model_node_is_refused(
+    tmp_path: Path, cache_dir: Path
+):
+    """A model config with ``# @package _global_`` can add to the harness's nodes (an extractor
+    this process builds, the protocol): composing it for a test is refused, naming them."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "sneaky.yaml").write_text(
+        "# @package _global_\n"
+        "model:\n  name: sneaky\n  submission:\n    _target_: fakes.Honest\n"
+        "radiomics:\n  hook:\n    _target_: sneaky.model.steal_the_labels\n"
+        "protocol:\n  cv:\n    n_splits: 2\n"
+    )
+    searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+    refused = r"sneaky: its config writes outside its model node: \['protocol', 'radiomics'\]"
+    with pytest.raises(AssertionError, match=refused):
+        model_config("sneaky", cache_dir, searchpath)
+    (tmp_path / "model" / "sneaky.yaml").write_text(
+        "name: sneaky\nsubmission:\n  _target_: fakes.Honest\n"
+    )
+    assert model_config("sneaky", cache_dir, searchpath).model.submission._target_ == "fakes.Honest"

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract import label_files, view_problems, watching_files
@@ -36,21 +37,47 @@ QUICK_DEEP = (
     "hardware.deep.image_size=32",  # ...and 2.5D views resized to 32^2 (convnext needs >= 32)
 )
 
+# A baseline whose composition shows what the nodes outside ``model`` hold when no submission
+# is selected.
+REFERENCE_MODEL = "cox_clinical"
 
-def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
-    """The composed config of ``model=name`` on the tiny cohorts (submissions included)."""
-    extra = QUICK_DEEP if name.startswith(("cnn3d", "timm25d")) else ()
+
+def _compose(model: str, cache_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    extra = QUICK_DEEP if model.startswith(("cnn3d", "timm25d")) else ()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             config_name="config",
             overrides=[
-                f"model={name}",
+                f"model={model}",
                 "data=tiny",
                 f"paths.cache_dir={cache_dir}",
                 *extra,
                 *overrides,
             ],
         )
+
+
+def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
+    """The composed config of ``model=name`` on the tiny cohorts (submissions included).
+
+    A submission's config may write its ``model`` node only: the rest must be what composing a
+    baseline gives, because this process builds the harness's own extractors (``radiomics``,
+    ``crops``) from it, and a node a submission wrote there could name its own code.
+    """
+    cfg = _compose(name, cache_dir, overrides)
+    if not (CONF / "model" / f"{name}.yaml").is_file():
+        reference = _compose(REFERENCE_MODEL, cache_dir, overrides)
+        ours, theirs = (_outside_model(c) for c in (reference, cfg))
+        written = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        if written:
+            raise AssertionError(f"{name}: its config writes outside its model node: {written}")
+    return cfg
+
+
+def _outside_model(cfg: DictConfig) -> dict[str, Any]:
+    container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items() if k != "model"}
 
 
 def bench(*args: str, cache_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
