@@ -10,17 +10,26 @@ runs a pull request's submissions here, and no line of them may run in the pytes
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import sys
+import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from contract import check_contract
+from import_watch import imported_since, mark
+from omegaconf import OmegaConf
 from tiny_runs import declared, model_config, tiny_run
 
 from benchmark.catalog import discover
 from benchmark.cohort import TASKS, LabelledCohort
 from benchmark.leaderboard.predictions import read_predictions
 from benchmark.protocol import folds_digest, patient_folds
+from benchmark.record_format import PROJECT_ROOT
 from benchmark.records import record_problems
 from benchmark.run_folder import ARTEFACTS
 
@@ -101,3 +110,119 @@ def test_contract_rules(name: str, tiny_root: Path, cache_dir: Path, tmp_path: P
     (labels rewritten, then removed), read-only cohort files, same seed same output: every
     model instance in the sandbox a run of this model gets."""
     check_contract(name, model_config(name, cache_dir), tiny_root, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# The proof: submission code runs in the sandbox, and only there
+
+HOSTILE = '''
+"""A hostile submission: on import and on construction it notes where it runs and tries to
+write outside its own cache folder."""
+import json
+import os
+from pathlib import Path
+
+from fakes import Honest
+
+OWN = Path({own!r})
+OUTSIDE = [Path(p) for p in {outside!r}]
+LABELS = [Path(p) for p in {labels!r}]
+
+
+def mark(when):
+    tried = {{}}
+    for path in OUTSIDE:
+        try:
+            path.write_text(when)
+            tried[str(path)] = "written"
+        except OSError as err:
+            tried[str(path)] = err.strerror
+    seen = {{
+        "when": when,
+        "pid": os.getpid(),
+        "pid_ns": os.readlink("/proc/self/ns/pid"),
+        "mnt_ns": os.readlink("/proc/self/ns/mnt"),
+        "outside": tried,
+        "labels": [str(p) for p in LABELS if p.exists()],
+    }}
+    try:
+        (OWN / f"{{when}}-{{os.getpid()}}.json").write_text(json.dumps(seen))
+    except OSError:
+        pass  # read-only: every worker's but the preparing one's
+
+
+mark("import")
+
+
+class Hostile(Honest):
+    def __init__(self, cache_dir, seed=0):
+        super().__init__(seed)
+        self.cache_dir = cache_dir
+        mark("construct")
+'''
+
+
+def test_submission_code_runs_only_in_the_sandbox(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A submission whose module notes, on import and construction, where it runs and tries
+    to write outside its own cache folder, taken through the contract's code path: every note
+    comes from the sandbox's namespaces (not this process's), no write outside its own folder
+    reached this machine's files, it saw no label table, and its module was never imported here.
+    The same module imported here (the control) leaves notes that say so."""
+    package = f"hostile_{uuid.uuid4().hex[:12]}"
+    code = tmp_path / "code"
+    own = cache_dir / f"{package}-cache"
+    outside = [
+        tmp_path / "outside.txt",  # a folder of this test: in the sandbox, its own /tmp
+        code / package / "written.txt",  # its own code
+        cache_dir / f"{package}.txt",  # the cache that holds the datasets
+        tiny_root / "written.txt",  # the data
+        PROJECT_ROOT / f"{package}.txt",  # the repository
+    ]
+    labels = [str(tiny_root / c / "lesions.csv") for c in ("pembro_rt", "mdacc")]
+    assert all(Path(p).exists() for p in labels)
+    source = HOSTILE.format(own=str(own), outside=[str(p) for p in outside], labels=labels)
+    (code / package).mkdir(parents=True)
+    (code / package / "__init__.py").write_text("")
+    (code / package / "model.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(code))  # where the sandbox finds it, as it finds submissions
+
+    cfg = model_config("cox_clinical", cache_dir)
+    target = f"{package}.model.Hostile"
+    cfg.model.submission = OmegaConf.create({"_target_": target, "cache_dir": str(own)})
+    before = mark()
+    check_contract("hostile", cfg, tiny_root, tmp_path / "contract")
+    assert imported_since(before, package) == [] and package not in sys.modules
+
+    notes = [json.loads(p.read_text()) for p in sorted(own.glob("*.json"))]
+    assert {n["when"] for n in notes} == {"import", "construct"}, notes
+    here = {"pid_ns": os.readlink("/proc/self/ns/pid"), "mnt_ns": os.readlink("/proc/self/ns/mnt")}
+    for note in notes:
+        assert note["pid"] != os.getpid()
+        assert all(note[ns] != ours for ns, ours in here.items()), note
+        assert note["labels"] == [], note
+        refused = {p: why for p, why in note["outside"].items() if p != str(outside[0])}
+        assert "written" not in refused.values(), note["outside"]
+    # The test's own folder is under /tmp: the sandbox's /tmp is a tmpfs of its own, so a
+    # write there may succeed, but nothing reaches this machine's files.
+    assert not any(p.exists() for p in outside)
+
+    # The control: imported in this process, the same module notes this process's namespaces
+    # and writes where it may (only into this test's folders here), so the checks above would
+    # have failed had it run here.
+    for path in own.glob("*.json"):
+        path.unlink()
+    writable_here = outside[:2]
+    control = HOSTILE.format(own=str(own), outside=[str(p) for p in writable_here], labels=labels)
+    (code / package / "model.py").write_text(textwrap.dedent(control))
+    try:
+        importlib.import_module(f"{package}.model")
+        assert sorted(imported_since(before, package)) == [package, f"{package}.model"]
+        (note,) = [json.loads(p.read_text()) for p in own.glob("import-*.json")]
+        assert (note["pid"], note["pid_ns"], note["mnt_ns"]) == (os.getpid(), *here.values())
+        assert sorted(note["labels"]) == sorted(labels)
+        assert [p.read_text() for p in writable_here] == ["import", "import"]
+    finally:
+        for module in (f"{package}.model", package):
+            sys.modules.pop(module, None)
