@@ -266,10 +266,11 @@ def check_contract(
     development: str = "pembro_rt",
     held_out: tuple[str, ...] = ("nivorad", "mdacc"),
     seed: int = 7,
-) -> None:
+) -> tuple[str, ...]:
     """Fit ``cfg.model.submission`` on ``development`` and predict ``held_out`` from a private
     copy of ``data_root`` (in ``work_dir``), its models in ``sandbox`` workers, checking every
-    rule; raises :class:`ContractViolation` at the first one broken.
+    rule; raises :class:`ContractViolation` at the first one broken, else returns the tasks the
+    model declares.
 
     The sandbox is the one a run of ``cfg`` gets, with the private copy hidden as a run's data
     are and its views shown; the harness's shared features are filled here first, and a first
@@ -365,6 +366,7 @@ def check_contract(
                 detail = f"seed {seed} twice, on {cohort_name}: {changed}"
                 raise ContractViolation(name, "seeded", detail)
         _close(twin)
+    return tasks
 
 
 def _close(model: Submission) -> None:

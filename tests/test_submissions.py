@@ -46,7 +46,9 @@ def test_submission_folder_follows_the_contract(folder: Path):
 @pytest.mark.parametrize("entry", SUBMISSIONS, ids=[e.name for e in SUBMISSIONS])
 def test_model_card_tasks_are_the_declared_tasks(entry, cache_dir: Path):
     """The class's tasks, as its worker in the sandbox declares them (not imported here)."""
-    tasks = declared(entry.name, cache_dir).tasks
+    found = declared(entry.name, cache_dir)
+    tasks = found.tasks
+    assert found.tasks_type == "tuple", f"{entry.name}: rule 'declared-tasks': a {found.tasks_type}"
     card = load_model_card(entry.folder)
     assert card_task_problems(entry.folder, card, tasks) == []
 
