@@ -1,15 +1,48 @@
-"""Shared fixtures: the tiny simulated cohorts, built once per test session in a temporary cache."""
+"""Shared fixtures: the tiny simulated cohorts, built once per test session in a temporary cache.
+
+And a guard: no test runs submission code (``submissions/``, contributed and untrusted) in the
+pytest process, since CI runs a pull request's code and must run it in the sandbox only
+(tests/contract.py, tests/tiny_runs.py). ``import_watch`` sees every import from the start of
+the session; a test that imports a submission's module fails, naming it, and so does a
+collection that does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from import_watch import imported_since, mark
 
 from benchmark.cohort import COHORTS, LabelledCohort
 from benchmark.data import layout
 from benchmark.data.simulator import load_profile
 from benchmark.data.source import resolve_root
+
+SUBMISSIONS = "submissions"
+
+
+def _refusal(modules: list[str], where: str) -> str:
+    return (
+        f"{where} imported submission code in the pytest process ({', '.join(modules)}); "
+        "run it in the sandbox (tests/contract.py: sandboxed, check_contract; tests/tiny_runs.py)"
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    imported = imported_since(0, SUBMISSIONS)
+    if imported:
+        raise pytest.UsageError(_refusal(imported, "collecting the tests"))
+
+
+@pytest.fixture(autouse=True)
+def _no_submission_code_here(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = mark()
+    yield
+    imported = imported_since(before, SUBMISSIONS)
+    if imported:
+        pytest.fail(_refusal(imported, request.node.nodeid), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -2,27 +2,34 @@
 
 Each rule has a name; a model that breaks one raises :class:`ContractViolation`, whose message
 names the model, the rule and what was seen, e.g.
-``my_model: breaks rule 'complete-predictions' on mdacc, task lesion_pd: 2 lesions without a
-prediction: MDA-001-L2, MDA-004-L1``.
+``my_model: breaks rule 'complete-predictions' (...): on mdacc, task lesion_pd: 2 lesions without
+a prediction: MDA-001-L2, MDA-004-L1``.
 
-The blinding rules are checked two ways: a spy (a Python audit hook) records every file the
-model opens while it predicts, and the predicted cohort's label files are rewritten, then
-removed, between two predictions of the same fitted model, which must not change.
+The model under test runs where a run puts it: in the bubblewrap sandbox's workers
+(``benchmark/isolation.py``), never in the pytest process, since CI runs a pull request's
+submissions and must not run them outside the sandbox. So the blinding rules are checked on
+what the sandbox guarantees and the parent can see: the sandbox holds no label table (a model
+that opens one fails, and the message names the rule), the cohort's files keep their status
+(inode, size, mtime, ctime), and predictions do not change when the predicted cohort's label
+files are rewritten, then removed, between two predictions of the same fitted model.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import re
 import shutil
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pytest
+from omegaconf import DictConfig, OmegaConf
 
+from benchmark import bwrap
 from benchmark.cohort import (
     LESION_OUTCOME_COLUMNS,
     PATIENT_OUTCOME_COLUMNS,
@@ -31,7 +38,11 @@ from benchmark.cohort import (
     LabelledCohort,
 )
 from benchmark.data import layout
-from benchmark.submission import Submission, check_predictions
+from benchmark.data.watch import FileWatch
+from benchmark.harness_caches import fill, folders, harness_caches
+from benchmark.isolation import ModelFactory, isolated_models
+from benchmark.run import _mounts
+from benchmark.submission import LesionCache, Submission, check_predictions
 
 RULES = {
     "declared-tasks": "`tasks` is a non-empty tuple of lesion_pd, os, pfs",
@@ -39,13 +50,20 @@ RULES = {
     "gets exactly one prediction, for every declared task, and no other id does",
     "valid-values": "lesion_pd: probabilities in [0, 1]; os/pfs: finite risk scores",
     "blind-predict": "predict gets no outcome columns and opens no label file "
-    "(patients.csv, lesions.csv, truth/)",
+    "(patients.csv, lesions.csv, truth/; none is in the sandbox)",
     "label-independent": "predictions do not change when the predicted cohort's label files are "
     "rewritten or removed",
-    "read-only-cohort": "predict does not modify the cohort view it is given",
+    "read-only-cohort": "the model does not modify the cohort files it is given",
     "seeded": "two fits with the same seed give the same predictions, and predict is deterministic",
 }
 LABEL_TABLES = ("patients.csv", "lesions.csv")
+# A label file named in a worker's error (its message, or the traceback in its notes).
+_LABEL_PATH = re.compile(r"[^\s'\"]*(?:patients\.csv|lesions\.csv|/truth/[^\s'\"]*)")
+# What a sandbox runs the contract in: ``process`` only to show that a check works where no
+# sandbox already enforces its rule; never ``none`` (the model would run in this process).
+CONTRACT_SANDBOXES = ("bwrap", "process")
+
+T = TypeVar("T")
 
 
 class ContractViolation(AssertionError):
@@ -58,43 +76,71 @@ class ContractViolation(AssertionError):
 
 
 # --------------------------------------------------------------------------------------------
-# The spy
-
-
-@dataclass
-class _Spy:
-    active: bool = False
-    opened: list[str] = field(default_factory=list)
-
-
-_SPY = _Spy()
-_HOOKED = False
-
-
-def _hook(event: str, args: tuple) -> None:
-    if _SPY.active and event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
-        _SPY.opened.append(os.fsdecode(args[0]))
+# The sandbox
 
 
 @contextmanager
-def watching_files() -> Iterator[list[str]]:
-    """Every path opened from Python inside the block (audit hooks see ``open``, pandas, numpy)."""
-    global _HOOKED
-    if not _HOOKED:  # an audit hook cannot be removed: install one, switch it on and off
-        sys.addaudithook(_hook)
-        _HOOKED = True
-    outer, seen = _SPY.opened, []
-    _SPY.active, _SPY.opened = True, seen
-    try:
-        yield seen
-    finally:
-        _SPY.active, _SPY.opened = False, outer
-        outer.extend(seen)
+def sandboxed(
+    cfg: DictConfig,
+    submission: Mapping[str, Any],
+    seed: int,
+    sandbox: str = "bwrap",
+    harness: Sequence[LesionCache] = (),
+    hidden: Sequence[Path] = (),
+    shown: Sequence[Path] = (),
+) -> Iterator[ModelFactory]:
+    """Models of ``submission`` (a resolved config node) built as a run of ``cfg`` builds them:
+    in workers of a bubblewrap sandbox with the run's mounts (``benchmark.run``), plus
+    ``hidden`` folders under an empty tmpfs and ``shown`` ones read-only. Fails, rather than
+    fall back to a plain process, where bubblewrap cannot run."""
+    if sandbox not in CONTRACT_SANDBOXES:
+        raise ValueError(f"the contract runs models in {CONTRACT_SANDBOXES}, not {sandbox!r}")
+    mounts = None
+    if sandbox == "bwrap":
+        if not bwrap.available():
+            pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
+        mounts = _mounts(cfg, dict(submission), folders(harness))
+        mounts = dataclasses.replace(
+            mounts,
+            hidden=(*mounts.hidden, *(Path(p).resolve() for p in hidden)),
+            read_only=(*mounts.read_only, *(Path(p).resolve() for p in shown)),
+        )
+    with isolated_models(str(cfg.model.name), submission, seed, sandbox, mounts=mounts) as made:
+        yield made
 
 
-def label_files(paths: list[str]) -> list[str]:
-    """The label tables (and simulator truth) among ``paths``."""
-    return sorted({p for p in paths if Path(p).name in LABEL_TABLES or "truth" in Path(p).parts})
+# --------------------------------------------------------------------------------------------
+# Label files of a private copy of the data
+
+
+def private_copy(root: Path, target: Path) -> Path:
+    """A copy of a dataset whose files a test may change, or a model damage: the shared
+    dataset's images are not linked into it (a view's images are hard links to these)."""
+    shutil.copytree(root, target)
+    return target
+
+
+def rewrite_labels(root: Path, cohort: str) -> None:
+    """Shift every patient's outcomes to the next patient, flip every PD label, drop the truth."""
+    folder = Path(root) / cohort
+    patients = pd.read_csv(folder / "patients.csv", dtype=str, keep_default_na=False)
+    columns = list(PATIENT_OUTCOME_COLUMNS)
+    patients[columns] = np.roll(patients[columns].to_numpy(), 1, axis=0)
+    lesions = pd.read_csv(folder / "lesions.csv", dtype=str, keep_default_na=False)
+    lesions["pd"] = (1 - lesions["pd"].astype(int)).astype(str)
+    for name, frame in (("patients.csv", patients), ("lesions.csv", lesions)):
+        (folder / name).unlink()
+        (folder / name).write_text(frame.to_csv(index=False))
+    shutil.rmtree(folder / "truth", ignore_errors=True)
+
+
+def remove_labels(root: Path, cohort: str) -> None:
+    for name in LABEL_TABLES:
+        (Path(root) / cohort / name).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The rules
 
 
 def view_problems(cohort: Cohort) -> list[str]:
@@ -113,51 +159,9 @@ def view_problems(cohort: Cohort) -> list[str]:
     return problems
 
 
-# --------------------------------------------------------------------------------------------
-# Label files of a private copy of the data
-
-
-def private_copy(root: Path, target: Path) -> Path:
-    """A copy of a dataset whose label tables can be changed: images hard-linked, tables copied."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        if Path(src).suffix == ".csv":
-            shutil.copy2(src, dst)
-            return
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(root, target, copy_function=link_or_copy)
-    return target
-
-
-def rewrite_labels(root: Path, cohort: str) -> None:
-    """Shift every patient's outcomes to the next patient, flip every PD label, drop the truth."""
-    folder = Path(root) / cohort
-    patients = pd.read_csv(folder / "patients.csv", dtype=str, keep_default_na=False)
-    columns = list(PATIENT_OUTCOME_COLUMNS)
-    patients[columns] = np.roll(patients[columns].to_numpy(), 1, axis=0)
-    lesions = pd.read_csv(folder / "lesions.csv", dtype=str, keep_default_na=False)
-    lesions["pd"] = (1 - lesions["pd"].astype(int)).astype(str)
-    for name, frame in (("patients.csv", patients), ("lesions.csv", lesions)):
-        (folder / name).unlink()  # a new file: never write through to a shared original
-        (folder / name).write_text(frame.to_csv(index=False))
-    shutil.rmtree(folder / "truth", ignore_errors=True)
-
-
-def remove_labels(root: Path, cohort: str) -> None:
-    for name in LABEL_TABLES:
-        (Path(root) / cohort / name).unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------------------------
-# The rules
-
-
 def check_declared_tasks(name: str, model: Submission) -> tuple[str, ...]:
-    tasks = getattr(type(model), "tasks", None)
+    """The tasks the model's worker declares (an isolated handle asks it)."""
+    tasks = getattr(model, "tasks", None)
     if not isinstance(tasks, tuple) or not tasks or any(t not in TASKS for t in tasks):
         raise ContractViolation(name, "declared-tasks", f"tasks = {tasks!r}")
     return tasks
@@ -226,100 +230,147 @@ def _same(a: Mapping[str, pd.Series], b: Mapping[str, pd.Series], tasks) -> str 
     return None
 
 
-def _snapshot(cohort: Cohort) -> tuple:
-    return (
-        cohort.patients.copy(deep=True),
-        cohort.lesions.copy(deep=True),
-        dict(cohort.images),
-        dict(cohort.masks),
+def _violation(name: str, step: str, err: Exception, views: Path) -> ContractViolation | None:
+    """The rule a worker's failure breaks, read from its message and traceback (the worker's
+    exception comes back as its type, arguments and notes: ``benchmark/replies.py``; an
+    ``OSError`` comes back wrapped, as if the worker had ended, so its chain is read too)."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(
+        line for e in chain for line in (str(e), *map(str, getattr(e, "__notes__", [])))
     )
-
-
-def _unchanged(before: tuple, cohort: Cohort) -> bool:
-    patients, lesions, images, masks = before
-    return (
-        patients.equals(cohort.patients)
-        and lesions.equals(cohort.lesions)
-        and images == dict(cohort.images)
-        and masks == dict(cohort.masks)
-    )
-
-
-def predict_watched(name: str, model: Submission, cohort: Cohort) -> object:
-    """``model.predict(cohort)`` under the blind-predict and read-only-cohort rules."""
-    problems = view_problems(cohort)
-    if problems:  # a harness bug, but the rule is the same
-        raise ContractViolation(name, "blind-predict", "; ".join(problems))
-    before = _snapshot(cohort)
-    with watching_files() as opened:
-        predictions = model.predict(cohort)
-    read = label_files(opened)
-    if read:
-        raise ContractViolation(name, "blind-predict", f"predict opened {_ids(read)}")
-    if not _unchanged(before, cohort):
-        raise ContractViolation(name, "read-only-cohort", f"predict changed the {cohort.name} view")
-    return predictions
+    said = f"{type(chain[-1]).__name__}: {chain[-1]}"
+    labels = _LABEL_PATH.findall(text)
+    if labels:
+        path = next((p for p in labels if "/" in p), labels[0])
+        detail = f"{step} tried to open {path}, a label file, which the sandbox does not hold"
+        return ContractViolation(name, "blind-predict", f"{detail} ({said})")
+    written = re.search(re.escape(str(views)) + r"/[^\s'\"]+", text)
+    if "Read-only file system" in text and written:
+        where = Path(written[0]).relative_to(views)
+        detail = f"{step} tried to write into {where} of the cohort, read-only in the sandbox"
+        return ContractViolation(name, "read-only-cohort", f"{detail} ({said})")
+    return None
 
 
 def check_contract(
     name: str,
-    make_model: Callable[[int], Submission],
+    cfg: DictConfig,
     data_root: Path,
     work_dir: Path,
-    cache_dir: Path,
+    *,
+    sandbox: str = "bwrap",
     development: str = "pembro_rt",
     held_out: tuple[str, ...] = ("nivorad", "mdacc"),
     seed: int = 7,
-) -> None:
-    """Fit on ``development`` and predict ``held_out`` from a private copy of ``data_root``,
-    checking every rule; raises :class:`ContractViolation` at the first one broken.
+) -> tuple[str, ...]:
+    """Fit ``cfg.model.submission`` on ``development`` and predict ``held_out`` from a private
+    copy of ``data_root`` (in ``work_dir``), its models in ``sandbox`` workers, checking every
+    rule; raises :class:`ContractViolation` at the first one broken, else returns the tasks the
+    model declares.
 
-    ``make_model(seed)`` returns a fresh, unfitted model.
+    The sandbox is the one a run of ``cfg`` gets, with the private copy hidden as a run's data
+    are and its views shown; the harness's shared features are filled here first, and a first
+    model prepares the cohorts, as in a run (``benchmark/run.py``, ``benchmark/protocol.py``).
     """
-    root = private_copy(data_root, Path(work_dir) / "data")
-    views = Path(work_dir) / "views"
+    work_dir = Path(work_dir)
+    root = private_copy(data_root, work_dir / "data")
+    views = (work_dir / "views").resolve()
+    cache_dir = Path(cfg.paths.cache_dir)
 
     def load(cohort: str) -> LabelledCohort:
         return LabelledCohort(*layout.load(root, cohort, view_dir=views, cache_dir=cache_dir))
 
     dev = load(development)
     cohorts = {c: load(c).cohort for c in held_out}
+    for cohort in cohorts.values():
+        problems = view_problems(cohort)
+        if problems:  # a harness bug, but the rule is the same
+            raise ContractViolation(name, "blind-predict", "; ".join(problems))
+    submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
+    assert isinstance(submission, dict)
+    harness = harness_caches(cfg, submission)
+    fill(harness, [dev.cohort, *cohorts.values()])
+    watch = FileWatch.start([views])
 
-    model = make_model(seed)
-    tasks = check_declared_tasks(name, model)
-    model.fit(dev.cohort, dev.outcomes)
-    first = {}
-    for cohort_name, cohort in cohorts.items():
-        first[cohort_name] = predict_watched(name, model, cohort)
-        check_prediction_values(name, cohort, first[cohort_name], tasks)
-
-    for cohort_name, cohort in cohorts.items():
-        changed = _same(first[cohort_name], model.predict(cohort), tasks)
-        if changed:
-            detail = f"predict on {cohort_name} twice, same fitted model: {changed}"
-            raise ContractViolation(name, "seeded", detail)
-
-    for cohort_name, cohort in cohorts.items():
-        rewrite_labels(root, cohort_name)
-        changed = _same(first[cohort_name], predict_watched(name, model, cohort), tasks)
-        if changed:
-            detail = f"on {cohort_name}, after its labels were rewritten: {changed}"
-            raise ContractViolation(name, "label-independent", detail)
-        remove_labels(root, cohort_name)
+    def step(what: str, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in the model's worker; a failure that breaks a rule, or files of the
+        cohort changed afterwards, raise the rule's violation."""
         try:
-            again = predict_watched(name, model, cohort)
-        except (OSError, ValueError) as err:
-            detail = f"on {cohort_name}, predict failed once its label files were removed: {err}"
-            raise ContractViolation(name, "label-independent", detail) from err
-        changed = _same(first[cohort_name], again, tasks)
+            value = call(*args)
+        except Exception as err:
+            violation = _violation(name, what, err, views)
+            if violation is None:
+                raise
+            raise violation from err
+        changed = [str(Path(p).relative_to(views)) for p in watch.changed()]
         if changed:
-            detail = f"on {cohort_name}, after its label files were removed: {changed}"
-            raise ContractViolation(name, "label-independent", detail)
+            raise ContractViolation(name, "read-only-cohort", f"{what} changed {_ids(changed)}")
+        return value
 
-    twin = make_model(seed)
-    twin.fit(dev.cohort, dev.outcomes)
-    for cohort_name, cohort in cohorts.items():
-        changed = _same(first[cohort_name], twin.predict(cohort), tasks)
-        if changed:
-            detail = f"seed {seed} twice, on {cohort_name}: {changed}"
-            raise ContractViolation(name, "seeded", detail)
+    def build(make: Callable[[], Submission]) -> Submission:
+        try:
+            return step("the constructor", make)
+        except AttributeError as err:  # the worker asks the model for its tasks first
+            if "tasks" in str(err):
+                raise ContractViolation(name, "declared-tasks", str(err)) from err
+            raise
+
+    with sandboxed(cfg, submission, seed, sandbox, harness, [root], [views]) as make_model:
+        preparer = build(make_model.preparer)
+        tasks = check_declared_tasks(name, preparer)
+        for cohort in (dev.cohort, *cohorts.values()):
+            step(f"prepare on {cohort.name}", preparer.prepare, cohort)
+        _close(preparer)  # one worker at a time, as in a run
+
+        model = build(make_model)
+        step("fit", model.fit, dev.cohort, dev.outcomes)
+        first = {}
+        for cohort_name, cohort in cohorts.items():
+            first[cohort_name] = step(f"predict on {cohort_name}", model.predict, cohort)
+            check_prediction_values(name, cohort, first[cohort_name], tasks)
+
+        for cohort_name, cohort in cohorts.items():
+            changed = _same(first[cohort_name], step("predict", model.predict, cohort), tasks)
+            if changed:
+                detail = f"predict on {cohort_name} twice, same fitted model: {changed}"
+                raise ContractViolation(name, "seeded", detail)
+
+        for cohort_name, cohort in cohorts.items():
+            rewrite_labels(root, cohort_name)
+            again = step(f"predict on {cohort_name}", model.predict, cohort)
+            changed = _same(first[cohort_name], again, tasks)
+            if changed:
+                detail = f"on {cohort_name}, after its labels were rewritten: {changed}"
+                raise ContractViolation(name, "label-independent", detail)
+            remove_labels(root, cohort_name)
+            try:
+                again = step(f"predict on {cohort_name}", model.predict, cohort)
+            except (OSError, ValueError) as err:
+                detail = f"on {cohort_name}, predict failed once its labels were removed: {err}"
+                raise ContractViolation(name, "label-independent", detail) from err
+            changed = _same(first[cohort_name], again, tasks)
+            if changed:
+                detail = f"on {cohort_name}, after its label files were removed: {changed}"
+                raise ContractViolation(name, "label-independent", detail)
+        _close(model)
+
+        twin = build(make_model)
+        step("fit", twin.fit, dev.cohort, dev.outcomes)
+        for cohort_name, cohort in cohorts.items():
+            changed = _same(first[cohort_name], step("predict", twin.predict, cohort), tasks)
+            if changed:
+                detail = f"seed {seed} twice, on {cohort_name}: {changed}"
+                raise ContractViolation(name, "seeded", detail)
+        _close(twin)
+    return tasks
+
+
+def _close(model: Submission) -> None:
+    """End an isolated model's worker now (a handle's ``close``)."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()

@@ -1,26 +1,22 @@
 """Submission folders: their files, configs and model cards; Hydra discovery; and deliberately
-broken fake submissions, each of which must fail with a message naming it and the rule."""
+broken fake submissions (tests/fakes.py), each of which must fail with a message naming it and
+the rule. Whatever runs a submission's code runs it in the sandbox (tests/contract.py)."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from contract import ContractViolation, check_contract
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
-from hydra.utils import get_class
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from tiny_runs import declared, model_config
 
 from benchmark.catalog import by_name, discover, duplicate_names, submission_folders
-from benchmark.cohort import Cohort, Outcomes
 from benchmark.model_card import card_task_problems, folder_problems, load_model_card
-from benchmark.submission import FitContext, Submission
 from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import (
     SubmissionsSearchPathPlugin,
     submission_conf_dirs,
@@ -48,9 +44,11 @@ def test_submission_folder_follows_the_contract(folder: Path):
 
 
 @pytest.mark.parametrize("entry", SUBMISSIONS, ids=[e.name for e in SUBMISSIONS])
-def test_model_card_tasks_are_the_declared_tasks(entry):
-    cfg = OmegaConf.load(entry.config)
-    tasks = get_class(cfg.submission._target_).tasks
+def test_model_card_tasks_are_the_declared_tasks(entry, cache_dir: Path):
+    """The class's tasks, as its worker in the sandbox declares them (not imported here)."""
+    found = declared(entry.name, cache_dir)
+    tasks = found.tasks
+    assert found.tasks_type == "tuple", f"{entry.name}: rule 'declared-tasks': a {found.tasks_type}"
     card = load_model_card(entry.folder)
     assert card_task_problems(entry.folder, card, tasks) == []
 
@@ -140,156 +138,83 @@ def test_help_lists_the_submissions_in_the_model_group():
 
 
 # --------------------------------------------------------------------------------------------
-# Deliberately broken fake submissions
+# Deliberately broken fake submissions (tests/fakes.py), run through the contract in the sandbox
 
 
-class Honest(Submission):
-    """Fast, label-free predictions from clinical columns: the base the broken fakes bend."""
-
-    tasks = ("lesion_pd", "os", "pfs")
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-
-    def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()) -> Honest:
-        self.mean_age_ = float(cohort.patients["age"].mean())
-        return self
-
-    def predict(self, cohort: Cohort) -> dict[str, pd.Series]:
-        lesions = cohort.lesions
-        p = (
-            0.2
-            + 0.6 * lesions["irradiated"].astype(float).to_numpy() * 0
-            + 0.01 * lesions["mask_label"].to_numpy()
-        )
-        risk = cohort.patients["age"].fillna(self.mean_age_).to_numpy(float) / 100
-        return {
-            "lesion_pd": pd.Series(np.clip(p, 0, 1), index=lesions.index),
-            "os": pd.Series(risk, index=cohort.patients.index),
-            "pfs": pd.Series(-risk, index=cohort.patients.index),
-        }
+def _fake_config(cache_dir: Path, cls: str, **params: object) -> DictConfig:
+    cfg = model_config("cox_clinical", cache_dir)
+    cfg.model.submission = OmegaConf.create({"_target_": f"fakes.{cls}", **params})
+    return cfg
 
 
-class MissingLesion(Honest):
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        out["lesion_pd"] = out["lesion_pd"].iloc[1:]
-        return out
-
-
-class DuplicatePatient(Honest):
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        out["os"] = pd.concat([out["os"], out["os"].iloc[:1]])
-        return out
-
-
-class ProbabilityAboveOne(Honest):
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        out["lesion_pd"] = out["lesion_pd"] + 1.0
-        return out
-
-
-class NanRisk(Honest):
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        out["pfs"].iloc[0] = np.nan
-        return out
-
-
-class UnknownTask(Honest):
-    tasks = ("lesion_pd", "response")
-
-
-class Unseeded(Honest):
-    """Draws its weights from an unseeded generator: two fits differ."""
-
-    def fit(self, cohort, outcomes, context=None):
-        self.weight_ = np.random.default_rng().normal()
-        return super().fit(cohort, outcomes)
-
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        out["os"] = out["os"] * self.weight_
-        return out
-
-
-class NoisyPredict(Honest):
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        out["os"] = out["os"] + np.random.default_rng().normal(0, 1, len(out["os"]))
-        return out
-
-
-class MutatesCohort(Honest):
-    """Scales a column of the view in place: the next model (or fold) sees other data."""
-
-    def predict(self, cohort):
-        cohort.patients["age"] /= 100
-        return super().predict(cohort)
-
-
-class Peeker(Honest):
-    """Knows where the data lie and reads the held-out labels (the spy sees the open)."""
-
-    def __init__(self, root: Path, seed: int = 0) -> None:
-        super().__init__(seed)
-        self.root = root
-
-    def predict(self, cohort):
-        out = super().predict(cohort)
-        labels = pd.read_csv(self.root / cohort.name / "lesions.csv", index_col="lesion_id")
-        out["lesion_pd"] = labels["pd"].astype(float).loc[out["lesion_pd"].index]
-        return out
-
-
-class ShellPeeker(Peeker):
-    """Reads the labels through a child process, out of the spy's sight: the predictions still
-    follow the labels, which the rewrite-the-labels check sees."""
-
-    def predict(self, cohort):
-        out = Honest.predict(self, cohort)
-        path = self.root / cohort.name / "lesions.csv"
-        text = subprocess.run(["cat", str(path)], capture_output=True, text=True).stdout
-        if text:
-            labels = pd.read_csv(io.StringIO(text), index_col="lesion_id")
-            out["lesion_pd"] = labels["pd"].astype(float).loc[out["lesion_pd"].index] * 0.5 + 0.25
-        return out
-
-
+# (fake, sandbox, rule, detail). In the sandbox a fake that opens a label table or writes into
+# its cohort's files fails there; ``process`` (workers without the sandbox) shows that the
+# checks behind what the sandbox guarantees still see a model that reads the labels by a way
+# nothing fails on, or changes the cohort's files.
 BROKEN = [
-    (MissingLesion, "complete-predictions", "without a prediction"),
-    (DuplicatePatient, "complete-predictions", "predicted more than once"),
-    (ProbabilityAboveOne, "valid-values", "outside [0, 1]"),
-    (NanRisk, "valid-values", "not finite"),
-    (UnknownTask, "declared-tasks", "response"),
-    (Unseeded, "seeded", "seed 7 twice"),
-    (NoisyPredict, "seeded", "twice, same fitted model"),
-    (MutatesCohort, "read-only-cohort", "changed the"),
-    (Peeker, "blind-predict", "lesions.csv"),
-    (ShellPeeker, "label-independent", "after its labels were rewritten"),
+    ("MissingLesion", "bwrap", "complete-predictions", "without a prediction"),
+    ("DuplicatePatient", "bwrap", "complete-predictions", "predicted more than once"),
+    ("ProbabilityAboveOne", "bwrap", "valid-values", "outside [0, 1]"),
+    ("NanRisk", "bwrap", "valid-values", "not finite"),
+    ("UnknownTask", "bwrap", "declared-tasks", "response"),
+    ("Unseeded", "bwrap", "seeded", "seed 7 twice"),
+    ("NoisyPredict", "bwrap", "seeded", "twice, same fitted model"),
+    ("MutatesCohort", "bwrap", "read-only-cohort", "of the cohort, read-only in the sandbox"),
+    ("Peeker", "bwrap", "blind-predict", "lesions.csv, a label file"),
+    ("MutatesCohort", "process", "read-only-cohort", "predict on nivorad changed"),
+    ("Peeker", "process", "label-independent", "after its labels were rewritten"),
+    ("ShellPeeker", "process", "label-independent", "after its labels were rewritten"),
 ]
 
 
 def test_the_honest_fake_keeps_the_contract(tiny_root: Path, cache_dir: Path, tmp_path: Path):
-    check_contract("honest_fake", lambda seed: Honest(seed=seed), tiny_root, tmp_path, cache_dir)
+    check_contract("honest_fake", _fake_config(cache_dir, "Honest"), tiny_root, tmp_path)
 
 
-@pytest.mark.parametrize(("cls", "rule", "detail"), BROKEN, ids=[b[0].__name__ for b in BROKEN])
+@pytest.mark.parametrize(
+    ("cls", "sandbox", "rule", "detail"), BROKEN, ids=[f"{b[0]}-{b[1]}" for b in BROKEN]
+)
 def test_a_broken_submission_fails_naming_itself_and_the_rule(
-    cls, rule: str, detail: str, tiny_root: Path, cache_dir: Path, tmp_path: Path
+    cls: str, sandbox: str, rule: str, detail: str, tiny_root: Path, cache_dir: Path, tmp_path
 ):
-    name = f"fake_{cls.__name__.lower()}"
-
-    def make_model(seed: int):
-        if issubclass(cls, Peeker):
-            return cls(root=tmp_path / "data", seed=seed)
-        return cls(seed=seed)
-
+    name = f"fake_{cls.lower()}"
+    params = {"root": str(tmp_path / "data")} if "Peeker" in cls else {}
+    cfg = _fake_config(cache_dir, cls, **params)
     with pytest.raises(ContractViolation) as caught:
-        check_contract(name, make_model, tiny_root, tmp_path, cache_dir)
+        check_contract(name, cfg, tiny_root, tmp_path, sandbox=sandbox)
     message = str(caught.value)
     assert caught.value.rule == rule, message
     assert message.startswith(f"{name}: breaks rule '{rule}'"), message
     assert detail in message, message
+
+
+def test_a_peeker_that_finds_no_label_in_the_sandbox_keeps_the_contract(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+):
+    """ShellPeeker reads the labels where the data lie, by a child process, and carries on
+    when it finds none; without the sandbox that breaks 'label-independent' (above); in it the
+    data's folder is an empty tmpfs, so its predictions are the honest fake's."""
+    cfg = _fake_config(cache_dir, "ShellPeeker", root=str(tmp_path / "data"))
+    check_contract("fake_shellpeeker", cfg, tiny_root, tmp_path)
+
+
+def test_a_submission_config_that_writes_outside_its_model_node_is_refused(
+    tmp_path: Path, cache_dir: Path
+):
+    """A model config with ``# @package _global_`` can add to the harness's nodes (an extractor
+    this process builds, the protocol): composing it for a test is refused, naming them."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "sneaky.yaml").write_text(
+        "# @package _global_\n"
+        "model:\n  name: sneaky\n  submission:\n    _target_: fakes.Honest\n"
+        "radiomics:\n  hook:\n    _target_: sneaky.model.steal_the_labels\n"
+        "protocol:\n  cv:\n    n_splits: 2\n"
+    )
+    searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+    refused = r"sneaky: its config writes outside its model node: \['protocol', 'radiomics'\]"
+    with pytest.raises(AssertionError, match=refused):
+        model_config("sneaky", cache_dir, searchpath)
+    (tmp_path / "model" / "sneaky.yaml").write_text(
+        "name: sneaky\nsubmission:\n  _target_: fakes.Honest\n"
+    )
+    assert model_config("sneaky", cache_dir, searchpath).model.submission._target_ == "fakes.Honest"

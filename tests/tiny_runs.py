@@ -1,28 +1,36 @@
 """Runs of the harness on the tiny cohorts, made once per test session and shared by modules.
 
-``tiny_run(name, seed, ...)`` runs ``benchmark.run.run`` in-process (no interpreter start-up)
-into a session temporary folder, with every ``predict`` call of the model watched by the
-contract's spy; later calls with the same (name, seed) return the same folder. ``bench(...)``
-runs ``python -m benchmark`` in a subprocess, as a user would. ``cnn3d_net(widths)`` is the
-cnn3d baseline's network at other widths, for tests that need a small real one.
+``tiny_run(name, seed, ...)`` runs ``benchmark.run.run`` from this process (no interpreter
+start-up) into a session temporary folder, the model in the bubblewrap sandbox as in any run;
+later calls with the same (name, seed) return the same folder. ``declared(name, ...)`` is what a
+model declares (tasks, caches, network), read in the sandbox. No submission code runs in this
+process: ``tests/conftest.py`` fails a test that imports it. ``bench(...)`` runs
+``python -m benchmark`` in a subprocess, as a user would. ``cnn3d_net(widths)`` is the cnn3d
+baseline's network at other widths, for tests that need a small real one.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from contract import label_files, view_problems, watching_files
+from contract import sandboxed
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from probes import REPORT
 
+from benchmark import bwrap
+from benchmark.harness_caches import harness_caches
 from benchmark.run import run
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,22 +43,47 @@ QUICK_DEEP = (
     "hardware.deep.spacing_mm=3.0",  # 16^3 crops...
     "hardware.deep.image_size=32",  # ...and 2.5D views resized to 32^2 (convnext needs >= 32)
 )
+# A baseline whose composition shows what the nodes outside ``model`` hold when no submission
+# is selected.
+REFERENCE_MODEL = "cox_clinical"
 
 
-def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
-    """The composed config of ``model=name`` on the tiny cohorts (submissions included)."""
-    extra = QUICK_DEEP if name.startswith(("cnn3d", "timm25d")) else ()
+def _compose(model: str, cache_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    extra = QUICK_DEEP if model.startswith(("cnn3d", "timm25d")) else ()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             config_name="config",
             overrides=[
-                f"model={name}",
+                f"model={model}",
                 "data=tiny",
                 f"paths.cache_dir={cache_dir}",
                 *extra,
                 *overrides,
             ],
         )
+
+
+def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
+    """The composed config of ``model=name`` on the tiny cohorts (submissions included).
+
+    A submission's config may write its ``model`` node only: the rest must be what composing a
+    baseline gives, because this process builds the harness's own extractors (``radiomics``,
+    ``crops``) from it, and a node a submission wrote there could name its own code.
+    """
+    cfg = _compose(name, cache_dir, overrides)
+    if not (CONF / "model" / f"{name}.yaml").is_file():
+        reference = _compose(REFERENCE_MODEL, cache_dir, overrides)
+        ours, theirs = (_outside_model(c) for c in (reference, cfg))
+        written = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        if written:
+            raise AssertionError(f"{name}: its config writes outside its model node: {written}")
+    return cfg
+
+
+def _outside_model(cfg: DictConfig) -> dict[str, Any]:
+    container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items() if k != "model"}
 
 
 def bench(*args: str, cache_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -84,10 +117,6 @@ def cnn3d_net(widths: Sequence[int]) -> functools.partial:
 class TinyRun:
     out: Path
     record: dict
-    # What the spy saw while the harness ran predict: views with problems, label files opened.
-    view_problems: list[str] = field(default_factory=list)
-    opened_labels: list[str] = field(default_factory=list)
-    predict_calls: int = 0
 
 
 _RUNS: dict[tuple[str, int], TinyRun] = {}
@@ -96,32 +125,53 @@ _RUNS: dict[tuple[str, int], TinyRun] = {}
 def tiny_run(
     name: str, seed: int, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> TinyRun:
+    """``benchmark.run.run`` of ``model=name`` on the tiny cohorts, with the default sandbox:
+    every model instance in a worker of the bubblewrap sandbox, as CI must run a pull
+    request's code. Fails where bubblewrap cannot run, rather than fall back to a process."""
     key = (name, seed)
     if key in _RUNS:
         return _RUNS[key]
-    # In this process (sandbox=none): the spy patches the model's class here. The sweep and deep
-    # tests run the CLI with the default sandbox (each model in a worker process).
-    cfg = model_config(name, cache_dir, f"seed={seed}", "sandbox=none")
-    cls = get_class(cfg.model.submission._target_)
-    own = "predict" in cls.__dict__
-    original = cls.predict
-    result = TinyRun(tmp_path_factory.mktemp(f"run-{name}-seed{seed}"), {})
-
-    def spied(self, cohort):
-        result.predict_calls += 1
-        result.view_problems += view_problems(cohort)
-        with watching_files() as opened:
-            predictions = original(self, cohort)
-        result.opened_labels += label_files(opened)
-        return predictions
-
-    cls.predict = spied
-    try:
-        result.record = run(cfg, result.out).record
-    finally:
-        if own:
-            cls.predict = original
-        else:
-            del cls.predict
+    if not bwrap.available():
+        pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
+    cfg = model_config(name, cache_dir, f"seed={seed}")
+    assert cfg.sandbox == "bwrap", f"the default sandbox is {cfg.sandbox}"
+    out = tmp_path_factory.mktemp(f"run-{name}-seed{seed}")
+    result = TinyRun(out, run(cfg, out).record)
+    assert result.record["provenance"]["config"]["sandbox"] == "bwrap", "the run fell back"
     _RUNS[key] = result
     return result
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a model declares, as its worker in the sandbox answers (``tests/probes.py``)."""
+
+    tasks: tuple[str, ...]
+    tasks_type: str  # of the class attribute: the contract wants a tuple
+    caches: dict[str, dict[str, Any]]  # name -> cache_dir, workers, cache_path (callable)
+    network: bool
+
+
+_DECLARED: dict[tuple[str, Path], Declared] = {}
+
+
+def declared(name: str, cache_dir: Path) -> Declared:
+    """``tasks``, ``caches()`` and ``network()`` of ``model=name``, read in a sandboxed worker
+    that builds it (so that no test imports a submission's class here); once per session."""
+    key = (name, Path(cache_dir))
+    if key not in _DECLARED:
+        cfg = model_config(name, cache_dir)
+        submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
+        probe = {"_target_": "probes.Declarations", "_recursive_": False, "submission": submission}
+        harness = harness_caches(cfg, probe)  # read-only in the sandbox, as in a run
+        seed = int(cfg.seed)
+        with (
+            sandboxed(cfg, probe, seed, harness=harness) as make_model,
+            tempfile.TemporaryDirectory() as d,
+        ):
+            handle = make_model()
+            handle.save_artefacts(Path(d))
+            report = json.loads((Path(d) / REPORT).read_text())
+            _DECLARED[key] = Declared(tuple(handle.tasks), **report)
+            handle.close()
+    return _DECLARED[key]
