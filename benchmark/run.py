@@ -24,7 +24,7 @@ from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, build_record, r
 from benchmark.report import metrics_table
 from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, check_artefacts, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
-from benchmark.submission import FitContext
+from benchmark.submission import FitContext, LesionCache
 from benchmark.writable import check_declared, own_folder
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,19 @@ def _mounts(cfg: DictConfig, own: Path, harness: list[Path]) -> Mounts:
         project_root=PROJECT_ROOT,
         runs=[Path(cfg.paths.runs), Path(cfg.paths.sweeps)],
     )
+
+
+def sandbox_for(cfg: DictConfig, submission: dict[str, Any]) -> tuple[list[LesionCache], Mounts]:
+    """What a run of ``cfg`` builds before any submission code: the harness's extractors that
+    the model (``submission``, its resolved config node) takes in, and the mounts of its
+    sandbox. Refuses a declared folder outside the model's own (``benchmark/writable.py``)."""
+    nodes = harness_nodes(cfg, submission)
+    own = own_folder(
+        Path(cfg.paths.cache_dir), str(cfg.model.name), Path(cfg.paths.submission_cache)
+    )
+    check_declared(submission, own, nodes)
+    extractors = harness_caches(nodes)
+    return extractors, _mounts(cfg, own, folders(extractors))
 
 
 def _check_unchanged(watch: FileWatch) -> None:
@@ -94,13 +107,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
     # The mode that runs goes into the record (bwrap falls back to process where it cannot run).
     cfg.sandbox = resolve_sandbox(str(cfg.sandbox))
     submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
-    nodes = harness_nodes(cfg, submission)
-    # Refused before any submission code runs: a declared folder outside the model's own.
-    own = own_folder(
-        Path(cfg.paths.cache_dir), str(cfg.model.name), Path(cfg.paths.submission_cache)
-    )
-    check_declared(submission, own, nodes)
-    extractors = harness_caches(nodes)
+    extractors, mounts = sandbox_for(cfg, submission)
     # Entered first: the sandbox's server imports the model's modules while the data are scanned.
     with isolated_models(
         str(cfg.model.name),
@@ -108,7 +115,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
         int(cfg.seed),
         cfg.sandbox,
         Limits(**OmegaConf.to_container(cfg.limits, resolve=True)),
-        _mounts(cfg, own, folders(extractors)),
+        mounts,
     ) as make_model:
         dataset = open_dataset(
             OmegaConf.to_container(cfg.data, resolve=True),

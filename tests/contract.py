@@ -39,10 +39,10 @@ from benchmark.cohort import (
 )
 from benchmark.data import layout
 from benchmark.data.watch import FileWatch
-from benchmark.harness_caches import fill, folders, harness_caches
+from benchmark.harness_caches import fill
 from benchmark.isolation import ModelFactory, isolated_models
-from benchmark.run import _mounts
-from benchmark.submission import LesionCache, Submission, check_predictions
+from benchmark.run import sandbox_for
+from benchmark.submission import Submission, check_predictions
 
 RULES = {
     "declared-tasks": "`tasks` is a non-empty tuple of lesion_pd, os, pfs",
@@ -85,7 +85,6 @@ def sandboxed(
     submission: Mapping[str, Any],
     seed: int,
     sandbox: str = "bwrap",
-    harness: Sequence[LesionCache] = (),
     hidden: Sequence[Path] = (),
     shown: Sequence[Path] = (),
 ) -> Iterator[ModelFactory]:
@@ -99,7 +98,7 @@ def sandboxed(
     if sandbox == "bwrap":
         if not bwrap.available():
             pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
-        mounts = _mounts(cfg, dict(submission), folders(harness))
+        _, mounts = sandbox_for(cfg, dict(submission))
         mounts = dataclasses.replace(
             mounts,
             hidden=(*mounts.hidden, *(Path(p).resolve() for p in hidden)),
@@ -292,7 +291,7 @@ def check_contract(
             raise ContractViolation(name, "blind-predict", "; ".join(problems))
     submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
     assert isinstance(submission, dict)
-    harness = harness_caches(cfg, submission)
+    harness, _ = sandbox_for(cfg, submission)
     fill(harness, [dev.cohort, *cohorts.values()])
     watch = FileWatch.start([views])
 
@@ -319,7 +318,7 @@ def check_contract(
                 raise ContractViolation(name, "declared-tasks", str(err)) from err
             raise
 
-    with sandboxed(cfg, submission, seed, sandbox, harness, [root], [views]) as make_model:
+    with sandboxed(cfg, submission, seed, sandbox, [root], [views]) as make_model:
         preparer = build(make_model.preparer)
         tasks = check_declared_tasks(name, preparer)
         for cohort in (dev.cohort, *cohorts.values()):

@@ -30,7 +30,6 @@ from omegaconf import DictConfig, OmegaConf
 from probes import REPORT
 
 from benchmark import bwrap
-from benchmark.harness_caches import harness_caches
 from benchmark.run import run
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -163,10 +162,9 @@ def declared(name: str, cache_dir: Path) -> Declared:
         cfg = model_config(name, cache_dir)
         submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
         probe = {"_target_": "probes.Declarations", "_recursive_": False, "submission": submission}
-        harness = harness_caches(cfg, probe)  # read-only in the sandbox, as in a run
         seed = int(cfg.seed)
         with (
-            sandboxed(cfg, probe, seed, harness=harness) as make_model,
+            sandboxed(cfg, probe, seed) as make_model,
             tempfile.TemporaryDirectory() as d,
         ):
             handle = make_model()
