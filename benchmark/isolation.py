@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import sys
 import tarfile
 import tempfile
 import time
@@ -487,15 +488,15 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
 
 def preloadable(module: str) -> bool:
     """Whether the server may import ``module``: the harness's own code or an installed library
-    (located without importing anything: a dotted name's parents would run)."""
-    import importlib.util
+    (located on ``sys.path`` without importing anything: a dotted name's parents would run)."""
+    import importlib.machinery
     import sysconfig
 
     top = module.split(".")[0]
-    if top in HARNESS_PACKAGES:
+    if top in HARNESS_PACKAGES or top in sys.builtin_module_names:
         return True
     try:
-        spec = importlib.util.find_spec(top)
+        spec = importlib.machinery.PathFinder.find_spec(top)
     except (ImportError, ValueError):
         return False
     if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):

@@ -190,7 +190,8 @@ def test_submission_code_runs_only_in_the_sandbox(
     The same module imported here (the control) leaves notes that say so."""
     package = f"hostile_{uuid.uuid4().hex[:12]}"
     code = tmp_path / "code"
-    own = cache_dir / f"{package}-cache"
+    cfg = model_config("cox_clinical", cache_dir)
+    own = Path(cfg.paths.submission_cache)  # the model's own folder, which the run creates
     outside = [
         tmp_path / "outside.txt",  # a folder of this test: in the sandbox, its own /tmp
         code / package / "written.txt",  # its own code
@@ -206,7 +207,6 @@ def test_submission_code_runs_only_in_the_sandbox(
     (code / package / "model.py").write_text(textwrap.dedent(source))
     monkeypatch.syspath_prepend(str(code))  # where the sandbox finds it, as it finds submissions
 
-    cfg = model_config("cox_clinical", cache_dir)
     target = f"{package}.model.Hostile"
     cfg.model.submission = OmegaConf.create({"_target_": target, "cache_dir": str(own)})
     before = mark()
