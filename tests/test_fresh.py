@@ -176,7 +176,7 @@ def test_the_board_shows_fresh_draws_and_flags_a_planted_public_figure(drawn, tm
     assert f"{level:.3f} ± 0.010 (2)" in _row(readme, "mdacc", "Overall survival", MODEL)
     # a model without fresh draws shows a dash in the fresh column
     hgb = _row(readme, "nivorad", "Per-lesion progressive disease", "hgb_radiomics_clinical")
-    assert hgb.split(" | ")[3] == "—"
+    assert hgb.split(" | ")[4] == "—"
     assert f"{FLAG}**: the public figure lies above" in readme
     assert f"[{MODEL}](fresh/{MODEL}.json) | `tiny` | 2 |" in readme
     capsys.readouterr()

@@ -61,6 +61,12 @@ def deep_tolerance(spread: float | None) -> float:
     return WITHOUT_SPREAD if spread is None else max(K * spread, FLOOR)
 
 
+def largest_difference(committed: Mapping[str, Any], rerun: Mapping[str, Any]) -> float:
+    """max |re-run - committed| over the primary metrics both runs computed."""
+    ours, theirs = primary_values(committed), primary_values(rerun)
+    return max((abs(ours[k] - theirs[k]) for k in set(ours) & set(theirs)), default=0.0)
+
+
 def first_outside(
     committed: Mapping[str, Any], rerun: Mapping[str, Any], tolerance: float
 ) -> str | None:
@@ -82,6 +88,7 @@ __all__ = [
     "K",
     "deep_tolerance",
     "first_outside",
+    "largest_difference",
     "primary_values",
     "seed_spread",
 ]

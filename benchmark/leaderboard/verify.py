@@ -48,7 +48,12 @@ from benchmark.leaderboard.differences import (
 from benchmark.leaderboard.predictions import PREDICTIONS_SUFFIX, predictions_path, read_predictions
 from benchmark.leaderboard.rerun import ConfigDrift, rerun_config
 from benchmark.leaderboard.rescore import cache_dir, rescore_problems
-from benchmark.leaderboard.seed_tolerance import deep_tolerance, first_outside, seed_spread
+from benchmark.leaderboard.seed_tolerance import (
+    deep_tolerance,
+    first_outside,
+    largest_difference,
+    seed_spread,
+)
 from benchmark.record_format import PROJECT_ROOT
 from benchmark.records import RecordError, Reference, load_record
 from benchmark.run_folder import PREDICTIONS, RECORD
@@ -345,7 +350,11 @@ def judge_retrained(outcomes: Sequence[Outcome], results_dir: Path) -> list[Outc
         found = first_outside(outcome.committed, outcome.retrained, allowed)
         basis = f"seed sd {spread:.3f} of the {source}" if spread is not None else "no seed spread"
         status = FAILED if found else RETRAINED
-        detail = found or f"primary metrics within {allowed:.3f} ({basis}; another CPU type)"
+        largest = largest_difference(outcome.committed, outcome.retrained)
+        detail = found or (
+            f"primary metrics within {allowed:.3f} (largest difference {largest:.3f}; {basis}; "
+            "another CPU type)"
+        )
         judged.append(Outcome(outcome.record, status, outcome.seconds, detail, outcome.max_diff))
     return judged
 
