@@ -50,13 +50,22 @@ def read_predictions(path: Path) -> pd.DataFrame:
         raw = path.read_bytes()
         if path.name.endswith(".gz"):
             raw = gzip.decompress(raw)
+    except (OSError, ValueError, EOFError) as err:
+        raise RecordError(path, [f"predictions cannot be read ({err})"]) from None
+    return parse_predictions(raw, path)
+
+
+def parse_predictions(raw: bytes, path: Path) -> pd.DataFrame:
+    """The CSV text of a predictions file (``path`` names it in a refusal): ids as text, an
+    empty cell missing, every column of :data:`COLUMNS` present."""
+    try:
         frame = pd.read_csv(
             io.BytesIO(raw),
             dtype={"cohort": str, "task": str, "id": str, "patient_id": str},
             keep_default_na=False,
             na_values=[""],
         )
-    except (OSError, ValueError, EOFError, pd.errors.ParserError) as err:
+    except (ValueError, pd.errors.ParserError) as err:
         raise RecordError(path, [f"predictions cannot be read ({err})"]) from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:

@@ -6,20 +6,26 @@ Before a record goes on the board, ``submit`` loads the board's data itself, che
 outcome column is the harness's, and scores the predictions with the harness's scoring code: the
 record's metrics must be what that gives. A record of other data, a predictions file with one
 label changed, or metrics that the predictions do not give, is refused with the first difference.
+The same loaded data give the oracle's predictions (:mod:`.oracle`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from benchmark.leaderboard.differences import first_prediction_difference, first_value_difference
 from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT
 from benchmark.records import Reference
+
+if TYPE_CHECKING:
+    from benchmark.cohort import LabelledCohort
+    from benchmark.data.source import Dataset
 
 # Metrics recomputed from the same predictions and labels: the same code, the same resamples.
 RESCORE_TOLERANCE = 1e-9
@@ -30,30 +36,48 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NSCLC_IO_BENCH_CACHE") or PROJECT_ROOT / ".cache")
 
 
-def rescore_problems(
-    record: Mapping[str, Any],
-    predictions: pd.DataFrame,
-    reference: Reference,
-    cache: Path | None = None,
-) -> list[str]:
-    """Why ``record`` and its ``predictions`` are not what the harness's data and scoring give
-    (empty: they are). Loads (simulating, if needed) the board's data."""
+@dataclass(frozen=True)
+class BoardData:
+    """The board's data as the harness scores it: loaded once by ``submit``, which re-scores a
+    run and writes the oracle's predictions from the same cohorts."""
+
+    dataset: Dataset
+    by_key: dict[str, LabelledCohort]  # the protocol's cohort keys (development + "_cv", externals)
+    development: LabelledCohort
+
+
+def board_data(reference: Reference, cache: Path | None = None) -> BoardData:
+    """Load (simulating, if needed) the data of the board ``reference`` describes."""
     from benchmark.data.source import open_dataset
-    from benchmark.scoring import as_dicts, attach_outcomes, score
 
     protocol = reference.protocol
     development = protocol["development"]
     names = [development, *protocol["external"]]
     dataset = open_dataset(reference.data, names, cache or cache_dir(), workers=1)
-    fingerprint = record["provenance"]["data_fingerprint"]
-    if fingerprint != dataset.fingerprint:
-        return [
-            f"its data fingerprint {fingerprint} is not the board's data {dataset.fingerprint} "
-            f"(conf/data/{reference.data_name}.yaml)"
-        ]
     cohorts = dataset.load(names)
     by_key = {development + CV_KEY_SUFFIX: cohorts[development]}
     by_key.update({name: cohorts[name] for name in protocol["external"]})
+    return BoardData(dataset, by_key, cohorts[development])
+
+
+def rescore_problems(
+    record: Mapping[str, Any],
+    predictions: pd.DataFrame,
+    reference: Reference,
+    data: BoardData | None = None,
+) -> list[str]:
+    """Why ``record`` and its ``predictions`` are not what the harness's data and scoring give
+    (empty: they are). Loads the board's data unless given."""
+    from benchmark.scoring import as_dicts, attach_outcomes, score
+
+    data = data or board_data(reference)
+    fingerprint = record["provenance"]["data_fingerprint"]
+    if fingerprint != data.dataset.fingerprint:
+        return [
+            f"its data fingerprint {fingerprint} is not the board's data "
+            f"{data.dataset.fingerprint} (conf/data/{reference.data_name}.yaml)"
+        ]
+    by_key = data.by_key
     unknown = sorted(set(predictions["cohort"]) - set(by_key))
     if unknown:
         return [f"predictions of unknown cohort(s) {unknown}"]
@@ -65,11 +89,11 @@ def rescore_problems(
     found = first_prediction_difference(harness, predictions)
     if found is not None:
         return [f"its outcome columns are not the harness's labels: {found}"]
-    metrics = as_dicts(score(bare, by_key, cohorts[development], protocol))
+    metrics = as_dicts(score(bare, by_key, data.development, reference.protocol))
     found = first_value_difference(record["metrics"], metrics, "metrics", RESCORE_TOLERANCE)
     if found is not None:
         return [f"its metrics are not what the harness scores from its predictions: {found}"]
     return []
 
 
-__all__ = ["cache_dir", "rescore_problems"]
+__all__ = ["BoardData", "board_data", "cache_dir", "rescore_problems"]
