@@ -19,7 +19,8 @@ from tiny_runs import tiny_run
 from benchmark.catalog import by_name
 from benchmark.leaderboard.__main__ import main
 from benchmark.leaderboard.board import Paths, load_board
-from benchmark.leaderboard.predictions import predictions_path, read_predictions
+from benchmark.leaderboard.oracle import ORACLE, oracle_bytes, read_oracle
+from benchmark.leaderboard.predictions import predictions_path, primary_value, read_predictions
 from benchmark.leaderboard.ranking import rank_models, replicates, resample_ci
 from benchmark.leaderboard.store import LeaderboardError, load_entries, submit
 from benchmark.leaderboard.table import render_readme
@@ -92,6 +93,7 @@ def test_submit_build_check_end_to_end(runs, tmp_path: Path, capsys):
         "cox_clinical__seed1.predictions.csv.gz",
         "hgb_radiomics_clinical__seed0.json",
         "hgb_radiomics_clinical__seed0.predictions.csv.gz",
+        "oracle.predictions.csv.gz",
     ]
     # the record is copied byte for byte; the predictions keep their rows
     assert (root / "results" / "cox_clinical__seed0.json").read_text() == (
@@ -138,6 +140,112 @@ def test_figures_of_removed_models_are_deleted(runs, tmp_path: Path):
         path.unlink()
     assert _cli(root) == 0
     assert sorted(p.name for p in (root / "figures").iterdir()) == ["forest.png", "roc.png"]
+
+
+# --------------------------------------------------------------------------------------------
+# The oracle's predictions
+
+
+def test_submit_writes_the_truth_as_the_oracles_predictions(runs, cache_dir, tmp_path, capsys):
+    root = _board(tmp_path, runs)
+    path = root / "results" / ORACLE
+    raw = path.read_bytes()
+    assert raw[4:8] == b"\0\0\0\0", "gzip mtime 0: the same truth gives the same bytes"
+    fingerprint, frame = read_oracle(path)
+    record = _record(runs, "hgb0")
+    assert fingerprint == record["provenance"]["data_fingerprint"]
+    from benchmark.data.source import open_dataset
+
+    truth = open_dataset(Reference.from_conf("tiny").data, ["nivorad"], cache_dir).truth("nivorad")
+    lesions = frame[(frame["cohort"] == "nivorad") & (frame["task"] == "lesion_pd")]
+    assert len(lesions) == len(truth.lesion_p_pd)
+    np.testing.assert_array_equal(
+        lesions["prediction"].to_numpy(), truth.lesion_p_pd.loc[lesions["id"]].to_numpy()
+    )
+    os_rows = frame[(frame["cohort"] == "nivorad") & (frame["task"] == "os")]
+    np.testing.assert_array_equal(
+        os_rows["prediction"].to_numpy(), truth.patient_lp.loc[os_rows["id"], "os"].to_numpy()
+    )
+    # each (cohort, task) scores the records' oracle (hgb: lesion_pd, cox: os and pfs), and the
+    # outcome columns are the records'
+    survival = _record(runs, "cox0")
+    for (cohort, task), group in frame.groupby(["cohort", "task"]):
+        metric = "auc" if task == "lesion_pd" else "c_index"
+        stated = (record if task == "lesion_pd" else survival)["oracle"][cohort][task][metric]
+        assert primary_value(task, group) == pytest.approx(stated["value"], abs=1e-12)
+    ours = lesions.set_index("id")["label"]
+    theirs = _slice(runs["hgb0"], "nivorad", "lesion_pd").set_index("id")["label"]
+    assert ours.loc[theirs.index].tolist() == theirs.tolist()
+
+    board = load_board(Paths.under(root), Reference.from_conf("tiny"))
+    assert board.oracle is not None and len(board.oracle_rows("nivorad", "os")) == len(os_rows)
+    # written again from scratch by the command: the same bytes; up to date: left alone
+    path.unlink()
+    assert _cli(root, "oracle") == 0
+    assert path.read_bytes() == raw
+    capsys.readouterr()
+    assert _cli(root, "oracle") == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def _rewrite_oracle(path: Path, change) -> None:
+    fingerprint, frame = read_oracle(path)
+    path.write_bytes(oracle_bytes(change(frame.copy()), fingerprint))
+
+
+def _oracle_refusal(root: Path) -> str:
+    with pytest.raises(LeaderboardError) as caught:
+        load_board(Paths.under(root), Reference.from_conf("tiny"))
+    return str(caught.value)
+
+
+def test_a_tampered_oracle_is_refused_and_submit_rewrites_it(runs, tmp_path: Path, capsys):
+    root = _board(tmp_path, runs)
+    path = root / "results" / ORACLE
+    honest = path.read_bytes()
+
+    def move_one(frame: pd.DataFrame) -> pd.DataFrame:
+        """The least suspicious lesion without PD becomes the most suspicious: the AUC falls."""
+        rows = frame[(frame["cohort"] == "mdacc") & (frame["task"] == "lesion_pd")]
+        negative = rows[rows["label"] == 0]["prediction"].idxmin()
+        frame.loc[negative, "prediction"] = rows["prediction"].max() + 0.01
+        return frame
+
+    _rewrite_oracle(path, move_one)
+    message = _oracle_refusal(root)
+    assert f"{path}: refused:" in message
+    assert "mdacc/lesion_pd: its rows give auc=" in message
+    assert "the oracle of cox_clinical__seed0.json is" not in message  # cox has no lesion_pd
+    assert "the oracle of hgb_radiomics_clinical__seed0.json is" in message
+    assert _cli(root, "--no-figures") == 2  # the board is not built from a forged oracle
+
+    path.write_bytes(honest)
+    first = read_oracle(path)[1].query("task == 'os'").index[0]
+
+    def relabel(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[first, "event"] = 1 - frame.loc[first, "event"]
+        return frame
+
+    _rewrite_oracle(path, relabel)
+    row = read_oracle(path)[1].loc[first]
+    assert f"{row['cohort']}/os: id {row['id']}, column event" in _oracle_refusal(root)
+
+    fingerprint, frame = read_oracle(path)
+    path.write_bytes(oracle_bytes(frame, "sha256:" + "0" * 64))
+    assert "its data fingerprint sha256:000" in _oracle_refusal(root)
+    # a stale oracle (other data, an edit) is replaced by the next submit
+    assert _cli(root, "submit", str(runs["cox0"])) == 0
+    assert path.read_bytes() == honest
+    load_board(Paths.under(root), Reference.from_conf("tiny"))
+
+
+def test_a_board_without_the_oracle_file_loads_without_it(runs, tmp_path: Path):
+    """A board older than the file: every record is still shown, no oracle curve is drawn."""
+    root = _board(tmp_path, runs)
+    (root / "results" / ORACLE).unlink()
+    board = load_board(Paths.under(root), Reference.from_conf("tiny"))
+    assert board.oracle is None and board.oracle_rows("mdacc", "lesion_pd") is None
+    assert board.sections and all(s.oracle for s in board.sections)
 
 
 # --------------------------------------------------------------------------------------------

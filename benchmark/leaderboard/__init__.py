@@ -4,8 +4,9 @@
 fails when the committed README is not what the records give, ``... fresh`` runs the ranked
 models on new data draws. One concept per module: :mod:`.store` (the results folder),
 :mod:`.ranking` (pooled CIs and bootstrap ranks), :mod:`.table` (the README),
-:mod:`.throughput_table`, :mod:`.figures`, :mod:`.build`, :mod:`.fresh` (the command) and
-:mod:`.fresh_aggregate` (its stored aggregates, the flag).
+:mod:`.throughput_table`, :mod:`.figures`, :mod:`.build`, :mod:`.fresh` (the command),
+:mod:`.fresh_aggregate` (its stored aggregates, the flag) and :mod:`.oracle` (the truth's
+predictions, which the oracle's curves are drawn from).
 """
 
 from benchmark.leaderboard.store import LeaderboardError

@@ -1,9 +1,11 @@
-"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|check|site OUT|verify|fresh|schema]``.
+"""``python -m benchmark.leaderboard [build|submit RUN_DIR...|oracle|check|site OUT|verify|...]``.
 
   build (default)  regenerate leaderboard/README.md and leaderboard/figures/ from the records
   site OUT         write the board as a static web site into OUT (replacing a site built there)
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
                    leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
+  oracle           write leaderboard/results/oracle.predictions.csv.gz, the simulator truth's
+                   predictions (submit does when it is missing or stale)
   check            exit 1 when the committed README differs from a regeneration (CI)
   schema NAME      print a JSON Schema (result, model_card, throughput, fresh, site)
   fresh --data-seeds K [K ...] [--models M ...]
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from benchmark.catalog import by_name
 from benchmark.leaderboard import verify
-from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
+from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths, load_board
 from benchmark.leaderboard.build import check, regenerate
 from benchmark.leaderboard.store import LeaderboardError, submit
 from benchmark.records import RecordError, Reference
@@ -41,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="build",
-        choices=["build", "submit", "check", "site", "verify", "schema"],
+        choices=["build", "submit", "oracle", "check", "site", "verify", "schema"],
     )
     parser.add_argument(
         "args", nargs="*", help="RUN_DIR... for submit, OUT for site, NAME for schema"
@@ -60,6 +62,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-figures", action="store_true", help="build: skip the figures")
     return parser
+
+
+def _oracle(paths: Paths, reference: Reference) -> int:
+    """Write the oracle's predictions from the board's data, then load the board: the file must
+    agree with the records (a board of other data is refused, naming the difference)."""
+    from benchmark.leaderboard.oracle import write_oracle
+    from benchmark.leaderboard.rescore import board_data
+
+    try:
+        data = board_data(reference)
+    except (OSError, ValueError) as err:  # a malformed cohort is a ValueError (CohortError)
+        print(f"cannot load the board's data: {err}", file=sys.stderr)
+        return 2
+    written = write_oracle(paths.results, data, reference.protocol)
+    if written is None and not paths.oracle.is_file():
+        print(f"{reference.data_name}: data without a simulator truth have no oracle")
+        return 0
+    load_board(paths, reference, ranked=False)  # LeaderboardError: refused with the difference
+    state = "wrote" if written else "up to date:"
+    print(f"{state} {paths.oracle} (data {data.dataset.fingerprint[:19]}…)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             if not refused:
                 print("now rebuild the table: python -m benchmark.leaderboard")
             return 2 if refused else 0
+        if opts.command == "oracle":
+            return _oracle(paths, reference)
         if opts.command == "site":
             if len(opts.args) != 1:
                 print("site OUT: one output folder", file=sys.stderr)

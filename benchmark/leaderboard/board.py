@@ -17,6 +17,7 @@ from benchmark.catalog import ModelEntry, by_name
 from benchmark.leaderboard.checks import MARKS, Check, how_checked, load_marks, model_check
 from benchmark.leaderboard.datasets import SiteDataset, load_datasets
 from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
+from benchmark.leaderboard.oracle import ORACLE, load_oracle
 from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
 from benchmark.leaderboard.ranking import SeedMean, Standing, rank_seed_means, seed_means
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
@@ -60,6 +61,11 @@ class Paths:
             root / "calibration",
         )
 
+    @property
+    def oracle(self) -> Path:
+        """The oracle's predictions, beside the records (:mod:`.oracle`)."""
+        return self.results / ORACLE
+
 
 @dataclass(frozen=True)
 class Section:
@@ -95,6 +101,8 @@ class Board:
     sites: list[SiteDataset] = field(default_factory=list)  # registered private datasets
     checks: dict[str, Check] = field(default_factory=dict)  # model -> how CI checks its records
     marks: dict[str, str] = field(default_factory=dict)  # record stem -> why it is unverified
+    # The simulator truth's rows, checked against the records (.oracle); None: no such file.
+    oracle: pd.DataFrame | None = None
 
     def ranked(self, model: str) -> bool:
         """Whether the model takes a rank: every record of it was re-run (``.checks``)."""
@@ -113,6 +121,14 @@ class Board:
         """``runs(cohort, task)[model]`` without slicing every other model's predictions."""
         mine = sorted((e for e in self.entries if e.model == model), key=lambda e: e.seed)
         return [(e.seed, rows) for e in mine if len(rows := _slice(e, cohort, task))]
+
+    def oracle_rows(self, cohort: str, task: str) -> pd.DataFrame | None:
+        """The oracle's predictions of this cohort and task; None without an oracle file."""
+        if self.oracle is None:
+            return None
+        frame = self.oracle
+        rows = frame[(frame["cohort"] == cohort) & (frame["task"] == task)]
+        return rows.reset_index(drop=True) if len(rows) else None
 
 
 def _slice(entry: Entry, cohort: str, task: str) -> pd.DataFrame:
@@ -163,6 +179,7 @@ def assemble(
     fresh: dict[str, Fresh] | None = None,
     sites: list[SiteDataset] | None = None,
     marks: dict[str, str] | None = None,
+    oracle: pd.DataFrame | None = None,
     *,
     rank: bool = True,
 ) -> Board:
@@ -175,7 +192,7 @@ def assemble(
         stem = entry.path.name.removesuffix(".json")
         per_model[entry.model].append(how_checked(stem, entry.record, marks))
     checks = {model: model_check(found) for model, found in per_model.items()}
-    board = Board(reference, entries, [], throughput, models, fresh, sites, checks, marks)
+    board = Board(reference, entries, [], throughput, models, fresh, sites, checks, marks, oracle)
     if not rank:
         return board
     rows = {
@@ -188,11 +205,14 @@ def assemble(
             section = _section(cohort, task, entries, reference, rows, board)
             if section is not None:
                 sections.append(section)
-    return Board(reference, entries, sections, throughput, models, fresh, sites, checks, marks)
+    return Board(
+        reference, entries, sections, throughput, models, fresh, sites, checks, marks, oracle
+    )
 
 
 def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Board:
-    """Read and check every record and throughput file; :class:`LeaderboardError` lists all
+    """Read and check every record, the oracle's predictions and every throughput file;
+    :class:`LeaderboardError` lists all
     refusals at once. ``ranked=False`` skips the ranking (no sections): for a caller that adds
     models and ranks once with :func:`assemble`."""
     try:
@@ -205,6 +225,8 @@ def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Bo
     except LeaderboardError as err:
         problems += err.problems
         entries = []
+    oracle, more = load_oracle(paths.oracle, entries, reference.protocol)
+    problems += more
     throughput, more = load_throughput(paths.throughput)
     problems += more
     configs = {e.model: model_config_key(e.record["provenance"]["config"]) for e in entries}
@@ -223,4 +245,6 @@ def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Bo
     if problems:
         raise LeaderboardError(problems)
     on_board = {m: models[m] for m in sorted(configs)}
-    return assemble(entries, reference, throughput, on_board, fresh, sites, marks, rank=ranked)
+    return assemble(
+        entries, reference, throughput, on_board, fresh, sites, marks, oracle, rank=ranked
+    )

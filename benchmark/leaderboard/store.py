@@ -1,10 +1,12 @@
-"""The results folder of a leaderboard: ``<model>__seed<k>.json`` + ``.predictions.csv.gz``.
+"""The results folder of a leaderboard: ``<model>__seed<k>.json`` + ``.predictions.csv.gz``, and
+the oracle's ``oracle.predictions.csv.gz`` (:mod:`.oracle`).
 
 :func:`load_entries` reads every record and refuses, with the file and the reason, any that is
 invalid, stale (other data or protocol), not re-runnable (unknown model, the template), without
 its predictions, or at odds with the other records. :func:`submit` applies the same rules to a
 run folder before it copies the run in, atomically, under its canonical name, and scores its
-predictions with the harness's own labels (``benchmark/leaderboard/rescore.py``).
+predictions with the harness's own labels (``benchmark/leaderboard/rescore.py``); from the same
+data it writes the oracle's predictions.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 
 from benchmark.atomic import write_atomic
 from benchmark.catalog import ModelEntry
+from benchmark.leaderboard.oracle import ORACLE, write_oracle
 from benchmark.leaderboard.predictions import (
     PREDICTIONS_SUFFIX,
     compress,
@@ -26,7 +29,7 @@ from benchmark.leaderboard.predictions import (
     predictions_problems,
     read_predictions,
 )
-from benchmark.leaderboard.rescore import rescore_problems
+from benchmark.leaderboard.rescore import board_data, rescore_problems
 from benchmark.records import (
     RecordError,
     Reference,
@@ -123,6 +126,8 @@ def load_entries(
             accepted[path.name] = (path, record, frame)
     records = {p.name for p in results_dir.glob("*.json")}
     for path in sorted(results_dir.glob("*" + PREDICTIONS_SUFFIX)):
+        if path.name == ORACLE:
+            continue  # the truth's, checked when the board loads (.oracle)
         if path.name.removesuffix(PREDICTIONS_SUFFIX) + ".json" not in records:
             problems.append(f"{path}: refused:\n  - predictions without a record; delete it")
     clashes = consistency_problems({name: rec for name, (_, rec, _) in accepted.items()})
@@ -143,7 +148,8 @@ def submit(
 
     The predictions are written first and the record last (each atomically), so the record's
     presence marks a complete entry, as in a run folder. A record of the same model and seed is
-    replaced. Returns the record's path on the board.
+    replaced. The oracle's predictions are written too when missing or not the data's
+    (:mod:`.oracle`). Returns the record's path on the board.
     """
     run_dir, results_dir = Path(run_dir), Path(results_dir)
     source = run_dir / RECORD
@@ -159,7 +165,8 @@ def submit(
     reasons, frame = _entry_problems(record, run_dir / PREDICTIONS, reference, models)
     if reasons:
         raise RecordError(source, reasons)
-    reasons = rescore_problems(record, frame, reference)  # the harness's labels, not the file's
+    data = board_data(reference)
+    reasons = rescore_problems(record, frame, reference, data)  # the harness's labels, not its own
     if reasons:
         raise RecordError(source, reasons)
 
@@ -183,6 +190,7 @@ def submit(
             ],
         )
     target = results_dir / (stem + ".json")
+    write_oracle(results_dir, data, reference.protocol)  # the truth of the data it was scored on
     write_atomic(predictions_path(target), compress(raw_predictions))
     write_atomic(target, text)
     return target
