@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ import pytest
 from benchmark.catalog import ModelEntry
 from benchmark.leaderboard.board import Board, Paths, assemble, load_board
 from benchmark.leaderboard.cells import ci, mean_sd, rank_interval, signed
+from benchmark.leaderboard.figure_data import roc
+from benchmark.leaderboard.oracle import ORACLE
 from benchmark.leaderboard.store import Entry
 from benchmark.leaderboard.web.build import (
     GENERATOR,
@@ -35,7 +38,9 @@ from benchmark.leaderboard.web.build import (
     site_files,
     write_site,
 )
+from benchmark.leaderboard.web.model_plots import ORACLE_NAME, roc_plot
 from benchmark.leaderboard.web.pages import BuildInfo
+from benchmark.leaderboard.web.plot import rounded
 from benchmark.leaderboard.web.render import json_script
 from benchmark.leaderboard.web.verification import (
     UNVERIFIED,
@@ -113,6 +118,7 @@ def with_models(base: Board, extra: list[Entry], models: dict[str, ModelEntry]) 
         base.fresh,
         base.sites,
         base.marks,
+        base.oracle,
     )
 
 
@@ -518,7 +524,9 @@ def _expected_traces(board: Board, model: str) -> dict[str, int]:
     survival = [s for s in mine if s.task != "lesion_pd"]
     expected = {}
     if lesion:
-        expected["roc"] = sum(seeds + 1 + bool(s.oracle) for s in lesion)
+        expected["roc"] = sum(
+            seeds + 1 + (board.oracle_rows(s.cohort, s.task) is not None) for s in lesion
+        )
         expected["calibration"] = len(lesion) * (seeds + 1)
     if survival:
         expected["km"] = 2 * len(survival)
@@ -541,6 +549,42 @@ def test_each_plot_renders_with_its_traces(visit: Visit, board: Board, model: st
     assert all(v["width"] > 100 and v["height"] > 100 and v["svg"] for v in found.values())
     tables = visit.page.locator("details.numbers table").count()
     assert tables >= len(found)  # every plot has its numbers as a table
+
+
+def test_the_roc_plot_draws_the_oracles_own_curve(visit: Visit, board: Board):
+    """The oracle's trace is the ROC curve of the truth's p(PD) (the committed oracle file), the
+    same code as the models' curves, and its AUC is the one the records state."""
+    assert board.oracle is not None, "the committed board holds leaderboard/results/" + ORACLE
+    visit.open("models/rf_radiomics.html")
+    drawn = visit.page.evaluate(
+        """() => document.getElementById('plot-roc').data
+            .filter(t => t.name.startsWith('oracle'))
+            .map(t => ({name: t.name, axis: t.xaxis, x: t.x, y: t.y}))"""
+    )
+    lesion = [s for s in board.sections if s.task == "lesion_pd" and "rf_radiomics" in s.means]
+    assert len(drawn) == len(lesion) == 3
+    for i, (trace, section) in enumerate(zip(drawn, lesion, strict=True)):
+        curve = roc(board.oracle_rows(section.cohort, "lesion_pd"))
+        assert trace["name"] == ORACLE_NAME and trace["axis"] == ("x" if i == 0 else f"x{i + 1}")
+        assert (trace["x"], trace["y"]) == (rounded(curve.fpr), rounded(curve.tpr))
+        assert len(trace["x"]) > 10  # corners of a real curve, not a straight line
+        assert curve.auc == pytest.approx(section.oracle["auc"]["value"], abs=1e-9)
+    caption = visit.page.locator("#figure-roc figcaption").text_content()
+    assert "the simulator's true p(PD) of each lesion" in caption
+    assert "binormal" not in visit.page.content()
+
+
+def test_a_board_without_the_oracle_file_draws_no_oracle_curve(board: Board):
+    """An older board: the plot says why no oracle curve is drawn, and draws no stand-in."""
+    plot = roc_plot(replace(board, oracle=None), "rf_radiomics")
+    assert not [t for t in plot.traces if t["name"].startswith("oracle")]
+    assert "No oracle curve: this board holds no oracle predictions" in plot.caption
+    with_file = roc_plot(board, "rf_radiomics")
+    assert sum(t["name"] == ORACLE_NAME for t in with_file.traces) == 3
+    # the records' oracle AUC stays in the table either way
+    assert [r for r in plot.tables[0].rows if r[1] == ORACLE_NAME] == [
+        r for r in with_file.tables[0].rows if r[1] == ORACLE_NAME
+    ]
 
 
 def test_the_comparison_page_has_one_heatmap_per_table(visit: Visit, board: Board):

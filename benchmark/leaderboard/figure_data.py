@@ -2,8 +2,8 @@
 
 Both boards draw from here: the README's PNGs (:mod:`.figures`, matplotlib) and the web pages
 (:mod:`.web.plots`, plotly), so a curve on the site is the curve in the README. Each function
-takes one seed's slice of predictions (``cohort, task, id, patient_id, prediction, label,
-time, event``) and returns plain numbers, no drawing.
+takes one seed's slice of predictions, or the oracle's (:mod:`.oracle`), (``cohort, task, id,
+patient_id, prediction, label, time, event``) and returns plain numbers, no drawing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.cohort import SURVIVAL_TASKS
 
-__all__ = ["SURVIVAL_TASKS", "binormal_roc", "calibration_bins", "km_by_risk", "roc"]
+__all__ = ["SURVIVAL_TASKS", "calibration_bins", "km_by_risk", "roc"]
 
 # Predicted-probability bins of the calibration plot: deciles, so each bin holds a tenth of
 # the lesions whatever the model's range (equal-width bins leave most of them empty).
@@ -41,21 +41,6 @@ def roc(frame: pd.DataFrame) -> Roc | None:
         return None
     fpr, tpr, thresholds = roc_curve(label, score)
     return Roc(fpr.tolist(), tpr.tolist(), thresholds.tolist(), float(roc_auc_score(label, score)))
-
-
-def binormal_roc(auc: float, points: int = 101) -> tuple[list[float], list[float]]:
-    """The equal-variance binormal ROC curve whose area is ``auc``: TPR = Φ(d' + Φ⁻¹(FPR)),
-    d' = √2 Φ⁻¹(AUC).
-
-    The records keep the oracle's AUC, not the truth's per-lesion probabilities, so the oracle
-    is drawn as the textbook curve of its AUC, a reference of the right height, and labelled so.
-    """
-    from scipy.stats import norm
-
-    d = float(np.sqrt(2.0) * norm.ppf(auc))
-    fpr = np.linspace(0.0, 1.0, points)
-    tpr = norm.cdf(d + norm.ppf(fpr))
-    return fpr.tolist(), tpr.tolist()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any
 from benchmark.cohort import SURVIVAL_TASKS
 from benchmark.leaderboard.board import Board, Section
 from benchmark.leaderboard.cells import METRIC_TITLE, mean_sd
-from benchmark.leaderboard.figure_data import binormal_roc, calibration_bins, km_by_risk, roc
+from benchmark.leaderboard.figure_data import Roc, calibration_bins, km_by_risk, roc
+from benchmark.leaderboard.oracle import ORACLE
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
 from benchmark.leaderboard.web.matrix import paired
 from benchmark.leaderboard.web.plot import (
@@ -30,6 +31,7 @@ from benchmark.leaderboard.web.plot import (
 )
 
 LOW_RISK, HIGH_RISK = "#2166ac", "#b2182b"
+ORACLE_NAME = "oracle (simulator truth)"
 
 
 def p_text(p: float | None) -> str:
@@ -62,8 +64,33 @@ def _diagonal(i: int, name: str, show: bool) -> dict[str, Any]:
     }
 
 
+def _curve_points(cohort: str, name: str, curve: Roc) -> list[list[str]]:
+    return [
+        [cohort, name, "+inf" if t == float("inf") else f"{t:.4g}", f3(x), f3(y)]
+        for t, x, y in zip(curve.thresholds, curve.fpr, curve.tpr, strict=True)
+    ]
+
+
+def _oracle_caption(board: Board, sections: list[Section]) -> str:
+    """What the ROC plot says of the oracle: its real curve, or why none is drawn (never a
+    stand-in curve)."""
+    if board.oracle is not None:
+        return (
+            "The oracle's curve is the simulator's true p(PD) of each lesion, the predictions "
+            "its AUC on the board is scored from."
+        )
+    if any(s.oracle for s in sections):
+        return (
+            f"No oracle curve: this board holds no oracle predictions (results/{ORACLE}; "
+            "python -m benchmark.leaderboard oracle writes them). The oracle's AUC, from the "
+            "records, is in the table."
+        )
+    return "No oracle: the data have no simulator truth."
+
+
 def roc_plot(board: Board, model: str) -> Plot | None:
-    """Per-lesion ROC per cohort: one curve per seed, the oracle's AUC as a binormal curve."""
+    """Per-lesion ROC per cohort: one curve per seed, and the oracle's own curve (the truth's
+    p(PD), :mod:`benchmark.leaderboard.oracle`) where the board has it."""
     sections = _sections(board, model, ("lesion_pd",))
     if not sections:
         return None
@@ -92,49 +119,40 @@ def roc_plot(board: Board, model: str) -> Plot | None:
                 }
             )
             summary.append([section.cohort, f"seed {seed}", f3(curve.auc)])
-            points += [
-                [
-                    section.cohort,
-                    str(seed),
-                    "+inf" if t == float("inf") else f"{t:.4g}",
-                    f3(x),
-                    f3(y),
-                ]
-                for t, x, y in zip(curve.thresholds, curve.fpr, curve.tpr, strict=True)
-            ]
-        oracle = section.oracle.get("auc", {}).get("value")
+            points += _curve_points(section.cohort, f"seed {seed}", curve)
+        rows = board.oracle_rows(section.cohort, section.task)
+        oracle = None if rows is None else roc(rows)
         if oracle is not None:
-            fpr, tpr = binormal_roc(oracle)
             traces.append(
                 {
                     "type": "scatter",
                     "mode": "lines",
-                    "x": rounded(fpr),
-                    "y": rounded(tpr),
-                    "name": "oracle (binormal curve of its AUC)",
+                    "x": rounded(oracle.fpr),
+                    "y": rounded(oracle.tpr),
+                    "name": ORACLE_NAME,
                     "legendgroup": "oracle",
                     "showlegend": i == 0,
                     "line": {"color": ORACLE_COLOUR, "dash": "dash", "width": 1.4},
-                    "hovertemplate": f"oracle AUC {oracle:.3f}<extra></extra>",
+                    "hovertemplate": f"oracle, AUC {oracle.auc:.3f}<br>"
+                    "1 − specificity %{x:.3f}, sensitivity %{y:.3f}<extra></extra>",
                     **_axes(i),
                 }
             )
-            summary.append([section.cohort, "oracle (simulator truth)", f3(oracle)])
+            points += _curve_points(section.cohort, "oracle", oracle)
+        stated = section.oracle.get("auc", {}).get("value")
+        if stated is not None:  # the records' figure, equal to the curve's where there is one
+            summary.append([section.cohort, ORACLE_NAME, f3(stated)])
         traces.append(_diagonal(i, "chance", i == 0))
     titles = [s.cohort for s in sections]
     layout = grid_layout(
         1, len(sections), titles, x_title="1 − specificity", y_title="sensitivity", height=400
     )
-    caption = (
-        "Per-lesion ROC curve of each seed, per cohort. The oracle (the simulator's true p(PD), "
-        "scored by the same code) is drawn as the equal-variance binormal curve with its AUC: "
-        "the records keep the oracle's AUC, not its per-lesion probabilities."
-    )
+    caption = "Per-lesion ROC curve of each seed, per cohort. " + _oracle_caption(board, sections)
     tables = [
         DataTable("AUC per cohort and curve", ["cohort", "curve", "AUC"], summary),
         DataTable(
-            "The points of each seed's curve (scikit-learn's roc_curve, corners only)",
-            ["cohort", "seed", "threshold", "1 − specificity", "sensitivity"],
+            "The points of each curve (scikit-learn's roc_curve, corners only)",
+            ["cohort", "curve", "threshold", "1 − specificity", "sensitivity"],
             points,
         ),
     ]
