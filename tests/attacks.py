@@ -581,10 +581,18 @@ def _pages(lesion: str, size: int) -> tuple[int, int]:
 class PageCacheCarrier(_Cheat):
     """(n) A fit reads, for every training lesion, one of its two pages of a large read-only
     file (which one: its label); a later fold's predict asks the kernel which of its lesions'
-    pages are cached (``preadv2`` with ``RWF_NOWAIT`` reads only what is in memory)."""
+    pages are cached (``preadv2`` with ``RWF_NOWAIT`` reads only what is in memory). The file:
+    ``path``, or the virtual environment's largest library."""
+
+    def __init__(self, seed: int = 0, path: str | None = None) -> None:
+        super().__init__(seed)
+        self.path = path
+
+    def _file(self) -> Path:
+        return Path(self.path) if self.path else _page_file()
 
     def fit(self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()):
-        path = _page_file()
+        path = self._file()
         size = path.stat().st_size
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -596,7 +604,7 @@ class PageCacheCarrier(_Cheat):
         return self
 
     def found(self, cohort: Cohort) -> pd.Series | None:
-        path = _page_file()
+        path = self._file()
         size = path.stat().st_size
         fd = os.open(path, os.O_RDONLY)
         buffer = bytearray(1)

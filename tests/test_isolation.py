@@ -486,7 +486,10 @@ def test_a_write_to_an_input_image_is_refused_or_fails_the_run(tiny_root, tmp_pa
         assert layout.scan(root).fingerprint == before  # read again, uncached
 
 
-@pytest.mark.parametrize(("data_seed", "auc"), [(23, 1.0), (8_812_345_671, 0.5)])
+@pytest.mark.parametrize(
+    ("data_seed", "auc"),
+    [pytest.param(23, 1.0, marks=pytest.mark.slow, id="small-seed"), (8_812_345_671, 0.5)],
+)
 def test_a_worker_learns_a_draw_only_by_searching_small_seeds(cache_dir, tmp_path, data_seed, auc):
     """(m): a draw's labels follow from its seed, so the worker must not learn the seed. It
     finds nothing that names it (config, fit context, environment, processes, paths; the run
@@ -517,19 +520,46 @@ def test_a_sandbox_closed_before_its_server_answers_ends_quietly(
 
 
 def test_the_page_cache_carries_no_label_from_one_worker_to_the_next(
-    tiny_cohorts, mounts, monkeypatch
+    tiny_cohorts, mounts, monkeypatch, tmp_path
 ):
-    """(n): a fit reads one of two pages per training lesion of a large read-only file; a later
-    fold's predict asks which are cached. Without dropping the page cache between workers that
-    reads the labels back (CV AUC > 0.9); the harness drops it where it may (root), and the
-    predict finds nothing (chance). Where it may not, the channel stays open, as README says."""
-    evicted = _external_auc(tiny_cohorts, "PageCacheCarrier", "bwrap", mounts)
+    """(n): a fit reads one of two pages per training lesion of a large read-only file (here one
+    of the test's own, which nothing else reads), a later fold's predict asks which are cached.
+    The harness drops the page cache before every worker where it may (root): the predict finds
+    nothing (chance). Where it may not, the channel stays open, as docs/isolation.md says."""
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    big = folder / "library.so"
+    with big.open("wb") as handle:
+        handle.write(os.urandom(32 * 2**20))
+        handle.flush()
+        os.fsync(handle.fileno())
+    fd = os.open(big, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # start uncached
+    os.close(fd)
+    shown = dataclasses.replace(mounts, read_only=(*mounts.read_only, folder))
+    found = _external_auc(tiny_cohorts, "PageCacheCarrier", "bwrap", shown, path=str(big))
     if page_cache.can_evict():
-        assert evicted == CHANCE
+        assert found == CHANCE
     else:
-        assert evicted["pembro_rt_cv"] > 0.9
+        assert found["pembro_rt_cv"] > 0.9
+
+
+@pytest.mark.slow
+def test_the_page_cache_carries_labels_when_it_is_not_dropped(
+    tiny_cohorts, mounts, monkeypatch, tmp_path
+):
+    """(n), the control: without the drop, the same attack reads the CV labels back."""
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    big = folder / "library.so"
+    big.write_bytes(os.urandom(32 * 2**20))
+    os.sync()
+    shown = dataclasses.replace(mounts, read_only=(*mounts.read_only, folder))
     monkeypatch.setattr(page_cache, "evict", lambda: None)
-    kept = _external_auc(tiny_cohorts, "PageCacheCarrier", "bwrap", mounts)
+    fd = os.open(big, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    kept = _external_auc(tiny_cohorts, "PageCacheCarrier", "bwrap", shown, path=str(big))
     assert kept["pembro_rt_cv"] > 0.9 and kept["mdacc"] == 0.5
 
 
