@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -302,3 +303,18 @@ def patch_header(path: Path, **fields: object) -> None:
         values = value if isinstance(value, tuple | list) else (value,)
         struct.pack_into("<" + fmt, data, offset, *values)
     path.write_bytes(gzip.compress(bytes(data)))
+
+
+def reported(problems: list, case: Any) -> Any:
+    """The problem among ``problems`` that names ``case``'s file, row, column, id and text;
+    AssertionError listing them all when none does, or when their count is not ``case.count``."""
+    matching = [
+        p
+        for p in problems
+        if p.file == case.file
+        and case.text in p.message
+        and (p.row, p.column, p.id) == (case.row, case.column, case.id)
+    ]
+    assert matching, f"no problem like {case} in:\n" + "\n".join(map(str, problems))
+    assert len(problems) == case.count, "\n".join(map(str, problems))
+    return matching[0]

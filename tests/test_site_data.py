@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from cohort_factory import header_fields, make_dataset, patch_header, rewrite_volume, write_volume
+from cohort_factory import (
+    header_fields,
+    make_dataset,
+    patch_header,
+    reported,
+    rewrite_volume,
+    write_volume,
+)
 
 from benchmark.data import layout
 from benchmark.data.layout.images import FileCache
@@ -322,15 +329,7 @@ def test_bad_site_data_is_refused(data: Path, name: str) -> None:
     case = CASES[name]
     case.mutate(data)
     problems = layout.validate(data, [PR])
-    matching = [
-        p
-        for p in problems
-        if p.file == case.file
-        and case.text in p.message
-        and (p.row, p.column, p.id) == (case.row, case.column, case.id)
-    ]
-    assert matching, f"no problem like {case} in:\n" + "\n".join(map(str, problems))
-    assert len(problems) == case.count, "\n".join(map(str, problems))
+    reported(problems, case)
     with pytest.raises(layout.CohortError):
         layout.fingerprint(data, [PR])
 

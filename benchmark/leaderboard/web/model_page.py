@@ -30,20 +30,10 @@ from benchmark.leaderboard.web.verification import model_verification, verificat
 from benchmark.model_card import load_model_card
 from benchmark.record_format import PROJECT_ROOT
 from benchmark.records import config_key, model_config_key
+from benchmark.schemas import MODEL_CARD_V1
 
-CARD_ORDER = (
-    "name",
-    "version",
-    "authors",
-    "description",
-    "tasks",
-    "inputs",
-    "license",
-    "citation",
-    "references",
-    "requirements",
-    "hardware",
-)
+# The card's fields in the schema's order (its ``schema`` tag is not shown).
+CARD_ORDER = tuple(k for k in MODEL_CARD_V1["properties"] if k != "schema")
 
 
 def card_authors(card: Mapping[str, Any]) -> str:
