@@ -12,6 +12,7 @@ import contextlib
 import copy
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +45,9 @@ class FitResult:
     """A fitted network and what happened while fitting it."""
 
     net: nn.Module
-    history: list[dict[str, float]]  # one row per epoch: epoch, lr, train_loss, val_loss, val_auc
+    # One row per epoch: epoch, lr, train_loss, val_loss and val_auc (with a validation split),
+    # seconds (wall) and cpu_seconds (the training thread's CPU time).
+    history: list[dict[str, float]]
     best_epoch: int  # 1-based; the epoch whose weights were kept
     n_train: int
     n_val: int
@@ -313,11 +316,16 @@ def fit_binary(
         )
         for epoch in epochs:
             net.train()
+            began, cpu_began = time.perf_counter(), time.thread_time()
             total, seen = torch.zeros((), device=device), 0
             for images, target in batches.epoch():
                 total += step(images, target) * len(target)  # no host sync per step
                 seen += len(target)
             row = {"epoch": epoch + 1, "lr": step.lr, "train_loss": float(total) / max(seen, 1)}
+            # Wall and this thread's CPU seconds: on a shared machine the gap is the wait for
+            # a core (or, on the CPU, for the augmentation thread).
+            row["seconds"] = round(time.perf_counter() - began, 4)
+            row["cpu_seconds"] = round(time.thread_time() - cpu_began, 4)
             stop = False
             if len(val):
                 logits = torch.from_numpy(predict_logits(net, x[val], settings, to_input))
@@ -327,8 +335,9 @@ def fit_binary(
                 row["val_auc"] = float(roc_auc_score(y[val], logits.numpy()))
                 stop = stopping.update(row, net)
             history.append(row)
+            shown = {k: v for k, v in row.items() if k not in ("epoch", "seconds", "cpu_seconds")}
             epochs.set_postfix(
-                {k: f"{v:.2e}" if k == "lr" else f"{v:.3f}" for k, v in row.items() if k != "epoch"}
+                {k: f"{v:.2e}" if k == "lr" else f"{v:.3f}" for k, v in shown.items()}
             )
             if stop:
                 break
@@ -339,13 +348,15 @@ def fit_binary(
             best_epoch = len(history)
         kept = history[best_epoch - 1]
         log.info(
-            "%s: kept epoch %d of %d (%s), %d train / %d validation lesions",
+            "%s: kept epoch %d of %d (%s), %d train / %d validation lesions; %.1f s (%.1f s CPU)",
             desc,
             best_epoch,
             len(history),
             ", ".join(f"{k} {v:.3f}" for k, v in kept.items() if k.startswith(("train", "val"))),
             len(train),
             len(val),
+            sum(r["seconds"] for r in history),
+            sum(r["cpu_seconds"] for r in history),
         )
     return FitResult(net.eval(), history, best_epoch, len(train), len(val), pos_weight)
 
