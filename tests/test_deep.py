@@ -403,6 +403,13 @@ def test_batches_are_the_same_with_the_look_ahead_thread_or_without():
             assert torch.equal(a, b) and torch.equal(ya, yb)
     # A last batch of one lesion is dropped (BatchNorm cannot train on it).
     assert len(LesionBatches(x[:9], y[:9], settings, 0, torch.device("cpu"))) == 2
+    # Handed over in a 3D network's channels-last layout, the same values.
+    layout = torch.channels_last_3d
+    last = LesionBatches(x, y, settings, 3, torch.device("cpu"), layout)
+    plain = LesionBatches(x, y, settings, 3, torch.device("cpu"))
+    for (a, _), (b, _) in zip(last.epoch(), plain.epoch(), strict=True):
+        assert a.is_contiguous(memory_format=layout) and not b.is_contiguous(memory_format=layout)
+        assert torch.equal(a, b)
 
 
 def test_an_epoch_sees_every_lesion_once_or_balances_the_classes():

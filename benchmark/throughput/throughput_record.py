@@ -230,12 +230,21 @@ def end_to_end_table(e2e: dict[str, Any]) -> str:
 def training_summary(training: dict[str, Any]) -> str:
     """The training scope's table and ratio."""
     body = [
-        [r["path"], _fmt(r.get("samples_per_s")), _fmt(r.get("ms_per_batch"), 2), r.get("steps")]
+        [
+            r["path"],
+            _fmt(r.get("samples_per_s")),
+            _fmt(r.get("ms_per_batch"), 2),
+            _fmt(r.get("thread_cpu_ms_per_batch"), 2),
+            r.get("steps"),
+        ]
         for r in training["rows"]
     ]
     table = tabulate(
-        body, headers=["path", "samples/s", "ms/batch", "steps"], disable_numparse=True
+        body,
+        headers=["path", "samples/s", "ms/batch", "thread CPU ms/batch", "steps"],
+        disable_numparse=True,
     )
+    load = training.get("load_average") or {}
     threads = f", {training['threads']} torch thread(s)" if training.get("threads") else ""
     return "\n".join(
         [
@@ -245,7 +254,8 @@ def training_summary(training: dict[str, Any]) -> str:
             f"with augmentation / without = {training['ratio']:.3f} as the fit runs "
             f"({training['fit_path']}; goal >= {training['goal']['ratio']}), "
             f"{training['ratio_in_line']:.3f} in line; augmentation alone "
-            f"{training['augment_ms_per_batch']} ms/batch",
+            f"{training['augment_ms_per_batch']} ms/batch; load average {load.get('before')} -> "
+            f"{load.get('after')} on {load.get('cpus')} CPUs",
         ]
     )
 

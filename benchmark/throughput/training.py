@@ -21,6 +21,7 @@ with its own training loop has none, and this scope is not measured for it.
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 from collections.abc import Iterator, Mapping
@@ -54,6 +55,9 @@ class _Row:
     batch: int
     samples_per_s: float | None = None
     ms_per_batch: float | None = None
+    # CPU time of the training thread per batch: below ms_per_batch when it waited (for a core
+    # another process held, or for the augmentation thread).
+    thread_cpu_ms_per_batch: float | None = None
     steps: int = 0
     seconds: float = 0.0
     runs_samples_per_s: list[float] | None = None
@@ -87,19 +91,19 @@ class _Loop:
             total_steps=10**9,  # never reached: the schedule only has to step
         )
         self.step.net.train()
-        self.batches = LesionBatches(x, y, train, seed, device)
+        self.batches = LesionBatches(x, y, train, seed, device, self.step.crop_layout)
         self.stream = _endless(self.batches)
         self.device = device
 
-    def run(self, steps: int) -> float:
-        """Seconds for ``steps`` batches, synchronised at both ends."""
+    def run(self, steps: int) -> tuple[float, float]:
+        """Wall and training-thread CPU seconds for ``steps`` batches, synchronised."""
         synchronize(self.device)
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.thread_time()
         for _ in range(steps):
             images, target = next(self.stream)
             self.step(images, target)
         synchronize(self.device)
-        return time.perf_counter() - began
+        return time.perf_counter() - began, time.thread_time() - cpu_began
 
     def close(self) -> None:
         self.stream.close()  # stops a look-ahead thread waiting on its next batch
@@ -133,23 +137,26 @@ def training_throughput(
                 loop.run(settings.warmup)
             # Steps per run from one timed step of the slowest path; runs interleaved across
             # rows, so that load from other processes falls on every row alike.
-            probe = max(loop.run(1) for loop in built.values())
+            probe = max(loop.run(1)[0] for loop in built.values())
             steps = max(settings.min_steps, round(settings.min_time_s / max(probe, 1e-6)))
-            timings: dict[str, list[float]] = {p: [] for p in paths}
+            timings: dict[str, list[tuple[float, float]]] = {p: [] for p in paths}
+            load = [round(v, 2) for v in os.getloadavg()]
             for _ in range(settings.repeats):
                 for path, loop in built.items():
                     timings[path].append(loop.run(steps))
+            load_after = [round(v, 2) for v in os.getloadavg()]
         finally:
             for loop in built.values():
                 loop.close()
         augment_ms = _augment_ms(train, shape, device, settings)
-    for path, seconds in timings.items():
+    for path, runs in timings.items():
         row = rows[path]
-        rates = [train.batch_size * steps / s for s in seconds]
+        rates = [train.batch_size * steps / wall for wall, _ in runs]
         row.runs_samples_per_s = [round(r, 3) for r in rates]
         row.samples_per_s = round(statistics.median(rates), 3)
         row.ms_per_batch = round(1000 * train.batch_size / row.samples_per_s, 3)
-        row.steps, row.seconds = steps * len(seconds), round(sum(seconds), 4)
+        row.thread_cpu_ms_per_batch = round(1000 * sum(c for _, c in runs) / (steps * len(runs)), 3)
+        row.steps, row.seconds = steps * len(runs), round(sum(w for w, _ in runs), 4)
         log.info("training %s: %s samples/s", path, row.samples_per_s)
     reference = rows["no augmentation"].samples_per_s
     fit_path = as_fit or "augmentation in line"
@@ -170,6 +177,9 @@ def training_throughput(
         "ratio": round(ratio, 4) if ratio is not None else None,
         "ratio_in_line": round(in_line, 4) if in_line is not None else None,
         "augment_ms_per_batch": augment_ms,
+        # 1-minute load average before and after the timed runs: above the number of cores,
+        # other processes held cores the rows needed (the look-ahead thread most of all).
+        "load_average": {"before": load, "after": load_after, "cpus": os.cpu_count()},
         "goal": {"ratio": GOAL_RATIO, "met": ratio is not None and ratio >= GOAL_RATIO},
         "train_settings": asdict(train),
     }

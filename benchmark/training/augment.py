@@ -147,16 +147,19 @@ class BatchAugment:
         matrix, offset = self.spatial(n, device)
         grid = sampling_grid(matrix, offset, tuple(batch.shape[2:]))
         ct = F.grid_sample(batch[:, :1], grid, "bilinear", "zeros", align_corners=True)
+        # Intensity jitter and noise in place on the resampled CT (a fresh tensor): no copies
+        # of the batch beyond the resampling's own output.
+        per_sample = (n, 1, 1, 1, 1)
         scaled = self._chance(P_INTENSITY, (n,), device)
         factor = 1.0 + self._uniform((n,), -INTENSITY_SCALE, INTENSITY_SCALE, device) * scaled
         shifted = self._chance(P_INTENSITY, (n,), device)
-        offset_hu = self._uniform((n,), -INTENSITY_SHIFT, INTENSITY_SHIFT, device) * shifted
-        ct = ct * factor.view(n, 1, 1, 1, 1) + offset_hu.view(n, 1, 1, 1, 1)
+        shift = self._uniform((n,), -INTENSITY_SHIFT, INTENSITY_SHIFT, device) * shifted
+        ct.mul_(factor.view(per_sample)).add_(shift.view(per_sample))
         if self.noise_std > 0:
             noisy = self._chance(P_NOISE, (n,), device)
             std = self._uniform((n,), 0.0, self.noise_std, device) * noisy
             noise = torch.randn(ct.shape, generator=self.generator, device=device)
-            ct = ct + noise * std.view(n, 1, 1, 1, 1)
+            ct.add_(noise.mul_(std.view(per_sample)))
         if batch.shape[1] == 1:
             return ct
         labels = F.grid_sample(batch[:, 1:], grid, "nearest", "border", align_corners=True)

@@ -49,7 +49,8 @@ class LesionBatches:
     Order: a shuffle of the lesions, or with ``settings.balance == "sampler"`` a class-balanced
     draw with replacement; the last batch is dropped only when it would hold one lesion
     (BatchNorm cannot train on it). ``augment`` (default ``settings.augment``) applies
-    :class:`BatchAugment` with the settings' ranges.
+    :class:`BatchAugment` with the settings' ranges. Crops come in ``memory_format`` (a 3D
+    network's channels-last layout: the copy is made with the batch, not in the step).
     """
 
     def __init__(
@@ -59,9 +60,11 @@ class LesionBatches:
         settings: TrainSettings,
         seed: int,
         device: torch.device,
+        memory_format: torch.memory_format = torch.contiguous_format,
         augment: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
+        self.memory_format = memory_format
         # On a GPU the whole training set goes over once; on the CPU it is used where it is.
         self.x = torch.as_tensor(x).to(self.device)
         self.y = torch.as_tensor(np.asarray(y, dtype=np.float32)).to(self.device)
@@ -87,11 +90,15 @@ class LesionBatches:
         )
         self.ahead = bool(settings.augment_ahead) and self.device.type == "cpu" and use_augment
 
+    @staticmethod
+    def steps_per_epoch(n: int, batch_size: int) -> int:
+        """Batches per epoch of ``n`` lesions (a last batch of one is dropped)."""
+        full, rest = divmod(n, batch_size)
+        return full + (1 if rest > 1 else 0)
+
     def __len__(self) -> int:
         """Batches per epoch."""
-        n = len(self.x)
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest > 1 else 0)
+        return self.steps_per_epoch(len(self.x), self.batch_size)
 
     def indices(self) -> torch.Tensor:
         """The lesions of the next epoch, in order (consumes the order generator)."""
@@ -107,7 +114,7 @@ class LesionBatches:
             images, labels = self.x[chosen], self.y[chosen]
             if self.augment is not None:
                 images = self.augment(images)
-            yield images.float(), labels
+            yield images.float().contiguous(memory_format=self.memory_format), labels
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the training lesions."""
