@@ -11,7 +11,7 @@ centres onto voxel centres (to float rounding, ~1e-7 voxel), so it moves voxels 
 
 Why not MONAI's batched pieces: ``monai.networks.layers.AffineTransform`` (batched affine +
 ``grid_sample``) builds its grid with ``torch.nn.functional.affine_grid``, which on the CPU took
-as long as the resampling itself (14 ms for 16 crops of 32³ on one core, against 1-2 ms for the
+as long as the resampling itself (13 ms for 16 crops of 32³ on one core, against 0.7 ms for the
 separable sum in :func:`sampling_grid`); MONAI's random transforms draw and apply one sample at
 a time.
 
@@ -133,8 +133,9 @@ class BatchAugment:
         angles = self._uniform((n, 3), -self.rotate, self.rotate, device) * moved
         scales = 1.0 + self._uniform((n, 3), -SCALE_RANGE, SCALE_RANGE, device) * moved
         shifts = self._uniform((n, 3), -self.shift_voxels, self.shift_voxels, device) * moved
-        # MONAI's composition (pull direction): flip(turn(affine(x))) reads x at F Q R (S p + t).
-        turn = flips[:, :, None] * quarter_turns(k) @ rotation_matrices(angles)
+        # MONAI's order, flip then turn then affine: affine(turn(flip(x))) at an output voxel p
+        # reads x at F Q R (S p + t) (resampling pulls: the first transform is the outermost).
+        turn = (flips[:, :, None] * quarter_turns(k)) @ rotation_matrices(angles)
         return turn * scales[:, None, :], (turn @ shifts[:, :, None])[:, :, 0]
 
     @torch.no_grad()
