@@ -460,3 +460,32 @@ def test_augmentation_and_a_fit_run_on_the_gpu():
     )
     result = fit_binary(_resnet(), crops, y, np.arange(16).astype(str), settings, 0)
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_the_fit_profile_script_names_the_loop_s_parts():
+    """scripts/fit_profile.py finds the step by the names the loop has (a rename would file
+    every sample under "other" and report 0% forward + backward)."""
+    import importlib.util
+
+    from benchmark.training import TrainStep
+    from benchmark.training.batches import ahead
+
+    spec = importlib.util.spec_from_file_location("fit_profile", PROJECT / "scripts/fit_profile.py")
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    fit = f"{fit_binary.__name__} (benchmark/training/fit.py:1)"
+    step = f"{TrainStep.__call__.__qualname__} (benchmark/training/fit.py:2)"
+    module = "_call_impl (torch/nn/modules/module.py:3)"
+    cases = {
+        "forward": [fit, step, module, "forward (monai/networks/nets/resnet.py:4)"],
+        "backward": [fit, step, "backward (torch/_tensor.py:5)"],
+        "loss": [fit, step, module, "BCEWithLogitsLoss.forward (torch/nn/modules/loss.py:6)"],
+        "waiting for the next augmented batch": [
+            fit,
+            f"{ahead.__name__} (benchmark/training/batches.py:7)",
+            "wait (threading.py:8)",
+        ],
+    }
+    for expected, frames in cases.items():
+        assert profile.categorise(frames) == (expected, True)
+    assert profile.categorise(["LesionCrops.__call__ (benchmark/data/crops.py:9)"])[1] is False
