@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# At import, not in _create: the sandbox's server imports the model's module once before it
+# forks the run's workers, so timm (1-3 s to import on the 2-core box) is not imported again by
+# each of a run's seven workers.
+import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,8 +65,6 @@ class Timm25D(CropClassifier):
         return net.train()
 
     def _create(self) -> nn.Module:
-        import timm
-
         kwargs: dict[str, Any] = {
             "in_chans": self.in_chans,
             "num_classes": 1,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (H100/H200, about 8 minutes; every output under $OUT):
-#   a) python -m benchmark.throughput sweeps, hardware=gpu: cnn3d (model-only + end-to-end with
+#   a) python -m benchmark.throughput sweeps, hardware=gpu: cnn3d (model-only + the training
+#      scope: samples/s with augmentation on the GPU against without, issue 27 + end-to-end with
 #      the crop cache cold and warm), timm25d_resnet18 and timm25d_convnext_nano (warm e2e);
 #   b) python -m benchmark model=cnn3d hardware=gpu on the default simulated cohorts, under
 #      /usr/bin/time -v (its wall time), with a crop cache of its own (cold, as a first run),
@@ -106,7 +107,7 @@ cat "$SUMMARY"
 THROUGHPUT=(
   "$PY" -m benchmark.throughput hardware=gpu hardware.workers=12
   throughput.batch_sizes=[1,64,256] throughput.min_time_s=0.4 throughput.latency_iters=50
-  throughput.warmup=5 "${EXTRA_T[@]}"
+  throughput.warmup=5 throughput.training.min_time_s=1 "${EXTRA_T[@]}"
 )
 run_dir() { echo "hydra.run.dir=$WORK/runs/$1"; }
 keep() { cp -f "$WORK/runs/$1/throughput.json" "$OUT/throughput_$1.json" 2>/dev/null || true; }
@@ -136,7 +137,7 @@ fi
 for model in timm25d_resnet18 timm25d_convnext_nano; do
   want timm || break
   step "$model" 75 "${THROUGHPUT[@]}" "model=$model" throughput.end_to_end.cold=false \
-    throughput.end_to_end.repeats=2 "$(run_dir "$model")"
+    throughput.end_to_end.repeats=2 throughput.training.enabled=false "$(run_dir "$model")"
   keep "$model"
 done
 
@@ -172,7 +173,8 @@ fi
 if want compile; then
   step cnn3d_compile 150 "${THROUGHPUT[@]}" model=cnn3d throughput.compile=[true] \
     throughput.precisions=[fp16,bf16] throughput.layouts=[contiguous] \
-    throughput.batch_sizes=[256] throughput.end_to_end.enabled=false "$(run_dir cnn3d_compile)"
+    throughput.batch_sizes=[256] throughput.end_to_end.enabled=false \
+    throughput.training.enabled=false "$(run_dir cnn3d_compile)"
   keep cnn3d_compile
 fi
 

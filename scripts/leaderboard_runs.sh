@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Rebuild the committed leaderboard: every ranked model x seeds 0 1 2 on the default simulated
 # cohorts, each run submitted to leaderboard/results/, then the table and figures regenerated
-# and checked. Run from anywhere; it works in the repository root.
+# and checked; prints each run's wall time as it ends and, at the end, a table of every model's
+# time and the total (the figures issue 27 asks for). Run from anywhere; it works in the
+# repository root.
 #
 #   scripts/leaderboard_runs.sh                                  # every model, CPU preset
 #   MODELS="rf_radiomics hgb_radiomics_clinical" scripts/leaderboard_runs.sh
 #   HARDWARE=gpu MODELS="cnn3d timm25d_resnet18" scripts/leaderboard_runs.sh   # deep models, GPU
 #   FRESH=1 scripts/leaderboard_runs.sh       # drop leaderboard/results first (data/protocol changed)
+#   SUBMIT=0 SEEDS=0 MODELS="cnn3d timm25d_resnet18" OUT=/tmp/timing scripts/leaderboard_runs.sh
+#                                             # time runs only: nothing submitted, no board
+#   NSCLC_IO_BENCH_CACHE=$(mktemp -d) scripts/leaderboard_runs.sh   # the whole board, empty cache
 #
 # Settings (environment): MODELS (default: every baseline and submission except templates,
 # fast models first), SEEDS (default "0 1 2"), HARDWARE (cpu | gpu),
-# OUT (run folders, default outputs/leaderboard), PY (default .venv/bin/python); for a smoke
-# test only: DATA (default "default") and BOARD (the leaderboard folder, default leaderboard),
-# e.g. DATA=tiny BOARD=/tmp/board MODELS=cox_clinical SEEDS=0 scripts/leaderboard_runs.sh
+# OUT (run folders, default outputs/leaderboard), PY (default .venv/bin/python), SUBMIT (1:
+# submit and rebuild the board, the default; 0: only run and time); for a smoke test only: DATA
+# (default "default") and BOARD (the leaderboard folder, default leaderboard), e.g.
+# DATA=tiny BOARD=/tmp/board MODELS=cox_clinical SEEDS=0 scripts/leaderboard_runs.sh
 #
 # Each run goes to $OUT/<model>/seed<k>; a finished run is not recomputed (benchmark.run keeps a
 # folder's complete record of the same config and data), so an interrupted script resumes where
-# it stopped. A failed run is reported at once and at the end (exit status 1); the other runs
-# still run and are submitted.
+# it stopped; such a run is timed as "reused" (use a fresh OUT to time every run). The cache is
+# paths.cache_dir ($NSCLC_IO_BENCH_CACHE, or .cache/): the script says whether it started empty.
+# A failed run is reported at once and at the end (exit status 1); the other runs still run and
+# are submitted.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +35,7 @@ HARDWARE=${HARDWARE:-cpu}
 OUT=${OUT:-outputs/leaderboard}
 DATA=${DATA:-default}
 BOARD=${BOARD:-leaderboard}
+SUBMIT=${SUBMIT:-1}
 LEADERBOARD=("$PY" -m benchmark.leaderboard --root "$BOARD" --data "$DATA")
 if [[ -z "${MODELS:-}" ]]; then
   MODELS=$("$PY" -c '
@@ -41,9 +50,18 @@ if [[ "${FRESH:-0}" == 1 ]]; then
   rm -f "$BOARD"/results/*.json "$BOARD"/results/*.predictions.csv.gz
 fi
 
+cache=${NSCLC_IO_BENCH_CACHE:-.cache}
+if [[ -d "$cache" ]] && [[ -n "$(ls -A "$cache" 2>/dev/null)" ]]; then
+  cache_state="holds entries (warm or partly warm)"
+else
+  cache_state="empty"
+fi
 echo "models: $MODELS"
 echo "seeds: $SEEDS, data: $DATA, hardware: $HARDWARE, runs in $OUT, leaderboard in $BOARD"
+echo "cache: $cache ($cache_state at the start); $(nproc) CPUs; $(date -u +%FT%TZ)"
 failed=()
+declare -A model_s=() model_runs=()
+began=$SECONDS
 for model in $MODELS; do
   for seed in $SEEDS; do
     dir="$OUT/$model/seed$seed"
@@ -57,23 +75,47 @@ for model in $MODELS; do
       failed+=("$model seed $seed (run)")
       continue
     fi
-    if ! "${LEADERBOARD[@]}" submit "$dir"; then
+    took=$((SECONDS - start))
+    state=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["state"])' \
+      "$dir/status.json" 2>/dev/null || echo "?")
+    label="$took s"
+    [[ "$state" == skipped ]] && label="$took s (reused: a finished run in $dir)"
+    echo "   $label"
+    model_s[$model]=$(( ${model_s[$model]:-0} + took ))
+    model_runs[$model]="${model_runs[$model]:-}${model_runs[$model]:+, }$label"
+    if [[ "$SUBMIT" == 1 ]] && ! "${LEADERBOARD[@]}" submit "$dir"; then
       echo "!! $model seed $seed: refused by the leaderboard (above)" >&2
       failed+=("$model seed $seed (submit)")
-      continue
     fi
-    echo "   $((SECONDS - start)) s"
   done
 done
+runs_s=$((SECONDS - began))
 
-echo "== leaderboard"
-if ! "${LEADERBOARD[@]}" || ! "${LEADERBOARD[@]}" check; then
-  failed+=("leaderboard build")
+board_s=0
+if [[ "$SUBMIT" == 1 ]]; then
+  echo "== leaderboard"
+  start=$SECONDS
+  if ! "${LEADERBOARD[@]}" || ! "${LEADERBOARD[@]}" check; then
+    failed+=("leaderboard build")
+  fi
+  board_s=$((SECONDS - start))
 fi
+
+echo
+echo "wall time per model (seeds: $SEEDS; hardware=$HARDWARE; cache $cache_state at the start)"
+printf '%-28s %8s  %s\n' model "total s" "per seed"
+for model in $MODELS; do
+  printf '%-28s %8s  %s\n' "$model" "${model_s[$model]:--}" "${model_runs[$model]:-failed}"
+done
+[[ "$SUBMIT" == 1 ]] && printf '%-28s %8s\n' "(board: build + check)" "$board_s"
+total=$((runs_s + board_s))
+printf '%-28s %8s  (%d min %02d s)\n' "total" "$total" $((total / 60)) $((total % 60))
 
 if ((${#failed[@]})); then
   echo "FAILED (${#failed[@]}):" >&2
   printf '  %s\n' "${failed[@]}" >&2
   exit 1
 fi
-echo "done: commit $BOARD/ (results/*.json, results/*.predictions.csv.gz, README.md, figures/)"
+if [[ "$SUBMIT" == 1 ]]; then
+  echo "done: commit $BOARD/ (results/*.json, results/*.predictions.csv.gz, README.md, figures/)"
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from benchmark.data.crops import (
     DISTANCE_SCALE_MM,
     CropError,
     LesionCrops,
+    crop_patient,
+    scaled_distance,
     view_channels,
     views_25d,
 )
@@ -249,3 +252,138 @@ def test_a_process_pool_gives_the_same_crops(tmp_path: Path, monkeypatch):
     assert ids_pooled == ids
     np.testing.assert_array_equal(pooled, serial)
     np.testing.assert_array_equal(serial[0], serial[2])  # same lesion, same crop
+
+
+# ---- the crops of the implementation before issue 27, kept as the reference ---------------------
+# It loaded and reoriented both volumes whole with MONAI and summed the indices of every voxel for
+# the centroids (1-4 s per patient at 512²); the fast path must give its crops to the last bit.
+
+
+def _reference_crop_patient(image_path, mask_path, spacing_mm, size, hu_window):
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        LoadImaged,
+        Orientationd,
+        ScaleIntensityRanged,
+        Spacingd,
+        SpatialCrop,
+    )
+
+    keys = ("image", "mask")
+    with warnings.catch_warnings():  # MONAI's DICOM reader: no GPU decoder (not used here)
+        warnings.filterwarnings("ignore", "NvImgCodecPydicomReader", UserWarning)
+        loader = LoadImaged(keys, image_only=True)
+    load = Compose(
+        [
+            loader,
+            EnsureChannelFirstd(keys),
+            Orientationd(keys, axcodes="RAS", labels=None),
+        ]
+    )
+    resample = Compose(
+        [
+            Spacingd(
+                keys, pixdim=(spacing_mm,) * 3, mode=("bilinear", "nearest"), dtype=np.float32
+            ),
+            ScaleIntensityRanged(
+                "image", a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True
+            ),
+        ]
+    )
+    item = load({"image": str(image_path), "mask": str(mask_path)})
+    image, labelmap = item["image"], item["mask"]
+    affine = np.asarray(labelmap.affine, dtype=np.float64)
+    labels_array = np.asarray(labelmap[0]).round().astype(np.int64)
+    flat = labels_array.ravel()
+    counts = np.bincount(flat)
+    grids = np.unravel_index(np.arange(flat.size), labels_array.shape)
+    sums = [np.bincount(flat, weights=g, minlength=len(counts)) for g in grids]
+    centres = {
+        int(k): (affine @ np.append(np.array([s[k] for s in sums]) / counts[k], 1.0))[:3]
+        for k in np.flatnonzero(counts)
+        if k > 0
+    }
+    to_voxel = np.linalg.inv(affine)
+    acquired_mm = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    reach = size * spacing_mm / 2 / acquired_mm + 2
+    shape = np.asarray(image.shape[1:])
+    labels = sorted(centres)
+    cts, masks = [], []
+    for label in labels:
+        centre = np.append(centres[label], 1.0)
+        voxel = (to_voxel @ centre)[:3]
+        lo = np.clip(np.floor(voxel - reach), 0, shape).astype(int).tolist()
+        hi = np.clip(np.ceil(voxel + reach) + 1, 0, shape).astype(int).tolist()
+        box = SpatialCrop(roi_start=lo, roi_end=hi)
+        lesion = (box(labelmap).round() == label).float()
+        sub = resample({"image": box(image), "mask": lesion})
+        at = (np.linalg.inv(np.asarray(sub["image"].affine, dtype=np.float64)) @ centre)[:3]
+        cts.append(crops_module._cube(sub["image"], at, size)[0])
+        masks.append(crops_module._cube(sub["mask"], at, size)[0])
+    return {
+        "labels": np.asarray(labels, dtype=np.int64),
+        "ct": torch.stack(cts).numpy().astype(np.float16),
+        "mask": torch.stack(masks).numpy().round().astype(np.uint8),
+        "centre_mm": np.asarray([centres[k] for k in labels], dtype=np.float64).reshape(-1, 3),
+    }
+
+
+def _assert_same_crops(image: Path, mask: Path, spacing_mm: float, size: int) -> dict:
+    window = (-1000.0, 400.0)
+    fast = crop_patient(str(image), str(mask), spacing_mm, size, window)
+    reference = _reference_crop_patient(image, mask, spacing_mm, size, window)
+    assert len(reference["labels"]) > 0
+    for name, expected in reference.items():
+        np.testing.assert_array_equal(fast[name], expected, err_msg=name)
+    for i, lesion in enumerate(fast["mask"]):
+        np.testing.assert_array_equal(fast["distance"][i], scaled_distance(lesion, spacing_mm))
+    return fast
+
+
+# cpu and gpu presets (conf/hardware), and an odd size: the cube's centre falls between voxels.
+SETTINGS = [(2.0, 32), (1.0, 64), (1.5, 31)]
+
+
+@pytest.mark.parametrize("direction", [IDENTITY, FLIPPED], ids=["identity", "flipped"])
+@pytest.mark.parametrize(("spacing_mm", "size"), SETTINGS)
+def test_crops_are_the_reference_implementations(tmp_path: Path, direction, spacing_mm, size):
+    image, mask = _write_patient(tmp_path, direction)
+    fast = _assert_same_crops(image, mask, spacing_mm, size)
+    assert fast["labels"].tolist() == [1, 2]
+
+
+def test_a_float_mask_is_read_as_the_reference_reads_it(tmp_path: Path):
+    """Labels stored as floats (a resampled mask): rounded as MONAI's path rounded them, values
+    up to 0.5 away from a label included and exactly 0.5 rounding to 0."""
+    image, mask = _write_patient(tmp_path, FLIPPED)
+    stored = sitk.ReadImage(str(mask))
+    labels = sitk.GetArrayFromImage(stored).astype(np.float32)
+    rng = np.random.default_rng(0)
+    labels += rng.uniform(-0.45, 0.45, labels.shape).astype(np.float32)
+    labels[0, 0, :4] = 0.5
+    noisy = sitk.GetImageFromArray(labels)
+    noisy.CopyInformation(stored)
+    sitk.WriteImage(noisy, str(mask))
+    _assert_same_crops(image, mask, 2.0, 32)
+
+
+def test_simulated_patients_crop_as_the_reference(tiny_cohorts):
+    cohort = tiny_cohorts["nivorad"].cohort
+    for pid in cohort.patient_ids[:3]:
+        _assert_same_crops(cohort.images[pid], cohort.masks[pid], 2.0, 32)
+
+
+@pytest.mark.parametrize("case", ["lung1", pytest.param("lung2", marks=pytest.mark.slow)])
+def test_clinical_ct_crops_as_the_reference(lung_root, case: str):
+    """pyradiomics' real lung CTs (512x512, LPS on disk): the fast path reads a box of the CT,
+    the reference both volumes whole; both presets give the same crops."""
+    root = lung_root(case) / "pembro_rt"
+    patient = f"PRT-{case.upper()}"
+    for spacing_mm, size in SETTINGS[:2]:
+        _assert_same_crops(
+            root / "images" / f"{patient}.nii.gz",
+            root / "masks" / f"{patient}.nii.gz",
+            spacing_mm,
+            size,
+        )

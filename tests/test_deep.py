@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,15 @@ from benchmark.data.crops import LesionCrops
 from benchmark.devices import resolve_device
 from benchmark.protocol import run_protocol
 from benchmark.submission import FitContext
-from benchmark.training import TrainSettings, fit_binary, inner_split, predict_logits
+from benchmark.training import (
+    BatchAugment,
+    LesionBatches,
+    TrainSettings,
+    fit_binary,
+    inner_split,
+    predict_logits,
+)
+from benchmark.training.augment import quarter_turns, rotation_matrices, sampling_grid
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -310,3 +320,172 @@ def test_a_tiny_run_at_the_cpu_defaults(model: str, tmp_path: Path, cache_dir: P
     record = json.loads((tmp_path / "result.json").read_text())
     assert record["metrics"]["pembro_rt_cv"]["lesion_pd"]["auc"]["n"] > 0
     assert (tmp_path / "artefacts" / "final" / "weights.pt").is_file()
+
+
+# ---- augmentation on whole batches, and the batches of a fit -----------------------------------
+
+
+def test_flips_and_quarter_turns_move_voxels_without_blurring():
+    """The sampling grid means what torch's affine_grid means, and a flip, an axial quarter turn
+    or a 90° rotation about x reads voxel centres (bilinear = the moved voxels)."""
+    x = torch.rand(3, 2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    matrix = torch.eye(3).repeat(3, 1, 1)
+    matrix[0, 0, 0] = -1.0  # flip x
+    matrix[1] = quarter_turns(torch.tensor([1]))[0]
+    matrix[2] = rotation_matrices(torch.tensor([[math.pi / 2, 0.0, 0.0]]))[0]
+    offset = torch.zeros(3, 3)
+    grid = sampling_grid(matrix, offset, (8, 8, 8))
+    # affine_grid's theta acts on (z, y, x) normalised coordinates: the same matrix, reversed.
+    theta = torch.cat([matrix.flip(1).flip(2), offset[:, :, None]], dim=2)
+    expected = torch.nn.functional.affine_grid(theta, [3, 2, 8, 8, 8], align_corners=True)
+    torch.testing.assert_close(grid, expected, atol=1e-6, rtol=0)
+    out = torch.nn.functional.grid_sample(x, grid, "bilinear", "zeros", align_corners=True)
+    torch.testing.assert_close(out[0], x[0].flip(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[1], torch.rot90(x[1], -1, dims=(1, 2)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[2], torch.rot90(x[2], -1, dims=(2, 3)), atol=1e-5, rtol=0)
+
+
+def _labelled_crops(n: int = 6, size: int = 16) -> torch.Tensor:
+    """CT in [0, 1] and a label channel with a few distinct values, none of them 0."""
+    generator = torch.Generator().manual_seed(1)
+    ct = torch.rand(n, 1, size, size, size, generator=generator)
+    levels = torch.tensor([-1.0, -0.25, 0.5, 1.0])
+    labels = levels[torch.randint(0, 4, (n, 1, size, size, size), generator=generator)]
+    return torch.cat([ct, labels], dim=1)
+
+
+def test_augmentation_is_seeded_and_keeps_label_values():
+    x = _labelled_crops()
+    before = x.clone()
+    first = BatchAugment(180.0, 2.0, 0.02, seed=0)(x)
+    again = BatchAugment(180.0, 2.0, 0.02, seed=0)(x)
+    other = BatchAugment(180.0, 2.0, 0.02, seed=1)(x)
+    torch.testing.assert_close(x, before, atol=0, rtol=0)  # the input is not changed
+    assert first.shape == x.shape and first.dtype == torch.float32
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    # Nearest neighbours, padded with the border: a label channel only takes values it had (a
+    # distance map padded with 0 would show a lesion surface in the corners).
+    assert set(first[:, 1].unique().tolist()) <= {-1.0, -0.25, 0.5, 1.0}
+    assert len(first[:, 0].unique()) > 1000  # CT is interpolated
+    # Padding: CT with air (0, before intensity jitter of at most +-0.05 and x(1 +- 0.1)),
+    # labels with their border: a cube of ones rotated in any orientation shows both.
+    ones = torch.ones(8, 2, 16, 16, 16)
+    turned = BatchAugment(180.0, seed=0)(ones)
+    assert (turned[:, 0].flatten(1).min(dim=1).values < 0.06).all()
+    assert (turned[:, 0].flatten(1).max(dim=1).values > 0.85).all()
+    assert torch.equal(turned[:, 1], ones[:, 1])
+
+
+def test_small_rotations_move_half_the_samples():
+    """rotate_deg < 90: the affine part applies with probability 0.5 (MONAI's RandAffine),
+    the rest only flip and turn (signed permutations); 180: every sample is rotated."""
+    matrix, _ = BatchAugment(15.0, seed=0).spatial(400, torch.device("cpu"))
+    permutation = ((matrix.abs() - 1).abs() < 1e-6) | (matrix.abs() < 1e-6)
+    kept = permutation.flatten(1).all(dim=1).float().mean().item()
+    assert 0.4 < kept < 0.6
+    matrix, _ = BatchAugment(180.0, seed=0).spatial(400, torch.device("cpu"))
+    assert not ((matrix.abs() - 1).abs() < 1e-6).flatten(1).any(dim=1).all()
+    angles = torch.linalg.det(matrix).abs()  # rotation x scaling: |det| = product of scales
+    assert ((angles > 0.9**3) & (angles < 1.1**3)).all()
+
+
+def test_batches_are_the_same_with_the_look_ahead_thread_or_without():
+    x = _labelled_crops(n=10, size=8)
+    y = np.array([0, 1] * 5, dtype=np.float32)
+    settings = TrainSettings(batch_size=4, rotate_deg=180.0, noise_std=0.02, augment_ahead=True)
+    ahead = LesionBatches(x, y, settings, seed=3, device=torch.device("cpu"))
+    in_line = LesionBatches(
+        x, y, replace(settings, augment_ahead=False), seed=3, device=torch.device("cpu")
+    )
+    assert ahead.ahead and not in_line.ahead and len(ahead) == 3  # 4 + 4 + 2
+    for _ in range(2):
+        for (a, ya), (b, yb) in zip(ahead.epoch(), in_line.epoch(), strict=True):
+            assert torch.equal(a, b) and torch.equal(ya, yb)
+    # A last batch of one lesion is dropped (BatchNorm cannot train on it).
+    assert len(LesionBatches(x[:9], y[:9], settings, 0, torch.device("cpu"))) == 2
+    # Handed over in a 3D network's channels-last layout, the same values.
+    layout = torch.channels_last_3d
+    last = LesionBatches(x, y, settings, 3, torch.device("cpu"), layout)
+    plain = LesionBatches(x, y, settings, 3, torch.device("cpu"))
+    for (a, _), (b, _) in zip(last.epoch(), plain.epoch(), strict=True):
+        assert a.is_contiguous(memory_format=layout) and not b.is_contiguous(memory_format=layout)
+        assert torch.equal(a, b)
+
+
+def test_an_epoch_sees_every_lesion_once_or_balances_the_classes():
+    x = torch.arange(40, dtype=torch.float32).view(40, 1, 1, 1, 1).expand(40, 1, 2, 2, 2)
+    y = np.array([1] * 4 + [0] * 36, dtype=np.float32)
+    plain = TrainSettings(batch_size=8, augment=False)
+    seen = torch.cat([b[:, 0, 0, 0, 0] for b, _ in LesionBatches(x, y, plain, 0, "cpu").epoch()])
+    assert sorted(seen.tolist()) == list(range(40))
+    balanced = LesionBatches(x, y, replace(plain, balance="sampler"), 0, "cpu")
+    drawn = torch.cat([t for _ in range(10) for _, t in balanced.epoch()])
+    assert 0.4 < drawn.mean().item() < 0.6  # 10% positives, drawn about half the time
+
+
+def test_the_look_ahead_thread_changes_no_weight():
+    rng = np.random.default_rng(2)
+    x = rng.random((24, 2, 8, 8, 8)).astype(np.float32)
+    y = np.array([0, 1, 1] * 8)
+    groups = np.repeat([f"P{i}" for i in range(12)], 2)
+    settings = TrainSettings(
+        epochs=2, batch_size=8, val_fraction=0.0, rotate_deg=180.0, noise_std=0.02,
+        progress=False, threads=1,
+    )  # fmt: skip
+
+    def make_net():
+        return cnn3d_net([4, 4, 8, 8])(n_input_channels=2)
+
+    weights = []
+    for ahead in (True, False):
+        result = fit_binary(make_net, x, y, groups, replace(settings, augment_ahead=ahead), 0)
+        weights.append(result.net.state_dict())
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
+
+
+@pytest.mark.gpu
+def test_augmentation_and_a_fit_run_on_the_gpu():
+    device = torch.device("cuda")
+    x = _labelled_crops().to(device)
+    first = BatchAugment(180.0, 2.0, 0.02, seed=0, device=device)(x)
+    again = BatchAugment(180.0, 2.0, 0.02, seed=0, device=device)(x)
+    assert first.device.type == "cuda" and torch.equal(first, again)
+    assert set(first[:, 1].unique().tolist()) <= {-1.0, -0.25, 0.5, 1.0}
+    rng = np.random.default_rng(0)
+    crops = rng.random((16, 2, 16, 16, 16)).astype(np.float32)
+    y = np.array([0, 1] * 8)
+    settings = TrainSettings(
+        epochs=2, batch_size=8, val_fraction=0.0, device="cuda", progress=False
+    )
+    result = fit_binary(_resnet(), crops, y, np.arange(16).astype(str), settings, 0)
+    assert len(result.history) == 2 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_the_fit_profile_script_names_the_loop_s_parts():
+    """scripts/fit_profile.py finds the step by the names the loop has (a rename would file
+    every sample under "other" and report 0% forward + backward)."""
+    import importlib.util
+
+    from benchmark.training import TrainStep
+    from benchmark.training.batches import ahead
+
+    spec = importlib.util.spec_from_file_location("fit_profile", PROJECT / "scripts/fit_profile.py")
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    fit = f"{fit_binary.__name__} (benchmark/training/fit.py:1)"
+    step = f"{TrainStep.__call__.__qualname__} (benchmark/training/fit.py:2)"
+    module = "_call_impl (torch/nn/modules/module.py:3)"
+    cases = {
+        "forward": [fit, step, module, "forward (monai/networks/nets/resnet.py:4)"],
+        "backward": [fit, step, "backward (torch/_tensor.py:5)"],
+        "loss": [fit, step, module, "BCEWithLogitsLoss.forward (torch/nn/modules/loss.py:6)"],
+        "waiting for the next augmented batch": [
+            fit,
+            f"{ahead.__name__} (benchmark/training/batches.py:7)",
+            "wait (threading.py:8)",
+        ],
+    }
+    for expected, frames in cases.items():
+        assert profile.categorise(frames) == (expected, True)
+    assert profile.categorise(["LesionCrops.__call__ (benchmark/data/crops.py:9)"])[1] is False

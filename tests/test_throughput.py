@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tiny_runs import cnn3d_net, declared
 from torch import nn
 
@@ -34,7 +36,14 @@ from benchmark.throughput.model_only import (
     sweep,
     with_oom_retry,
 )
-from benchmark.throughput.settings import EndToEndSettings, GateSettings, SweepSettings
+from benchmark.throughput.settings import (
+    EndToEndSettings,
+    GateSettings,
+    SweepSettings,
+    TrainingScopeSettings,
+)
+from benchmark.throughput.training import PATHS, train_settings, training_throughput
+from benchmark.training import TrainSettings
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -246,6 +255,11 @@ FAST = (
     "throughput.end_to_end.cohorts=[mdacc]",
     "throughput.end_to_end.precision=fp32",
     "throughput.end_to_end.layout=contiguous",
+    "throughput.training.lesions=8",
+    "throughput.training.warmup=1",
+    "throughput.training.min_steps=1",
+    "throughput.training.min_time_s=0",
+    "throughput.training.repeats=2",
     "crops.progress=false",
 )
 
@@ -319,8 +333,27 @@ def test_deep_model_record_on_tiny_cohorts(
     )
     # What the leaderboard reads (benchmark/leaderboard/throughput_table.py) is there.
     assert schema_errors(record, THROUGHPUT_V1) == []
+    # The training scope: the model's own settings, augmentation off, in line and ahead.
+    training = record["training"]
+    assert training["measured"] and training["batch"] == cfg.model.submission.train.batch_size
+    assert [r["path"] for r in training["rows"]] == [
+        "no augmentation",
+        "augmentation in line",
+        "augmentation ahead",
+    ]
+    assert all(
+        r["samples_per_s"] > 0 and len(r["runs_samples_per_s"]) == 2 for r in training["rows"]
+    )
+    by_path = {r["path"]: r["samples_per_s"] for r in training["rows"]}
+    assert training["fit_path"] == "augmentation ahead"
+    assert training["ratio"] == pytest.approx(
+        by_path["augmentation ahead"] / by_path["no augmentation"], rel=1e-3
+    )
+    assert training["augment_ms_per_batch"] > 0 and "training" in record["scope"]
+    assert "with augmentation / without" in out
     scopes = [r["scope"] for r in record["rows"]]
-    assert scopes.count("model-only") == len(rows) and len(scopes) == len(rows) + 4
+    assert scopes.count("model-only") == len(rows) and len(scopes) == len(rows) + 3 + 4
+    assert scopes[len(rows) : len(rows) + 3] == [f"training ({p})" for p in by_path]
     table = render_throughput([ThroughputRecord(tmp_path / record["suggested_name"], record)])
     assert table.count("| model-only |") == len(rows)
     # The summary line: the device slug, and the record's own warm / model-only ratio.
@@ -411,6 +444,42 @@ def test_a_declared_network_is_measured_whatever_its_class(cache_dir: Path):
     harness = [r for r in e2e["rows"] if r["path"] == "harness-predict"]
     assert len(harness) == 1 and harness[0]["max_abs_diff_vs_stream"] < 1e-5
     assert e2e["workers"]["crop_processes"] == 1
+
+
+def test_training_scope_needs_the_shared_training_settings(cache_dir: Path):
+    """Settings come from the model config's ``submission.train``; a submission handed in (it
+    may train otherwise) or a model without that node is not timed, and says why."""
+    cfg = _compose(cache_dir, *FAST, *TINY_CROPS, "throughput.layouts=[contiguous]")
+    record = measure(cfg, _OwnDeepModel(instantiate(cfg.crops)))
+    assert record["training"]["measured"] is False
+    assert "not built from the model config" in record["training"]["reason"]
+    assert not any(r["scope"].startswith("training") for r in record["rows"])
+    assert train_settings(None) is None
+    assert train_settings({"_target_": "some.Other", "epochs": 3}) is None
+    node = OmegaConf.to_container(cfg.model.submission.train, resolve=True)
+    assert train_settings(node) == TrainSettings(
+        **{k: v for k, v in node.items() if k != "_target_"}
+    )
+
+
+def test_training_rows_time_the_fit_loop_with_and_without_augmentation():
+    """A real (tiny) network: every row trains, the ratio is as the fit runs (ahead on the CPU)."""
+    net = cnn3d_net([4, 8, 8, 8])
+    crops = LesionCrops(None, spacing_mm=4.0, size_mm=48.0, progress=False)
+    network = Network(
+        build=lambda: net(n_input_channels=2), crops=crops, to_input=lambda t: t,
+        predictor=lambda n, d: None, predict_batch=8,
+    )  # fmt: skip
+    train = TrainSettings(batch_size=4, rotate_deg=180, noise_std=0.02, threads=1, progress=False)
+    scope = TrainingScopeSettings(lesions=8, warmup=1, min_steps=2, min_time_s=0, repeats=1)
+    result = training_throughput(network, train, CPU, scope)
+    assert [r["path"] for r in result["rows"]] == list(PATHS)
+    assert all(r["steps"] == 2 and r["samples_per_s"] > 0 for r in result["rows"])
+    assert result["crop_shape"] == [2, 12, 12, 12] and result["threads"] == 1
+    serial = replace(train, augment_ahead=False)
+    assert training_throughput(network, serial, CPU, scope)["fit_path"] == "augmentation in line"
+    with pytest.raises(ValueError, match="unknown"):
+        TrainingScopeSettings.from_config({"lesion": 3})
 
 
 def test_no_declared_network_is_end_to_end_only(cache_dir: Path):

@@ -1,30 +1,34 @@
 """Lesion-centred CT crops for the deep baselines, cached on disk by content key, and 2.5D views.
 
 Both deep families (``cnn3d``, ``timm25d``) see a lesion through the same crop, built from MONAI
-transforms: the patient's CT and mask are loaded once and oriented to RAS; for each lesion, a box
-around the centroid of its mask voxels is resampled to an isotropic grid (bilinear CT, nearest
-mask), the HU window is mapped to ``[0, 1]``, and a cube of fixed *physical* size is cut centred
-on the lesion (padded with 0 = air beyond the scan). Channels are ``[ct, label]``, the label channel
-being that lesion's signed distance map (default), its binary mask, or absent (see
-:data:`LABEL_CHANNELS`); it describes that lesion only, so neighbouring lesions do not leak into it.
+transforms: in the RAS orientation of the patient's CT and mask, a box around the centroid of
+each lesion's mask voxels is resampled to an isotropic grid (bilinear CT, nearest mask), the HU
+window is mapped to ``[0, 1]``, and a cube of fixed *physical* size is cut centred on the lesion
+(padded with 0 = air beyond the scan). Only the mask is read whole; the CT is read and oriented
+box by box (:class:`_Volume`), with the affines MONAI's loader and ``Orientation`` give, so the
+crops are those of loading and reorienting both volumes whole, at a fraction of the cost on a
+512² CT. Channels are ``[ct, label]``, the label channel being that lesion's signed distance map
+(default), its binary mask, or absent (see :data:`LABEL_CHANNELS`); it describes that lesion
+only, so neighbouring lesions do not leak into it.
 
 Array axes follow MONAI after ``Orientationd("RAS")``: ``[lesion, channel, x (R), y (A), z (S)]``,
 so the axial plane is ``[..., :, :, z]``.
 
 One patient's crops are cached as ``<cache_dir>/<key>/<content key>.npz`` holding every label of
-its mask; ``key`` hashes the settings that change the voxels (spacing, size, window,
-:data:`CROP_VERSION`, MONAI version) and the content key (from the cohort) hashes the patient's
-image and mask, so a cache hit never reads NIfTI and any change to data or settings recomputes.
-Files are written atomically (temp file + ``os.replace``): concurrent runs never see half a file.
+its mask (CT, mask and the distance channel); ``key`` hashes the settings that change the voxels
+(spacing, size, window, :data:`CROP_VERSION`, MONAI version) and the content key (from the
+cohort) hashes the patient's image and mask, so a cache hit never reads NIfTI and any change to
+data or settings recomputes. Files are written atomically (temp file + ``os.replace``):
+concurrent runs never see half a file.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import re
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,8 @@ from benchmark.pool import run_jobs
 from benchmark.threads import torch_threads
 
 # Bump when this module changes how crops are computed or stored: it invalidates every cache.
-CROP_VERSION = "1"
+# 2: the distance channel is stored (CT and mask as in 1).
+CROP_VERSION = "2"
 
 # What the second channel tells a network about the lesion. "distance": the signed distance to
 # its surface (mm, negative inside), divided by DISTANCE_SCALE_MM and clipped to [-1, 1], so a
@@ -65,23 +70,90 @@ class CropError(RuntimeError):
 # ---- the per-patient work unit (top level, so that a process pool can pickle it) ----------------
 
 
-def _load_oriented():
-    """MONAI: load image and mask, channel first, oriented to RAS (mask labels untouched)."""
-    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd
+class _Volume:
+    """One NIfTI file as MONAI's loader and ``Orientation("RAS")`` would give it, without reading
+    or reorienting the whole volume.
 
-    keys = ("image", "mask")
-    # LoadImaged builds every reader MONAI has, its DICOM ones too now that pydicom is installed
-    # (for the DICOM import): one of them logs and warns, on every load, that there is no GPU
-    # decoder. The NIfTI files are read by the NIfTI reader either way.
-    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "NvImgCodecPydicomReader", UserWarning)
-        load = LoadImaged(keys, image_only=True)
-    return Compose(
-        [load, EnsureChannelFirstd(keys), Orientationd(keys, axcodes="RAS", labels=None)]
-    )
+    The header gives the affine and shape; MONAI computes the oriented ones on a stand-in that
+    holds no voxels (``Orientation(lazy=True)``, then ``SpatialCrop`` on a zero-stride tensor),
+    so every affine below is the one the eager transforms produce, bit for bit. Voxels are read
+    only where asked (:meth:`read`, through nibabel's array proxy, which decompresses a ``.gz``
+    only up to the last byte it needs) and put into RAS order with the same flips and transposes
+    ``Orientation`` applies. At 512² this is what makes a crop cheap: the old path read, converted
+    to float32 and flipped two whole volumes per patient.
+    """
+
+    def __init__(self, path: str) -> None:
+        import nibabel as nib
+        from monai.transforms import Orientation
+
+        self.path = path
+        self.nifti = nib.load(path)
+        shape = tuple(int(n) for n in self.nifti.shape)
+        if len(shape) != 3:
+            raise ValueError(f"{path}: expected a 3D volume, got shape {shape}")
+        self.file_shape = shape
+        # As MONAI's NibabelReader: the affine copied from nibabel, the space RAS.
+        affine = np.array(self.nifti.affine, copy=True)
+        source = self._standin(shape, torch.as_tensor(affine, dtype=torch.float64))
+        lazy = Orientation(axcodes="RAS", labels=None, lazy=True)(source)
+        self.oriented = self._standin(
+            tuple(int(n) for n in lazy.peek_pending_shape()),
+            torch.as_tensor(lazy.peek_pending_affine(), dtype=torch.float64),
+        )
+        # What Orientation does to the voxels: file axis i becomes axis ornt[i, 0], flipped
+        # when ornt[i, 1] == -1 (the transform MONAI derives, from the same affine).
+        self.ornt = nib.orientations.ornt_transform(
+            nib.io_orientation(affine), nib.orientations.axcodes2ornt("RAS")
+        )
+
+    @staticmethod
+    def _standin(shape: tuple[int, ...], affine: torch.Tensor):
+        from monai.data import MetaTensor
+
+        empty = torch.zeros((), dtype=torch.uint8).expand(1, *shape)
+        return MetaTensor(empty, affine=affine, meta={"space": "RAS"})
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The RAS-oriented spatial shape."""
+        return tuple(self.oriented.shape[1:])
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The RAS-oriented affine (float64)."""
+        return np.asarray(self.oriented.affine, dtype=np.float64)
+
+    def file_box(self, lo: Sequence[int], hi: Sequence[int]) -> tuple[slice, ...]:
+        """The file's index ranges of the RAS box ``[lo, hi)``."""
+        out = []
+        for (axis, flip), n in zip(self.ornt, self.file_shape, strict=True):
+            a, b = lo[int(axis)], hi[int(axis)]
+            out.append(slice(n - b, n - a) if flip < 0 else slice(a, b))
+        return tuple(out)
+
+    def to_ras(self, block: np.ndarray) -> np.ndarray:
+        """A block read in file order, flipped and transposed into RAS order."""
+        import nibabel as nib
+
+        return nib.orientations.apply_orientation(block, self.ornt)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """Voxels of a file-order region, as MONAI's loader reads them (scaled by nibabel)."""
+        return np.asanyarray(self.nifti.dataobj[region])
+
+    def box(self, lo: Sequence[int], hi: Sequence[int], voxels: np.ndarray):
+        """``voxels`` (RAS order, the box ``[lo, hi)``) as the MetaTensor ``SpatialCrop`` cuts
+        from the oriented volume: same data, same affine and metadata."""
+        from monai.data import MetaTensor
+        from monai.transforms import SpatialCrop
+
+        where = SpatialCrop(roi_start=list(lo), roi_end=list(hi))(self.oriented)
+        out = MetaTensor(torch.from_numpy(np.ascontiguousarray(voxels)[None]))
+        return out.copy_meta_from(where)
 
 
+@functools.lru_cache(maxsize=8)
 def _resample_window(spacing_mm: float, hu_window: tuple[float, float]):
     """MONAI: isotropic resampling, then the HU window mapped to [0, 1] (clipped)."""
     from monai.transforms import Compose, ScaleIntensityRanged, Spacingd
@@ -102,20 +174,48 @@ def _resample_window(spacing_mm: float, hu_window: tuple[float, float]):
     )
 
 
-def _centroids_mm(mask: torch.Tensor, affine: np.ndarray) -> dict[int, np.ndarray]:
-    """Physical (RAS mm) centroid of every label of ``mask`` ([1, x, y, z]) on its own grid."""
-    labels = np.asarray(mask[0]).round().astype(np.int64)
-    flat = labels.ravel()
-    counts = np.bincount(flat)
-    present = [int(k) for k in np.flatnonzero(counts) if k > 0]
-    out = {}
-    # Sums of voxel indices per label with bincount: one pass per axis, no sort (np.unique is slow).
-    grids = np.unravel_index(np.arange(flat.size), labels.shape)
-    sums = [np.bincount(flat, weights=g, minlength=len(counts)) for g in grids]
-    for label in present:
-        voxel = np.array([s[label] for s in sums]) / counts[label]
-        out[label] = (affine @ np.append(voxel, 1.0))[:3]
-    return out
+def _as_labels(values: np.ndarray) -> np.ndarray:
+    """Instance labels of mask voxels as MONAI's path reads them: float32, rounded, int64."""
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64)
+    return np.round(values.astype(np.float32)).astype(np.int64)
+
+
+def _centroids(volume: _Volume, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """RAS voxel centroid of every positive label of ``labels`` (the mask in file order).
+
+    Only the lesion voxels are visited (the old path summed the indices of every voxel of the
+    volume, 13 M at 512x512x48: half of a clinical crop's time). The sums of voxel indices are
+    integers below 2**53, so they are exact in float64 in any order, and a flipped axis's sum is
+    ``count * (n - 1) - sum``: the centroids are the old path's to the last bit.
+    """
+    order = "F" if labels.flags.f_contiguous and not labels.flags.c_contiguous else "C"
+    flat = labels.ravel(order=order)
+    integer = np.issubdtype(flat.dtype, np.integer)
+    if not integer:  # compared as the old path compared: in float32, rounding to 0 up to 0.5
+        flat = np.where(np.abs(flat.astype(np.float32)) > 0.5, flat.astype(np.float32), 0)
+    # Slabs along the axis slowest in memory; the lesion voxels of the slabs that hold any: one
+    # vectorised pass over the volume, then a search of a few slabs.
+    slabs = flat.reshape(labels.shape[-1] if order == "F" else labels.shape[0], -1)
+    used = [k for k, slab in enumerate(slabs) if slab.any()]
+    width = slabs.shape[1]
+    found = [k * width + np.flatnonzero(slabs[k]) for k in used]
+    inside = np.concatenate(found) if found else np.zeros(0, np.int64)
+    values = _as_labels(flat[inside])
+    if len(values) and values.min() < 0:
+        raise ValueError(f"{volume.path}: negative mask labels {sorted(set(values[values < 0]))}")
+    counts = np.bincount(values) if len(values) else np.zeros(1, np.int64)
+    positions = np.unravel_index(inside, labels.shape, order=order)
+    sums = [np.bincount(values, weights=p, minlength=len(counts)) for p in positions]
+    ras = [None] * 3
+    for file_axis, ((axis, flip), n) in enumerate(zip(volume.ornt, volume.file_shape, strict=True)):
+        total = sums[file_axis]
+        ras[int(axis)] = counts * (n - 1) - total if flip < 0 else total
+    return {
+        int(label): np.array([s[label] for s in ras]) / counts[label]
+        for label in np.flatnonzero(counts)
+        if label > 0
+    }
 
 
 def _cube(volume: torch.Tensor, centre_voxel: np.ndarray, size: int) -> torch.Tensor:
@@ -149,47 +249,66 @@ def crop_patient(
     hu_window: tuple[float, float],
 ) -> dict[str, np.ndarray]:
     """Crops of every lesion label of one patient: ``labels`` [L], ``ct`` [L, s, s, s] float16 in
-    [0, 1], ``mask`` [L, s, s, s] uint8, ``centre_mm`` [L, 3] (RAS), ``spacing_mm``.
+    [0, 1], ``mask`` [L, s, s, s] uint8, ``distance`` [L, s, s, s] float16 (the signed distance
+    channel, :func:`scaled_distance`), ``centre_mm`` [L, 3] (RAS), ``spacing_mm``.
 
-    The CT and mask are loaded and oriented once. Each lesion's centre is the centroid of its
-    voxels on the acquired grid (so a lesion smaller than one resampled voxel still has one).
-    Only a box around the lesion (the cube plus 2 acquired voxels) is resampled, not the whole
-    CT: the cost grows with the number of lesions, not with the CT's size (a clinical 512² CT
-    would take seconds per patient to resample whole). The resampled grid is anchored at the
-    box corner, and the cube is then cut around the centre mapped into that grid.
+    In RAS orientation, each lesion's centre is the centroid of its voxels on the acquired grid
+    (so a lesion smaller than one resampled voxel still has one). Only a box around the lesion
+    (the cube plus 2 acquired voxels) is read and resampled, not the whole CT: the cost grows
+    with the lesions, not with the CT (at 512², reading and reorienting the whole CT and mask
+    was 0.5-0.6 s per patient). The resampled grid is anchored at the box corner, and the cube
+    is then cut around the centre mapped into that grid.
     """
-    from monai.transforms import SpatialCrop
-
-    item = _load_oriented()({"image": image_path, "mask": mask_path})
-    image, labelmap = item["image"], item["mask"]
-    affine = np.asarray(labelmap.affine, dtype=np.float64)
-    centres = _centroids_mm(labelmap, affine)
+    image, mask = _Volume(image_path), _Volume(mask_path)
+    labelmap = np.asanyarray(mask.nifti.dataobj)
+    affine = mask.affine
+    centres_voxel = _centroids(mask, labelmap)
+    centres = {k: (affine @ np.append(v, 1.0))[:3] for k, v in centres_voxel.items()}
     to_voxel = np.linalg.inv(affine)
     acquired_mm = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     reach = size * spacing_mm / 2 / acquired_mm + 2  # acquired voxels from the centre to keep
-    shape = np.asarray(image.shape[1:])
-    resample = _resample_window(spacing_mm, hu_window)
+    shape = np.asarray(image.shape)
     labels = sorted(centres)
-    cts, masks = [], []
+    boxes = {}
     for label in labels:
-        centre = np.append(centres[label], 1.0)
-        voxel = (to_voxel @ centre)[:3]
+        voxel = (to_voxel @ np.append(centres[label], 1.0))[:3]
         lo = np.clip(np.floor(voxel - reach), 0, shape).astype(int).tolist()
         hi = np.clip(np.ceil(voxel + reach) + 1, 0, shape).astype(int).tolist()
-        box = SpatialCrop(roi_start=lo, roi_end=hi)
-        lesion = box(labelmap)
-        lesion = (lesion.round() == label).float()  # MetaTensor ops keep the affine
-        sub = resample({"image": box(image), "mask": lesion})
+        boxes[label] = (lo, hi)
+    # One read of the CT covering every box (file order), then each box cut from it.
+    region = None
+    if boxes:
+        spans = [image.file_box(lo, hi) for lo, hi in boxes.values()]
+        region = tuple(
+            slice(min(s[d].start for s in spans), max(s[d].stop for s in spans)) for d in range(3)
+        )
+        ct_region = image.read(region)
+    resample = _resample_window(spacing_mm, hu_window)
+    cts, masks, distances = [], [], []
+    for label in labels:
+        lo, hi = boxes[label]
+        inner = tuple(
+            slice(s.start - r.start, s.stop - r.start)
+            for s, r in zip(image.file_box(lo, hi), region, strict=True)
+        )
+        ct_box = image.box(lo, hi, image.to_ras(ct_region[inner]).astype(np.float32))
+        in_mask = mask.to_ras(labelmap[mask.file_box(lo, hi)])
+        lesion = (np.round(in_mask.astype(np.float32)) == label).astype(np.float32)
+        sub = resample({"image": ct_box, "mask": mask.box(lo, hi, lesion)})
+        centre = np.append(centres[label], 1.0)
         at = (np.linalg.inv(np.asarray(sub["image"].affine, dtype=np.float64)) @ centre)[:3]
         cts.append(_cube(sub["image"], at, size)[0])
         masks.append(_cube(sub["mask"], at, size)[0])
     empty = (0, size, size, size)
+    mask_crops = (
+        torch.stack(masks).numpy().round().astype(np.uint8) if masks else np.zeros(empty, np.uint8)
+    )
+    distances = [scaled_distance(m, spacing_mm) for m in mask_crops]
     return {
         "labels": np.asarray(labels, dtype=np.int64),
         "ct": torch.stack(cts).numpy().astype(np.float16) if cts else np.zeros(empty, np.float16),
-        "mask": torch.stack(masks).numpy().round().astype(np.uint8)
-        if masks
-        else np.zeros(empty, np.uint8),
+        "mask": mask_crops,
+        "distance": np.stack(distances) if distances else np.zeros(empty, np.float16),
         "centre_mm": np.asarray([centres[k] for k in labels], dtype=np.float64).reshape(-1, 3),
         "spacing_mm": np.float64(spacing_mm),
     }
@@ -223,10 +342,53 @@ def signed_distance(mask: np.ndarray, spacing_mm: float) -> np.ndarray:
     return (outside - depth).astype(np.float32)
 
 
+def scaled_distance(mask: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """The ``distance`` label channel of a binary crop: :func:`signed_distance` divided by
+    :data:`DISTANCE_SCALE_MM`, clipped to [-1, 1], in half precision (as the cached CT: every
+    reader, the throughput stream included, then feeds a network the same numbers).
+
+    Stored in the crop cache: two distance transforms per lesion cost more than reading its
+    crop, and every fit and predict of a run reads the crops again. Computed on boxes, to the
+    same values: the depth inside on the lesion's bounding box plus one voxel (the nearest
+    outside voxel is within it), the distance outside on that box plus the clipping distance
+    (every voxel beyond is clipped to 1).
+    """
+    from scipy import ndimage
+
+    inside = np.asarray(mask) > 0
+    out = np.ones(inside.shape, dtype=np.float32)
+    if not inside.any():
+        return out.astype(np.float16)
+    where = np.argwhere(inside)
+    first, last = where.min(axis=0), where.max(axis=0) + 1
+
+    def box(margin: int) -> tuple[slice, ...]:
+        return tuple(
+            slice(max(0, a - margin), min(n, b + margin))
+            for a, b, n in zip(first, last, inside.shape, strict=True)
+        )
+
+    near = box(int(DISTANCE_SCALE_MM // spacing_mm) + 1)
+    outside = ndimage.distance_transform_edt(~inside[near], sampling=spacing_mm)
+    deep = box(1)
+    depth = np.zeros(outside.shape)
+    within = tuple(
+        slice(d.start - n.start, d.stop - n.start) for d, n in zip(deep, near, strict=True)
+    )
+    depth[within] = ndimage.distance_transform_edt(inside[deep], sampling=spacing_mm)
+    out[near] = (outside - depth).astype(np.float32) / DISTANCE_SCALE_MM
+    return np.clip(out, -1, 1).astype(np.float16)
+
+
 def lesion_channels(
-    ct: np.ndarray, mask: np.ndarray, label_channel: str | None, spacing_mm: float
+    ct: np.ndarray,
+    mask: np.ndarray,
+    label_channel: str | None,
+    spacing_mm: float,
+    distance: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Network input of cached crops (``ct``, ``mask``: [L, s, s, s]): float32 [L, C, s, s, s]."""
+    """Network input of cached crops (``ct``, ``mask``, and ``distance`` when cached: [L, s, s, s]):
+    float32 [L, C, s, s, s]. A missing ``distance`` is computed from ``mask``."""
     if label_channel not in LABEL_CHANNELS:
         raise ValueError(
             f"crops: label_channel must be one of {LABEL_CHANNELS}, got {label_channel!r}"
@@ -234,14 +396,13 @@ def lesion_channels(
     channels = 1 if label_channel is None else 2
     out = np.empty((len(ct), channels, *ct.shape[1:]), dtype=np.float32)
     out[:, 0] = ct
-    for i in range(len(ct) if label_channel else 0):
-        if label_channel == "mask":
-            out[i, 1] = mask[i]
-        else:
-            distance = np.clip(signed_distance(mask[i], spacing_mm) / DISTANCE_SCALE_MM, -1, 1)
-            # Half precision, as the cached CT: every reader (the throughput stream moves half
-            # precision to the device) then feeds the network the same numbers.
-            out[i, 1] = distance.astype(np.float16)
+    if label_channel == "mask":
+        out[:, 1] = mask
+    elif label_channel == "distance" and distance is not None:
+        out[:, 1] = distance
+    elif label_channel == "distance":
+        for i in range(len(ct)):
+            out[i, 1] = scaled_distance(mask[i], spacing_mm)
     return out
 
 
@@ -372,19 +533,24 @@ class LesionCrops:
                 found[pid] = arrays
                 bar.update(1)
 
-        ct = np.zeros((len(lesions), *(self.size,) * 3), dtype=np.float32)
-        mask = np.zeros(ct.shape, dtype=np.uint8)
-        for i, (lesion_id, row) in enumerate(lesions.iterrows()):
-            pid, label = str(row["patient_id"]), int(row["mask_label"])
+        cube = (len(lesions), *(self.size,) * 3)
+        ct, mask = np.zeros(cube, dtype=np.float16), np.zeros(cube, dtype=np.uint8)
+        distance = np.zeros(cube, dtype=np.float16) if self.label_channel == "distance" else None
+        rows = zip(
+            lesions.index, lesions["patient_id"].astype(str), lesions["mask_label"], strict=True
+        )
+        for i, (lesion_id, pid, label) in enumerate(rows):
             arrays = found[pid]
-            where = np.flatnonzero(arrays["labels"] == label)
+            where = np.flatnonzero(arrays["labels"] == int(label))
             if len(where) == 0:
                 raise CropError(
                     f"crops: mask_label {label} of lesion {lesion_id!r} (patient {pid!r}) is not "
                     f"in mask {cohort.masks[pid]}; labels present: {arrays['labels'].tolist()}"
                 )
             ct[i], mask[i] = arrays["ct"][where[0]], arrays["mask"][where[0]]
-        out = lesion_channels(ct, mask, self.label_channel, self.spacing_mm)
+            if distance is not None:
+                distance[i] = arrays["distance"][where[0]]
+        out = lesion_channels(ct, mask, self.label_channel, self.spacing_mm, distance)
         return out, [str(i) for i in lesions.index]
 
     def _run(self, cohort: Cohort, todo: list[str]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -449,7 +615,9 @@ __all__ = [
     "LABEL_CHANNELS",
     "CropError",
     "LesionCrops",
+    "crop_patient",
     "lesion_channels",
+    "scaled_distance",
     "signed_distance",
     "view_channels",
     "views_25d",

@@ -36,6 +36,7 @@ from benchmark.throughput.measuring import (
 )
 from benchmark.throughput.model_only import DeepTarget, SweepResult, deep_target, sweep
 from benchmark.throughput.settings import SweepSettings
+from benchmark.throughput.training import train_settings, training_throughput
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,37 @@ def _ratio(e2e: dict[str, Any], result: SweepResult | None) -> None:
     e2e["goal"]["met"] = e2e["ratio_warm_to_model_only"] >= GOAL_RATIO
 
 
+def _training(
+    cfg: DictConfig,
+    network: Any,
+    settings: SweepSettings,
+    device: torch.device,
+    from_config: bool,
+) -> dict[str, Any]:
+    """The training scope of a deep model that trains with the shared loop, or why not.
+
+    Its settings are the model config's ``submission.train``; a submission handed in, not built
+    from that config, may train otherwise, so it is not measured.
+    """
+    if not settings.training.enabled:
+        return {"measured": False, "reason": "throughput.training.enabled=false"}
+    if not from_config:
+        return {
+            "measured": False,
+            "reason": "the submission was not built from the model config: its training "
+            "settings are unknown",
+        }
+    node = OmegaConf.select(cfg, "model.submission.train")
+    train = train_settings(OmegaConf.to_container(node, resolve=True) if node else None)
+    if train is None:
+        return {
+            "measured": False,
+            "reason": "no shared training settings (model.submission.train): the model's own "
+            "training loop is not timed by this scope",
+        }
+    return training_throughput(network, train, device, settings.training)
+
+
 def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, Any]:
     """The throughput record of ``submission`` (default: built from ``cfg.model``); nothing
     written."""
@@ -102,6 +134,7 @@ def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, 
     clock = time.perf_counter()
     settings = SweepSettings.from_config(OmegaConf.to_container(cfg.throughput, resolve=True))
     device = resolve_device(settings.device)
+    from_config = submission is None
     if submission is None:
         submission = instantiate(cfg.model.submission, seed=cfg.seed, _convert_="all")
     if device.type == "cpu":
@@ -110,7 +143,7 @@ def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, 
         threads = contextlib.nullcontext()
         torch.backends.cudnn.benchmark = True  # autotuned during warm-up, which is not timed
     with threads:
-        record = _measure(cfg, submission, settings, device)
+        record = _measure(cfg, submission, settings, device, from_config)
     record["started_at"] = started_at
     record["duration_s"] = round(time.perf_counter() - clock, 2)
     record["suggested_name"] = records.file_name(record)
@@ -118,7 +151,11 @@ def measure(cfg: DictConfig, submission: Submission | None = None) -> dict[str, 
 
 
 def _measure(
-    cfg: DictConfig, submission: Submission, settings: SweepSettings, device: torch.device
+    cfg: DictConfig,
+    submission: Submission,
+    settings: SweepSettings,
+    device: torch.device,
+    from_config: bool = True,
 ) -> dict[str, Any]:
     network = submission.network()
     target: DeepTarget | None = (
@@ -144,6 +181,7 @@ def _measure(
             "reference": "fp32 (TF32 off), contiguous, eager, same device and weights",
         },
         "model_only": {"measured": False},
+        "training": {"measured": False},
         "end_to_end": {},
         "peak_flops": {"source": PEAK_SOURCE, "tflop_per_s": peak_table(gpu)},
     }
@@ -173,6 +211,9 @@ def _measure(
             "best": best.to_dict() if best else None,
             "memory_method": CUDA_METHOD if device.type == "cuda" else CPU_METHOD,
         }
+        record["training"] = _training(cfg, network, settings, device, from_config)
+        if record["training"].get("measured"):
+            record["scope"]["training"] = records.SCOPE_TRAINING
     else:
         imaging = bool(submission.caches())  # per-lesion work (radiomics) without a network
         record["model_only"]["reason"] = (

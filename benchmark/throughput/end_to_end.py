@@ -124,7 +124,9 @@ def read_patient(item: PatientCrops, label_channel: str | None = "distance") -> 
                 raise KeyError(f"label {label} of lesion {lesion_id!r} not in {item.path}")
             where.append(int(found[0]))
         ct, mask, spacing = npz["ct"][where], npz["mask"][where], float(npz["spacing_mm"])
-    return item.lesion_ids, lesion_channels(ct, mask, label_channel, spacing).astype(np.float16)
+        distance = npz["distance"][where] if label_channel == "distance" else None
+    channels = lesion_channels(ct, mask, label_channel, spacing, distance)
+    return item.lesion_ids, channels.astype(np.float16)
 
 
 def prefetch(fn: Callable[[T], R], items: Iterable[T], workers: int, depth: int) -> Iterator[R]:

@@ -69,6 +69,33 @@ class EndToEndSettings:
 
 
 @dataclass(frozen=True)
+class TrainingScopeSettings:
+    """``throughput.training``: on or off, the random training set, the timing."""
+
+    enabled: bool = True
+    lesions: int = 128  # random crops the batches are drawn from (epochs repeat)
+    warmup: int = 3  # untimed steps per row (allocator, oneDNN/cuDNN kernel choice)
+    min_steps: int = 5
+    min_time_s: float = 3.0  # timed loop length per row
+    repeats: int = 3  # timed loops per row, interleaved across rows; the median is reported
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | None) -> TrainingScopeSettings:
+        node = dict(node or {})
+        unknown = sorted(set(node) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"throughput.training: unknown settings {unknown}")
+        settings = cls(**node)
+        for name in ("lesions", "min_steps", "repeats"):
+            if getattr(settings, name) < 1:
+                raise ValueError(f"throughput.training.{name} must be >= 1")
+        if settings.min_time_s < 0 or settings.warmup < 0:
+            raise ValueError("throughput.training.min_time_s and warmup must be >= 0")
+        return settings
+
+
+@dataclass(frozen=True)
 class SweepSettings:
     device: str = "cpu"
     precisions: tuple[str, ...] = ("fp32",)
@@ -85,6 +112,7 @@ class SweepSettings:
     progress: bool = True
     gate: GateSettings = field(default_factory=GateSettings)
     end_to_end: EndToEndSettings = field(default_factory=EndToEndSettings)
+    training: TrainingScopeSettings = field(default_factory=TrainingScopeSettings)
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any]) -> SweepSettings:
@@ -124,6 +152,7 @@ class SweepSettings:
                 tolerance=tolerance,
             ),
             end_to_end=EndToEndSettings(**e2e),
+            training=TrainingScopeSettings.from_config(node.get("training")),
         )
         if settings.device.split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"throughput.device must be cpu or cuda[:N], got {settings.device!r}")
@@ -146,4 +175,5 @@ __all__ = [
     "EndToEndSettings",
     "GateSettings",
     "SweepSettings",
+    "TrainingScopeSettings",
 ]

@@ -31,6 +31,15 @@ SCOPE_MODEL_ONLY = (
     "perf_counter on the CPU); samples/s = batch x timed calls / time; latency p50/p90 from "
     "single synchronised calls at batch 1"
 )
+SCOPE_TRAINING = (
+    "the deep baselines' training loop per batch, as fit_binary runs it: the next batch of "
+    "random crops of the network's crop shape (drawn, moved to the device, augmented there when "
+    "on: in line, or on the CPU ahead in a second thread during the step) + one training step "
+    "(to_input, memory layout, forward, BCE, backward, fused AdamW, schedule); the model "
+    "config's train settings (batch, augmentation, layout, threads, amp) under the fit's "
+    "determinism; warm-up steps excluded; rows timed in interleaved runs, median; "
+    "samples/s = batch x steps / time; ratio = as the fit runs / no augmentation"
+)
 SCOPE_END_TO_END_DEEP = (
     "cohort on disk -> p(PD) per lesion: crops (cold: NIfTI load, RAS, isotropic resampling, "
     "HU window, cube crop, cache write; warm: cached crops read by threads), packing into a "
@@ -97,6 +106,20 @@ def published_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                 "max_abs_diff": gate.get("max_abs_diff"),
                 "tolerance": gate.get("tolerance"),
                 "gate_passed": gate.get("passed"),
+            }
+        )
+    training = record.get("training") or {}
+    for r in training.get("rows") or []:
+        rows.append(
+            {
+                "scope": f"training ({r['path']})",
+                "precision": training.get("precision"),
+                "layout": training.get("layout"),
+                "compile": False,
+                "batch": r.get("batch"),
+                "status": "ok",
+                "samples_per_s": r.get("samples_per_s"),
+                "unit": "samples",
             }
         )
     e2e = record.get("end_to_end") or {}
@@ -204,6 +227,39 @@ def end_to_end_table(e2e: dict[str, Any]) -> str:
     )
 
 
+def training_summary(training: dict[str, Any]) -> str:
+    """The training scope's table and ratio."""
+    body = [
+        [
+            r["path"],
+            _fmt(r.get("samples_per_s")),
+            _fmt(r.get("ms_per_batch"), 2),
+            _fmt(r.get("thread_cpu_ms_per_batch"), 2),
+            r.get("steps"),
+        ]
+        for r in training["rows"]
+    ]
+    table = tabulate(
+        body,
+        headers=["path", "samples/s", "ms/batch", "thread CPU ms/batch", "steps"],
+        disable_numparse=True,
+    )
+    load = training.get("load_average") or {}
+    threads = f", {training['threads']} torch thread(s)" if training.get("threads") else ""
+    return "\n".join(
+        [
+            f"training (batch {training['batch']}, {training['precision']}/{training['layout']}"
+            f"{threads}; input {training['network_input_shape']})",
+            table,
+            f"with augmentation / without = {training['ratio']:.3f} as the fit runs "
+            f"({training['fit_path']}; goal >= {training['goal']['ratio']}), "
+            f"{training['ratio_in_line']:.3f} in line; augmentation alone "
+            f"{training['augment_ms_per_batch']} ms/batch; load average {load.get('before')} -> "
+            f"{load.get('after')} on {load.get('cpus')} CPUs",
+        ]
+    )
+
+
 def _ranges(low: list[float], high: list[float], sep: str) -> str:
     """Per axis ``a`` or ``a-b``: ``512x512x48-61``."""
     return sep.join(f"{a:g}" if a == b else f"{a:g}-{b:g}" for a, b in zip(low, high, strict=True))
@@ -229,6 +285,11 @@ def summary(record: dict[str, Any]) -> str:
             )
     else:
         lines += ["", f"model-only: not measured ({model_only.get('reason')})"]
+    training = record.get("training") or {}
+    if training.get("measured"):
+        lines += ["", training_summary(training)]
+    elif training.get("reason"):
+        lines += ["", f"training: not measured ({training['reason']})"]
     e2e = record.get("end_to_end") or {}
     if e2e.get("rows"):
         mode = e2e.get("mode")
@@ -264,10 +325,12 @@ __all__ = [
     "SCOPE_END_TO_END_DEEP",
     "SCOPE_END_TO_END_PIPELINE",
     "SCOPE_MODEL_ONLY",
+    "SCOPE_TRAINING",
     "THROUGHPUT_SCHEMA",
     "end_to_end_table",
     "file_name",
     "model_only_table",
     "published_rows",
     "summary",
+    "training_summary",
 ]

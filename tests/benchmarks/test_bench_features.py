@@ -1,4 +1,5 @@
-"""Per-lesion work on the CPU: radiomics extraction and lesion crops (fresh and cached)."""
+"""Per-lesion work on the CPU: radiomics extraction and lesion crops (fresh, cached, and at
+clinical resolution), augmentation and the training step."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from benchmark.data.crops import LesionCrops, crop_patient, views_25d
 from benchmark.features.radiomics import RadiomicsExtractor
 from benchmark.threads import torch_threads
 from benchmark.throughput.end_to_end import cached_patients, read_patient
+from benchmark.training import BatchAugment, TrainSettings, TrainStep
 
 pytestmark = pytest.mark.benchmark
 
 PROJECT = Path(__file__).resolve().parents[2]
 # (spacing mm, cube edge mm): conf/hardware/cpu.yaml and gpu.yaml `deep` presets.
-CROP_PRESETS = {"cpu": (1.5, 48.0), "gpu": (1.0, 64.0)}
+CROP_PRESETS = {
+    preset: (float(deep.spacing_mm), float(deep.size_mm))
+    for preset in ("cpu", "gpu")
+    for deep in [OmegaConf.load(PROJECT / "conf" / "hardware" / f"{preset}.yaml").deep]
+}
 WINDOW = (-1000.0, 400.0)
 
 
@@ -78,6 +84,25 @@ def test_crop_one_patient(benchmark, one_lesion, preset: str):
     assert out["ct"].shape[1:] == (round(size_mm / spacing),) * 3
 
 
+@pytest.mark.parametrize("preset", sorted(CROP_PRESETS))
+@pytest.mark.parametrize("case", ["lung1", "lung2"])
+def test_crop_clinical_ct(benchmark, real_fixtures, case: str, preset: str):
+    """pyradiomics' real lung CTs, 512x512 (one lesion each): issue 27's budget is 300 ms."""
+    spacing, size_mm = CROP_PRESETS[preset]
+    folder = real_fixtures / "lung_cohorts" / "pembro_rt"
+    patient = f"PRT-{case.upper()}"
+    args = (
+        str(folder / "images" / f"{patient}.nii.gz"),
+        str(folder / "masks" / f"{patient}.nii.gz"),
+        spacing,
+        round(size_mm / spacing),
+        WINDOW,
+    )
+    with torch_threads(1):
+        out = benchmark.pedantic(crop_patient, args=args, rounds=5, warmup_rounds=1)
+    assert out["labels"].tolist() == [1]
+
+
 def test_crops_cohort_cache_hit(benchmark, pembro_rt, tmp_path):
     crops = LesionCrops(tmp_path, workers=1, progress=False)
     crops(pembro_rt)
@@ -119,3 +144,21 @@ def test_cnn3d_forward_at_the_cpu_preset(benchmark):
 
     with torch_threads(1):  # conf/hardware/cpu.yaml deep.threads
         assert benchmark(forward).shape == (8, 1)
+
+
+def test_augment_a_training_batch_at_the_cpu_preset(benchmark):
+    """conf/train/default.yaml's augmentation on a batch of conf/hardware/cpu.yaml crops."""
+    augment = BatchAugment(180.0, 2.0, 0.02, seed=0)
+    x = torch.rand((16, 2, 32, 32, 32))
+    with torch_threads(1):
+        assert benchmark(augment, x).shape == x.shape
+
+
+def test_cnn3d_training_step_at_the_cpu_preset(benchmark):
+    torch.manual_seed(0)
+    net = cnn3d_net([16, 32, 64, 128])(n_input_channels=2)
+    x, y = torch.rand((16, 2, 32, 32, 32)), (torch.rand(16) < 0.4).float()
+    settings = TrainSettings(batch_size=16, channels_last=True, threads=1)
+    step = TrainStep(net, settings, torch.device("cpu"), example=x, total_steps=10**6)
+    with torch_threads(1):
+        assert torch.isfinite(benchmark(step, x, y))
