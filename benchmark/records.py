@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import statistics
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any
 from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT, SCHEMA
 
 KNOWN_SCHEMAS = (SCHEMA,)
+_COMPOSING = threading.Lock()
 CONF_DIR = PROJECT_ROOT / "conf"
 # Config keys that never change a number (progress bars); the cache location is masked too.
 VOLATILE_KEYS = frozenset({"progress", "sandbox", "limits"})  # change no number
@@ -201,10 +203,11 @@ def _first(keys: list[str], limit: int = 5) -> str:
 
 def compose_config(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> Any:
     """``conf/config.yaml`` with ``overrides``, as ``python -m benchmark`` composes it (a
-    DictConfig; Hydra is imported only here, not with this module)."""
+    DictConfig; Hydra is imported only here, not with this module). Hydra's state is global:
+    one composition at a time (``verify --jobs`` composes from threads)."""
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    with _COMPOSING, initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 
 

@@ -76,7 +76,7 @@ def test_verify_passes_honest_records_and_names_the_first_difference(board: Path
         results / "lr_volume__seed0.json",
         lambda r: r["metrics"]["nivorad"]["lesion_pd"]["auc"].update(value=0.99),
     )
-    code = main(["verify", "--data", "tiny", "--root", str(board)])
+    code = main(["verify", "--data", "tiny", "--root", str(board), "--jobs", "2"])
     out = capsys.readouterr().out
     assert code == 1, out
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if "__seed" in line}

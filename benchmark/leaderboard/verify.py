@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample", type=int, metavar="N", help="verify N of the selected records")
     parser.add_argument("--sample-seed", type=int, default=0, metavar="S")
     parser.add_argument("--list", action="store_true", help="print the selected records; run none")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="re-run N records at a time (a deep run trains on one thread: 2 on 2 cores)",
+    )
     parser.add_argument("--root", type=Path, default=LEADERBOARD_DIR, help="leaderboard folder")
     parser.add_argument(
         "--data", default="default", help="the conf/data option of the board's records"
@@ -429,6 +437,9 @@ def summary(outcomes: Sequence[Outcome]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = _parser().parse_args(argv)
+    if opts.jobs < 1:
+        print(f"verify refused: --jobs {opts.jobs}: N must be >= 1", file=sys.stderr)
+        return 2
     try:
         paths = select(opts)
     except Refused as err:
@@ -448,30 +459,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         print(f"verify refused: {'; '.join(problems)}", file=sys.stderr)
         return 2
-    print(f"verify: {len(paths)} record(s) on {numerics_key(machine.hardware)}", file=sys.stderr)
-    outcomes = []
+    print(
+        f"verify: {len(paths)} record(s) on {numerics_key(machine.hardware)}, "
+        f"{opts.jobs} at a time",
+        file=sys.stderr,
+    )
     with (
         tempfile.TemporaryDirectory(prefix="verify-") as tmp,
         tqdm(total=len(paths), unit="record", file=sys.stderr, disable=None) as bar,
+        ThreadPoolExecutor(max_workers=opts.jobs) as pool,
     ):
-        for i, path in enumerate(paths, 1):
+
+        def one(i: int, path: Path) -> Outcome:
             name = path.name.removesuffix(".json")
-            bar.set_description(name)
             tqdm.write(f"[{i}/{len(paths)}] {name} ...", file=sys.stderr)
+            tick = (lambda s: bar.set_postfix_str(f"{name} {s:.0f} s")) if opts.jobs == 1 else None
             outcome = verify_record(
-                path,
-                machine,
-                Path(tmp),
-                lambda s: bar.set_postfix_str(f"{s:.0f} s"),
-                opts.data,
-                marks,
+                path, machine, Path(tmp), tick or (lambda s: None), opts.data, marks
             )
             status = outcome.status or "re-trained, judged at the end"
             tqdm.write(
                 f"[{i}/{len(paths)}] {name}: {status} ({outcome.seconds:.1f} s)", file=sys.stderr
             )
-            outcomes.append(outcome)
             bar.update(1)
+            return outcome
+
+        futures = [pool.submit(one, i, path) for i, path in enumerate(paths, 1)]
+        outcomes = [future.result() for future in futures]
     outcomes = judge_retrained(outcomes, paths_.results)
     print(summary(outcomes))
     return 1 if any(o.status == FAILED for o in outcomes) else 0
