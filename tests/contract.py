@@ -97,7 +97,9 @@ def sandboxed(
     mounts = None
     if sandbox == "bwrap":
         if not bwrap.available():
-            pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
+            pytest.fail(
+                'bubblewrap cannot run here: install the Debian package (README, "Two commands")'
+            )
         _, mounts = sandbox_for(cfg, dict(submission))
         mounts = dataclasses.replace(
             mounts,

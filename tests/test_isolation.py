@@ -40,7 +40,9 @@ EXPOSED = {"mdacc": 1.0, "pembro_rt_cv": 1.0}
 def mounts(cache_dir: Path, tiny_root: Path, tmp_path_factory) -> bwrap.Mounts:
     """What a run on the tiny cohorts would show its sandbox: the views, not the data."""
     if not bwrap.available():
-        pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
+        pytest.fail(
+            'bubblewrap cannot run here: install the Debian package (README, "Two commands")'
+        )
     return bwrap.Mounts.for_run(
         cache_dir=cache_dir,
         data_root=tiny_root,

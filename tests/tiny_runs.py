@@ -131,7 +131,9 @@ def tiny_run(
     if key in _RUNS:
         return _RUNS[key]
     if not bwrap.available():
-        pytest.fail("bubblewrap cannot run here: install the Debian package (README, Set-up)")
+        pytest.fail(
+            'bubblewrap cannot run here: install the Debian package (README, "Two commands")'
+        )
     cfg = model_config(name, cache_dir, f"seed={seed}")
     assert cfg.sandbox == "bwrap", f"the default sandbox is {cfg.sandbox}"
     out = tmp_path_factory.mktemp(f"run-{name}-seed{seed}")
