@@ -5,8 +5,8 @@
 Times, in this process on one core, the harness's radiomics extraction (conf/radiomics/default.yaml,
 no cache) and its lesion crops (crop_patient, hardware=cpu and gpu presets, read from
 conf/hardware) for pyradiomics' real lung CTs (512x512, ``make fixtures``) and for the first
-patients of the simulated default PEMBRO-RT cohort; prints a Markdown table (README, "Cost at
-clinical resolution"). Each figure is the median over ``--repeats`` passes and over patients of a
+patients of the simulated default PEMBRO-RT cohort; prints a Markdown table (docs/real-ct.md, "Cost
+at clinical resolution"). Each figure is the median over ``--repeats`` passes and over patients of a
 patient's time divided by its lesions (reading the image included).
 """
 

@@ -2,7 +2,7 @@
 # A site board end to end, without real data: a fresh draw of the simulator stands in for a
 # site's trials. It is written as DICOM (CT series, RTSTRUCT, clinical table), imported as the
 # site would import its own, evaluated with every model, exported as an aggregate-only site
-# record and registered on the leaderboard (README, "Site boards"). Run from anywhere.
+# record and registered on the leaderboard (docs/sites.md). Run from anywhere.
 #
 #   scripts/example_site.sh                                   # every model, seeds 0 1 2
 #   MODELS="rf_radiomics rsf_clinical" scripts/example_site.sh
@@ -43,5 +43,5 @@ fi
 "$PY" -m benchmark.site export --dataset "$DATASET" --runs "$WORK/runs" "$WORK/export"
 "$PY" -m benchmark.site register "$WORK/export/$DATASET.json" --root "$BOARD" \
   --holder "nobody: simulated (profile $PROFILE, data seed $DATA_SEED)" \
-  --description "A fresh draw of the simulator, round-tripped through DICOM (RTSTRUCT) and imported as a site would: the worked example of README, \"Site boards\"."
+  --description "A fresh draw of the simulator, round-tripped through DICOM (RTSTRUCT) and imported as a site would: the worked example of docs/sites.md."
 "$PY" -m benchmark.leaderboard --root "$BOARD" --data "$DATA"

@@ -14,7 +14,7 @@ Nothing here is committed and nothing is downloaded while the harness or a test 
 
 From the lung CTs it also writes ``lung_cohorts/``, a dataset in the cohort layout (each cohort
 holds both patients, ``<PRT|NIV|MDA>-LUNG1`` and ``-LUNG2``), for ``data=folder`` runs at
-clinical resolution (README, "Importing DICOM").
+clinical resolution (docs/real-ct.md).
 
 Usage: ``python tests/fetch_fixtures.py [FOLDER]``. Downloads are kept in ``FOLDER/downloads``
 and checked against their SHA-256 before use; a second run only re-checks.

@@ -2,7 +2,7 @@
 
 The model-free targets need only the simulator's tables (and a few rendered patients), so they
 run in the default suite; the report with the leaderboard's records and the coverage study are
-slow. README, "What the simulator encodes", says what each target stands for.
+slow. docs/simulator.md says what each target stands for.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@
 
 ``validate`` prints every problem, one per line, then a summary line; it exits 1 when there is
 any problem and 0 when the dataset is valid. ``calibrate`` prints each simulator calibration
-target beside the study's figure and ours (README, "What the simulator encodes") and exits 1
+target beside the study's figure and ours (docs/simulator.md) and exits 1
 when an evaluated target fails. ``import-dicom`` prints every problem and exits 1 (writing
-nothing) when the DICOM cannot be imported as it is (README, "Importing DICOM").
+nothing) when the DICOM cannot be imported as it is (docs/dicom.md).
 """
 
 from __future__ import annotations

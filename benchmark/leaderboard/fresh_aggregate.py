@@ -33,7 +33,7 @@ def seed_digest(seeds: Sequence[int]) -> str:
     """``sha256:`` of the sorted seed set: two aggregates of one set share it.
 
     It hides nothing from someone willing to try every small integer, which is why private
-    seeds should be large random numbers (README, "Fresh draws").
+    seeds should be large random numbers (docs/fresh-draws.md).
     """
     text = ",".join(str(s) for s in sorted(int(s) for s in seeds))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

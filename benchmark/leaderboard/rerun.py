@@ -74,7 +74,7 @@ def rerun_config(record: Mapping[str, Any], cache_dir: str | Path, data: str = "
         raise ConfigDrift(
             f"its config is not what the harness composes for model={record['model']} "
             f"seed={record['seed']}: {shown}. Re-run it from the committed config "
-            "(README, Verifying records)"
+            "(docs/verification.md)"
         )
     return cfg
 

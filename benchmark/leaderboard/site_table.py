@@ -188,8 +188,8 @@ def render_sites(board: Board) -> str:
     if not board.sites:
         return (
             "## Site boards\n\nNo site dataset registered yet: a site holding real cohorts runs "
-            "`python -m benchmark.site evaluate`, `export` and `register` (README, "
-            '"Site boards").\n'
+            "`python -m benchmark.site evaluate`, `export` and `register` "
+            "(docs/sites.md).\n"
         )
     parts = [
         "## Site boards\n",

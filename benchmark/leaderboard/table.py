@@ -179,7 +179,7 @@ Every number below is rebuilt from the committed result records by
 [submissions/README.md](../submissions/README.md)). The same board as a web site, with sortable
 tables and a page per model (ROC, calibration and Kaplan-Meier curves, paired differences,
 provenance): `python -m benchmark.leaderboard site OUT`
-([README, "The web board"](../README.md#the-web-board)).
+([docs/web-board.md](../docs/web-board.md)).
 
 - **Data**: {data.get("source")} cohorts, profile `{profile}`
   (`conf/data/{ref.data_name}.yaml`, data seed {data.get("seed")}); fingerprint {fingerprint}.

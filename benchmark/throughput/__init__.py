@@ -1,4 +1,4 @@
-"""Inference throughput of a model: model-only sweep and end-to-end (README, "Throughput").
+"""Inference throughput of a model: model-only sweep and end-to-end (docs/throughput.md).
 
 ``python -m benchmark.throughput model=NAME [throughput.device=cuda ...]`` writes
 ``throughput.json`` (schema ``nsclc-io-bench/throughput/v1``) into its Hydra run folder. It

@@ -1,6 +1,6 @@
 """The built-in trial simulator: three synthetic cohorts shaped like PEMBRO-RT, NIVORAD and MDACC.
 
-It writes the cohort layout of README, "Data" (tables, CT images, instance masks) plus the truth
+It writes the cohort layout of docs/data.md (tables, CT images, instance masks) plus the truth
 no submission sees (each lesion's true p(PD), each patient's true linear predictors)::
 
     <out>/<cohort>/patients.csv, lesions.csv, images/<pid>.nii.gz, masks/<pid>.nii.gz
@@ -8,7 +8,7 @@ no submission sees (each lesion's true p(PD), each patient's true linear predict
     <out>/<cohort>/truth/patients.csv     patient_id, lp_os, lp_pfs
     <out>/dataset.json
 
-The generative model, in order (README, "What the simulator encodes", says why each part is there):
+The generative model, in order (docs/simulator.md says why each part is there):
 
 * **Patients**: arm (exact counts per profile, randomised order), age, sex, ECOG, PD-L1 TPS (a
   few percent written blank; the true value still acts), patient random effects ``u`` (lesion
