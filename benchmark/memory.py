@@ -45,7 +45,7 @@ def live_processes() -> dict[int, int]:
 
 
 def session(worker: int) -> list[int]:
-    """The live processes of the session ``worker`` leads (:func:`benchmark.isolation.serve`
+    """The live processes of the session ``worker`` leads (:func:`benchmark.worker.serve`
     starts one): it and whatever it started, double-forked daemons included, unless one starts
     a session of its own (in a sandbox the zygote counts and kills every process anyway)."""
     return [pid for pid, sid in live_processes().items() if sid == worker]

@@ -31,6 +31,7 @@ from typing import Any
 
 from benchmark import namespaces, replies
 from benchmark.memory import held_gib, kill_session, live_processes
+from benchmark.worker import serve
 
 MAX_MESSAGE = 1 << 20  # a request carries a model's config: kilobytes
 # How long the parent waits for an answer: the first (the server imports the model's libraries)
@@ -112,7 +113,7 @@ class Zygote:
         return value
 
     def spawn(self, conn: Connection, read_only: Sequence[str], *args: Any) -> ZygoteWorker:
-        """A worker running ``benchmark.isolation.serve(conn, *args)`` in the sandbox, with the
+        """A worker running ``benchmark.worker.serve(conn, *args)`` in the sandbox, with the
         mounts at ``read_only`` (the model's caches, but in the worker that prepares) read-only."""
         pid = self.request("spawn", list(read_only), *args, fd=conn.fileno())
         return ZygoteWorker(self, pid)
@@ -282,8 +283,6 @@ def _work(conn: Connection, args: tuple[Any, ...]) -> None:
     code = 0
     try:
         namespaces.become_worker()
-        from benchmark.isolation import serve
-
         serve(conn, *args)
     except BaseException:  # noqa: BLE001 - serve reports failures over its pipe
         code = 1

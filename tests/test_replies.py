@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from benchmark import replies
-from benchmark.isolation import pack_artefacts, unpack_artefacts
+from benchmark.isolation import unpack_artefacts
 from benchmark.submission import SubmissionError
+from benchmark.worker import pack_artefacts
 
 
 @pytest.fixture
