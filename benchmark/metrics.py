@@ -17,7 +17,7 @@ Conventions
   resamples' median bias and by an acceleration from the leave-one-patient-out jackknife. With a
   few hundred lesions from under 100 patients and AUCs near 0.9, the plain percentile interval
   covers the population value too rarely (93% over 1,000 simulated trials); BCa keeps it at 95%
-  (``python -m benchmark.data calibrate --coverage N``). ``extra["ci_method"]`` says which.
+  (``python -m benchmark.calibration --coverage N``). ``extra["ci_method"]`` says which.
   The bootstrap statistics are computed in vectorised numpy from per-patient resample counts
   (the jackknife's leave-one-out values too, from counts with one patient left out);
   ``tests/test_metrics.py`` checks that they equal the library on the same resample. The

@@ -174,3 +174,12 @@ def test_the_committed_board_meets_every_model_target():
     assert not missing, missing
     failing = [(t.name, t.value, t.ci95) for t in targets if t.holds is False]
     assert not failing, failing
+
+
+def test_the_data_command_points_calibrate_at_its_new_home(capsys):
+    """The data layer cannot run the calibration (it sits above the data): the old command says
+    where it went instead of failing as an unknown choice."""
+    from benchmark.data.__main__ import main
+
+    assert main(["calibrate", "--seeds", "3"]) == 2
+    assert "python -m benchmark.calibration" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """How faithful the simulated default cohorts are to the study they stand for.
 
-``python -m benchmark.data calibrate`` puts every calibration target beside the study's figure
+``python -m benchmark.calibration`` puts every calibration target beside the study's figure
 and ours: model-free targets from the simulator's truth over many data seeds (:mod:`.truth`), the
 coverage of the harness's confidence intervals (:mod:`.coverage`), and the targets only models
 can show, from the committed leaderboard records (:mod:`.board`). :mod:`.study` holds the

@@ -1,5 +1,5 @@
 """The calibration report: each target beside the study's figure and ours, as a table, JSON and
-one figure (``python -m benchmark.data calibrate``)."""
+one figure (``python -m benchmark.calibration``)."""
 
 from __future__ import annotations
 

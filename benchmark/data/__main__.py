@@ -2,15 +2,14 @@
 
     python -m benchmark.data validate ROOT [--cohorts pembro_rt,nivorad] [--cache-dir DIR]
     python -m benchmark.data simulate --profile default [--seed N] [--workers N] OUT
-    python -m benchmark.data calibrate [--seeds 20] [--coverage N [--workers N]] [--out ...]
     python -m benchmark.data import-dicom SRC --manifest MANIFEST.csv --clinical CLINICAL.csv OUT
     python -m benchmark.data export-dicom ROOT OUT [--cohorts pembro_rt,...]
 
 ``validate`` prints every problem, one per line, then a summary line; it exits 1 when there is
-any problem and 0 when the dataset is valid. ``calibrate`` prints each simulator calibration
-target beside the study's figure and ours (docs/simulator.md) and exits 1
-when an evaluated target fails. ``import-dicom`` prints every problem and exits 1 (writing
-nothing) when the DICOM cannot be imported as it is (docs/dicom.md).
+any problem and 0 when the dataset is valid. ``import-dicom`` prints every problem and exits 1
+(writing nothing) when the DICOM cannot be imported as it is (docs/dicom.md). The
+simulator's calibration against the study is ``python -m benchmark.calibration``: it runs the
+simulator and reads the leaderboard, which sit above the data.
 """
 
 from __future__ import annotations
@@ -86,42 +85,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip validating what was written",
     )
-    calibrate = commands.add_parser(
-        "calibrate",
-        help="the simulator's calibration targets beside the study's figures",
-        description="Each calibration target of the default cohorts beside the study's figure "
-        "and ours: model-free targets from the simulator's truth over data seeds, the coverage "
-        "of the bootstrap CIs, and the targets from the committed leaderboard records. Writes "
-        "calibration.json and calibration.png under --out.",
-    )
-    calibrate.add_argument("--profile", default="default", help="simulator profile (conf/data/)")
-    calibrate.add_argument(
-        "--seeds", type=int, default=20, help="data seeds for the model-free targets (default 20)"
-    )
-    calibrate.add_argument(
-        "--coverage",
-        type=int,
-        default=0,
-        metavar="N",
-        help="re-run the CI coverage study over N data seeds (minutes for 1000) and write it "
-        "to --out; default: read the committed one",
-    )
-    calibrate.add_argument(
-        "--workers", type=int, default=1, help="processes for the coverage study (default 1)"
-    )
-    calibrate.add_argument(
-        "--results",
-        type=Path,
-        default=Path("leaderboard/results"),
-        help="the leaderboard records (default: %(default)s)",
-    )
-    calibrate.add_argument(
-        "--out",
-        type=Path,
-        default=Path("leaderboard/calibration"),
-        help="where calibration.json, calibration.png and coverage.json go (default: %(default)s)",
-    )
-    calibrate.add_argument("--no-figure", action="store_true", help="skip calibration.png")
     _dicom_parsers(commands)
     return parser
 
@@ -179,7 +142,14 @@ def _report(root: Path, cohorts: Sequence[str], **options: object) -> int:
     return 0
 
 
+MOVED = {"calibrate": "python -m benchmark.calibration"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in MOVED:
+        print(f"`python -m benchmark.data {argv[0]}` is now `{MOVED[argv[0]]}`", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     if args.command == "validate":
         progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -199,21 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.check:
             return 0
         return _report(Path(args.out), COHORTS, progress=sys.stderr.isatty())
-    if args.command == "calibrate":
-        from benchmark.calibration import calibrate, render
-
-        report = calibrate(
-            profile=args.profile,
-            seeds=range(args.seeds),
-            coverage_seeds=args.coverage,
-            workers=args.workers,
-            results=args.results,
-            out=args.out,
-            figure=not args.no_figure,
-            progress=sys.stderr.isatty(),
-        )
-        print(render(report))
-        return 1 if report.failing else 0
     if args.command == "import-dicom":
         from benchmark.data.dicom import DicomImportError, import_dicom
 

@@ -45,7 +45,7 @@ class Paths:
     fresh: Path  # <model>.json: figures over fresh data draws (leaderboard/fresh_aggregate.py)
     datasets: Path  # <name>.yaml + <name>.json: site boards of private data (.datasets)
     marks: Path  # unverified.yaml: records nothing here can re-run (.checks)
-    calibration: Path  # the simulator's calibration report (python -m benchmark.data calibrate)
+    calibration: Path  # the simulator's calibration report (python -m benchmark.calibration)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
