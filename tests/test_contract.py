@@ -2,10 +2,11 @@
 
 Models are discovered, not listed: ``conf/model/*.yaml`` and ``submissions/*/conf/model/*.yaml``
 (benchmark.catalog, the same glob the Hydra plugin uses). Each runs through the harness on the
-tiny cohorts, then through the rules of benchmark/contract.py, always in the bubblewrap sandbox: CI
-runs a pull request's submissions here, and no line of them may run in the pytest process
-(tests/conftest.py fails any test that imports one). Deep models train a network per fold
-(minutes even on tiny): those run with ``-m slow``.
+tiny cohorts, then through the rules of benchmark/contract.py (the code ``python -m
+benchmark.check`` runs), always in the bubblewrap sandbox: no line of a submission may run in
+the pytest process (tests/conftest.py fails any test that imports one). Deep models (declared:
+``ModelEntry.deep``) train a network per fold, minutes even on tiny at the quick preset: those
+run with ``-m slow``.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ def test_model_card_tasks_are_the_declared_tasks(entry, cache_dir: Path):
     assert found.tasks_type == "tuple", f"{entry.name}: rule 'declared-tasks': a {found.tasks_type}"
     card = load_model_card(entry.folder)
     assert card_task_problems(entry.folder, card, tasks) == []
+    assert found.network == entry.deep, f"{entry.name}: the card's network: is not network()"
 
 
 def _write_folder(root: Path, name: str, config: str, card: str | None, files=("README.md",)):
