@@ -178,32 +178,30 @@ class Checks:
         from benchmark.run import run
 
         assert self.cfg is not None
-        record = run(self.cfg, self.work / "run").record
+        # A fresh folder each time (a folder with this run's record would be reused, not run).
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        out = Path(str(self.cfg.paths.runs)) / "check" / self.entry.name / stamp
+        record = run(self.cfg, out).record
         problems = record_problems(record)
         if problems:
             raise CheckFailed(f"{self.entry.name}: its record breaks the result schema: {problems}")
-        return "a valid record (result.json, predictions.csv)"
+        return f"a valid record in {out}"
 
 
 def network_size_message(name: str, cfg: DictConfig, size: dict[str, Any]) -> str:
     """A network refused at its crop size: the size it needs and the settings that set it."""
-    crops = cfg.crops
-    spacing, edge = float(crops.spacing_mm), int(size["size"])
-    head = (
-        f"{name}: its network does not take the {edge}^3-voxel crops it would train on "
-        f"(crops.size_mm {float(crops.size_mm):g} / crops.spacing_mm {spacing:g}): {size['error']}."
-    )
-    if size["smallest"] is None:
-        return (
-            f"{head} No crop up to 128^3 voxels goes through either: its downsampling or its "
-            "input channels do not fit the crops; change the network (model.submission)"
+    from benchmark.training.network_size import size_message
+
+    spacing, size_mm = float(cfg.crops.spacing_mm), float(cfg.crops.size_mm)
+    where = f" (crops.size_mm {size_mm:g} / crops.spacing_mm {spacing:g})"
+    message = f"{name}: " + size_message(int(size["size"]), size["error"], size["smallest"], where)
+    if size["smallest"] is not None:
+        need = int(size["smallest"])
+        message += (
+            f": here hardware.deep.size_mm >= {need * spacing:g} or hardware.deep.spacing_mm <= "
+            f"{size_mm / need:.3g}"
         )
-    need = int(size["smallest"])
-    return (
-        f"{head} The smallest crop it takes is {need}^3 voxels: set hardware.deep.size_mm >= "
-        f"{need * spacing:g} (at spacing {spacing:g} mm) or hardware.deep.spacing_mm <= "
-        f"{float(crops.size_mm) / need:.3g}, or use a network with less downsampling"
-    )
+    return message
 
 
 def _short(err: BaseException) -> str:

@@ -19,10 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.cohort import Cohort, Outcomes
 from benchmark.submission import FitContext, Network, Predictions, Submission
+from benchmark.training.network_size import forward_error, smallest_size
 
 REPORT = "declared.json"
 PROBE = "benchmark.probes.Declarations"
-LARGEST_PROBED = 128  # crop edge (voxels) up to which a refused network's smallest size is sought
 
 
 class Declarations(Submission):
@@ -62,40 +62,15 @@ class Declarations(Submission):
         (Path(folder) / REPORT).write_text(json.dumps(report))
 
 
-def forward_error(network: Network, size: int) -> str | None:
-    """Why one zero batch of ``size``-voxel crops does not go through the network (None: it
-    does, with one logit per sample). Eval mode: batch norm takes a batch of one there."""
+def size_probe(network: Network) -> dict[str, Any]:
+    """The network at the crop size it will train on, and where that fails, the smallest crop
+    edge that goes through (``benchmark.check`` reports it)."""
     import torch
 
-    channels = network.sample_shape[0]
     torch.manual_seed(0)
-    net = network.build().eval()
-    try:
-        with torch.no_grad():
-            out = net(network.to_input(torch.zeros((1, channels, size, size, size))))
-    except (RuntimeError, ValueError) as err:
-        return str(err).strip().splitlines()[0]
-    if out.numel() != 1:
-        return f"it gives {tuple(out.shape)} for one sample, not one logit"
-    return None
-
-
-def size_probe(network: Network) -> dict[str, Any]:
-    """The network at the crop size it will train on; where that fails, the smallest crop edge
-    (voxels, up to :data:`LARGEST_PROBED`) that goes through, found by doubling then bisection
-    (a network's downsampling makes the sizes that work an upward-closed range, near enough)."""
-    size = int(network.sample_shape[1])
-    error = forward_error(network, size)
-    found: int | None = None
+    channels, edge = network.sample_shape[0], network.sample_shape[1]
+    error = forward_error(network.build, network.to_input, channels, edge)
+    smallest = None
     if error is not None:
-        low, high = size, size
-        while high < LARGEST_PROBED and forward_error(network, high) is not None:
-            low, high = high, min(2 * high, LARGEST_PROBED)
-        if forward_error(network, high) is None:
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (
-                    (low, middle) if forward_error(network, middle) is None else (middle, high)
-                )
-            found = high
-    return {"size": size, "error": error, "smallest": found}
+        smallest = smallest_size(network.build, network.to_input, channels, edge)
+    return {"size": edge, "error": error, "smallest": smallest}

@@ -13,6 +13,7 @@ from baselines import NETWORK_MODELS
 from benchmark.catalog import discover
 from benchmark.probes import size_probe
 from benchmark.submission import Network, Submission
+from benchmark.training.network_size import NetworkSizeError, check_network_size
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -69,3 +70,11 @@ def test_a_network_too_small_for_its_crops_is_refused_with_the_size_it_needs():
     assert smallest is not None and 21 < smallest <= 64
     assert size_probe(_densenet_network(smallest))["error"] is None
     assert size_probe(_densenet_network(smallest - 1))["error"] is not None
+
+
+def test_training_refuses_a_network_too_small_for_its_crops_before_the_first_step():
+    """The check fit_binary runs on its built network: one line with the size needed."""
+    network = _densenet_network(21)
+    with pytest.raises(NetworkSizeError, match=r"21\^3-voxel crops .* smallest crop it takes"):
+        check_network_size(network.build(), network.build, network.to_input, (2, 21, 21, 21))
+    check_network_size(network.build(), network.build, network.to_input, (2, 32, 32, 32))
