@@ -20,8 +20,13 @@ from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import subm
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from benchmark.job import run_job  # heavy imports after Hydra has parsed --help / --cfg
+    from benchmark.training.settings import TrainSettingsError
 
-    run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except TrainSettingsError as err:  # refused before any data: the rule, not a traceback
+        print(err, file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

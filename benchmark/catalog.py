@@ -5,22 +5,29 @@ through ``hydra_plugins/nsclc_io_bench_submissions`` (same glob as here). A fold
 starts with ``_`` (the copy-me ``_template``) runs like any other but never enters the
 leaderboard. The contract tests and the leaderboard both read this list, so a new folder is
 tested and ranked without anyone editing a list.
+
+Whether a model is deep (trains a network: its ``network()`` returns a ``Network``) is declared,
+never guessed from its name: a submission's model card says ``network: true``, a baseline is in
+``baselines.NETWORK_MODELS``. ``python -m benchmark.check`` holds the declaration against what
+``network()`` returns in the sandbox.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import yaml
+
+from baselines import NETWORK_MODELS
 from benchmark.record_format import PROJECT_ROOT
 
 Kind = Literal["baseline", "submission", "template"]
 SUBMISSIONS = "submissions"
 MODEL_CARD = "model_card.yaml"
-# Deep models train a network per fold: minutes even on the tiny cohorts.
-DEEP_PREFIXES = ("cnn3d", "timm25d")
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,21 @@ class ModelEntry:
 
     @property
     def deep(self) -> bool:
-        return self.name.startswith(DEEP_PREFIXES)
+        """Declared: a deep model trains a network per fold (minutes even on the tiny cohorts)."""
+        if self.folder is None:
+            return self.name in NETWORK_MODELS
+        return declared_network(self.folder)
+
+
+@functools.cache
+def declared_network(folder: Path) -> bool:
+    """The card's ``network`` field (false when absent or unreadable: the folder check names a
+    broken card)."""
+    try:
+        card = yaml.safe_load((Path(folder) / MODEL_CARD).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(card, dict) and card.get("network") is True
 
 
 def submission_folders(root: Path = PROJECT_ROOT) -> list[Path]:

@@ -25,6 +25,7 @@ from benchmark.report import metrics_table
 from benchmark.run_folder import ARTEFACTS, PREDICTIONS, RECORD, check_artefacts, existing_record
 from benchmark.scoring import as_dicts, attach_outcomes, score, score_oracle
 from benchmark.submission import FitContext, LesionCache
+from benchmark.training.settings import check_train_settings
 from benchmark.writable import check_declared, own_folder
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunOutcome:
 
     # The mode that runs goes into the record (bwrap falls back to process where it cannot run).
     cfg.sandbox = resolve_sandbox(str(cfg.sandbox))
+    check_train_settings(cfg)  # a refused setting fails here, before any data are built
     submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
     extractors, mounts = sandbox_for(cfg, submission)
     # Entered first: the sandbox's server imports the model's modules while the data are scanned.

@@ -207,6 +207,9 @@ MODEL_CARD_V1: dict[str, Any] = {
             },
         },
         "description": {"type": "string", "minLength": 20},
+        # A deep model: ``network()`` returns its Network (``python -m benchmark.check`` checks
+        # the card against it). It decides the checks a submission gets and which tests are slow.
+        "network": {"type": "boolean"},
         "tasks": {
             "type": "array",
             "minItems": 1,

@@ -2,7 +2,7 @@
 
 And a guard: no test runs submission code (``submissions/``, contributed and untrusted) in the
 pytest process, since CI runs a pull request's code and must run it in the sandbox only
-(tests/contract.py, tests/tiny_runs.py). ``import_watch`` sees every import from the start of
+(benchmark/contract.py, tests/tiny_runs.py). ``import_watch`` sees every import from the start of
 the session; a test that imports a submission's module fails, naming it, and so does a
 collection that does.
 """
@@ -26,7 +26,8 @@ SUBMISSIONS = "submissions"
 def _refusal(modules: list[str], where: str) -> str:
     return (
         f"{where} imported submission code in the pytest process ({', '.join(modules)}); "
-        "run it in the sandbox (tests/contract.py: sandboxed, check_contract; tests/tiny_runs.py)"
+        "run it in the sandbox (benchmark/contract.py: sandboxed, check_contract; "
+        "tests/tiny_runs.py)"
     )
 
 

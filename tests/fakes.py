@@ -1,5 +1,5 @@
 """Fake submissions for tests/test_submissions.py: an honest one, and broken ones that each must
-fail the contract (tests/contract.py) with a message naming the rule.
+fail the contract (benchmark/contract.py) with a message naming the rule.
 
 They run where submissions run, in the sandbox's workers (``_target_: fakes.<Class>``), so
 each bends the contract the way a worker can: what it sends back, what it opens, what it writes.

@@ -2,10 +2,11 @@
 
 Models are discovered, not listed: ``conf/model/*.yaml`` and ``submissions/*/conf/model/*.yaml``
 (benchmark.catalog, the same glob the Hydra plugin uses). Each runs through the harness on the
-tiny cohorts, then through the rules of tests/contract.py, always in the bubblewrap sandbox: CI
-runs a pull request's submissions here, and no line of them may run in the pytest process
-(tests/conftest.py fails any test that imports one). Deep models train a network per fold
-(minutes even on tiny): those run with ``-m slow``.
+tiny cohorts, then through the rules of benchmark/contract.py (the code ``python -m
+benchmark.check`` runs), always in the bubblewrap sandbox: no line of a submission may run in
+the pytest process (tests/conftest.py fails any test that imports one). Deep models (declared:
+``ModelEntry.deep``) train a network per fold, minutes even on tiny at the quick preset: those
+run with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from contract import ContractViolation, check_contract
 from import_watch import imported_since, mark
 from omegaconf import OmegaConf
 from tiny_runs import model_config, tiny_run
 
 from benchmark.catalog import discover
 from benchmark.cohort import TASKS, LabelledCohort
+from benchmark.contract import ContractViolation, check_contract
 from benchmark.leaderboard.predictions import read_predictions
 from benchmark.protocol import folds_digest, patient_folds
 from benchmark.record_format import PROJECT_ROOT

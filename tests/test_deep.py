@@ -30,6 +30,7 @@ from benchmark.training import (
     predict_logits,
 )
 from benchmark.training.augment import quarter_turns, rotation_matrices, sampling_grid
+from benchmark.training.settings import TrainSettingsError, check_train_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -273,14 +274,47 @@ def test_hardware_presets_size_the_deep_models():
     )
 
 
-# The CPU preset with fewer epochs, coarser crops and a tiny timm backbone: the full path in
-# seconds.
-QUICK = (
-    "hardware.deep.epochs=2",
-    "hardware.deep.epochs_3d=2",
-    "hardware.deep.min_epochs=0",
-    "hardware.deep.spacing_mm=3.0",
-)
+def test_the_quick_preset_sets_both_families_on_either_hardware():
+    """preset=quick: two epochs, min_epochs 0 and 21^3 crops for cnn3d and timm25d alike."""
+    for hardware in ("cpu", "gpu"):
+        for model in ("cnn3d", "timm25d_resnet18"):
+            cfg = _compose(f"model={model}", f"hardware={hardware}", "preset=quick")
+            check_train_settings(cfg)
+            train = cfg.model.submission.train
+            assert (train.epochs, train.min_epochs) == (2, 0), (hardware, model)
+            assert instantiate(cfg.crops).size == 21
+
+
+def test_refused_training_settings_name_their_config_keys_before_any_data():
+    """epochs_3d below min_epochs: one message naming both keys and the fix, in the parent."""
+    cfg = _compose("model=cnn3d", "hardware.deep.epochs_3d=2")
+    with pytest.raises(TrainSettingsError) as caught:
+        check_train_settings(cfg)
+    message = str(caught.value)
+    assert "min_epochs is 10, epochs 2" in message
+    assert "(from hardware.deep.min_epochs)" in message
+    assert "(from hardware.deep.epochs_3d)" in message
+    assert "preset=quick" in message
+
+
+def test_a_run_with_refused_training_settings_stops_before_the_data(tmp_path: Path):
+    proc = bench(
+        "model=cnn3d",
+        "data=tiny",
+        "hardware.deep.epochs_3d=2",
+        f"hydra.run.dir={tmp_path}",
+        cache_dir=tmp_path / "cache",
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "hardware.deep.epochs_3d" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "cache").exists()  # nothing simulated, nothing cropped
+
+
+# The quick preset (conf/preset/quick.yaml: two epochs, 21^3 crops) and a tiny timm backbone:
+# the full path in seconds.
+QUICK = ("preset=quick",)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Submission folders: their files, configs and model cards; Hydra discovery; and deliberately
 broken fake submissions (tests/fakes.py), each of which must fail with a message naming it and
-the rule. Whatever runs a submission's code runs it in the sandbox (tests/contract.py)."""
+the rule. Whatever runs a submission's code runs it in the sandbox (benchmark/contract.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from contract import ContractViolation, check_contract
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from omegaconf import DictConfig, OmegaConf
 from tiny_runs import declared, model_config
 
 from benchmark.catalog import by_name, discover, duplicate_names, submission_folders
+from benchmark.contract import ContractViolation, check_contract
 from benchmark.model_card import card_task_problems, folder_problems, load_model_card
 from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import (
     SubmissionsSearchPathPlugin,
@@ -51,6 +51,7 @@ def test_model_card_tasks_are_the_declared_tasks(entry, cache_dir: Path):
     assert found.tasks_type == "tuple", f"{entry.name}: rule 'declared-tasks': a {found.tasks_type}"
     card = load_model_card(entry.folder)
     assert card_task_problems(entry.folder, card, tasks) == []
+    assert found.network == entry.deep, f"{entry.name}: the card's network: is not network()"
 
 
 def _write_folder(root: Path, name: str, config: str, card: str | None, files=("README.md",)):

@@ -23,66 +23,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract import sandboxed
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from probes import REPORT
 
 from benchmark import bwrap
+from benchmark.catalog import by_name
+from benchmark.check import CheckFailed, compose_model
+from benchmark.contract import sandboxed
+from benchmark.probes import REPORT
 from benchmark.run import run
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONF = PROJECT / "conf"
-# Deep models at the CPU preset train for minutes: the contract needs the interface, not accuracy.
-QUICK_DEEP = (
-    "hardware.deep.epochs=2",
-    "hardware.deep.epochs_3d=2",
-    "hardware.deep.min_epochs=0",
-    "hardware.deep.spacing_mm=3.0",  # 16^3 crops...
-    "hardware.deep.image_size=32",  # ...and 2.5D views resized to 32^2 (convnext needs >= 32)
-)
-# A baseline whose composition shows what the nodes outside ``model`` hold when no submission
-# is selected.
-REFERENCE_MODEL = "cox_clinical"
-
-
-def _compose(model: str, cache_dir: Path, overrides: Sequence[str]) -> DictConfig:
-    extra = QUICK_DEEP if model.startswith(("cnn3d", "timm25d")) else ()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[
-                f"model={model}",
-                "data=tiny",
-                f"paths.cache_dir={cache_dir}",
-                *extra,
-                *overrides,
-            ],
-        )
 
 
 def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
-    """The composed config of ``model=name`` on the tiny cohorts (submissions included).
-
-    A submission's config may write its ``model`` node only: the rest must be what composing a
-    baseline gives, because this process builds the harness's own extractors (``radiomics``,
-    ``crops``) from it, and a node a submission wrote there could name its own code.
-    """
-    cfg = _compose(name, cache_dir, overrides)
-    if not (CONF / "model" / f"{name}.yaml").is_file():
-        reference = _compose(REFERENCE_MODEL, cache_dir, overrides)
-        ours, theirs = (_outside_model(c) for c in (reference, cfg))
-        written = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-        if written:
-            raise AssertionError(f"{name}: its config writes outside its model node: {written}")
-    return cfg
-
-
-def _outside_model(cfg: DictConfig) -> dict[str, Any]:
-    container = OmegaConf.to_container(cfg, resolve=False)
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items() if k != "model"}
+    """The composed config of ``model=name`` on the tiny cohorts (submissions included), deep
+    models (declared: benchmark.catalog) at the quick preset: the contract needs the interface,
+    not accuracy. ``benchmark.check.compose_model`` refuses a submission config that writes
+    outside its model node."""
+    entry = by_name().get(name)
+    quick = ("preset=quick",) if entry is not None and entry.deep else ()
+    try:
+        return compose_model(name, "data=tiny", f"paths.cache_dir={cache_dir}", *quick, *overrides)
+    except CheckFailed as err:
+        raise AssertionError(str(err)) from None
 
 
 def bench(*args: str, cache_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -145,12 +110,13 @@ def tiny_run(
 
 @dataclass(frozen=True)
 class Declared:
-    """What a model declares, as its worker in the sandbox answers (``tests/probes.py``)."""
+    """What a model declares, as its worker in the sandbox answers (``benchmark/probes.py``)."""
 
     tasks: tuple[str, ...]
     tasks_type: str  # of the class attribute: the contract wants a tuple
     caches: dict[str, dict[str, Any]]  # name -> cache_dir, workers, cache_path (callable)
     network: bool
+    network_size: dict[str, Any] | None  # the crop size probe (benchmark/probes.py)
 
 
 _DECLARED: dict[tuple[str, Path], Declared] = {}
@@ -163,7 +129,11 @@ def declared(name: str, cache_dir: Path) -> Declared:
     if key not in _DECLARED:
         cfg = model_config(name, cache_dir)
         submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
-        probe = {"_target_": "probes.Declarations", "_recursive_": False, "submission": submission}
+        probe = {
+            "_target_": "benchmark.probes.Declarations",
+            "_recursive_": False,
+            "submission": submission,
+        }
         seed = int(cfg.seed)
         with (
             sandboxed(cfg, probe, seed) as make_model,

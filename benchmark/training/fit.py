@@ -29,6 +29,7 @@ from benchmark.atomic import write_atomic
 from benchmark.devices import resolve_device
 from benchmark.threads import torch_threads
 from benchmark.training.batches import LesionBatches
+from benchmark.training.network_size import check_network_size
 from benchmark.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,9 @@ def fit_binary(
     to_input = to_input or _identity
     with determinism(device, seed, settings.threads):
         net = make_net()
+        # One zero sample first: a network that does not take these crops is refused with the
+        # size it needs, not a shape error from inside the first step.
+        check_network_size(net, make_net, to_input, tuple(x.shape[1:]))
         train, val = inner_split(y, groups, settings.val_fraction, seed)
         n_pos = float(y[train].sum())
         n_neg = float(len(train) - n_pos)

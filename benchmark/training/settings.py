@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 SCHEDULES = ("onecycle", "cosine")
 BALANCING = ("pos_weight", "sampler", "none")
@@ -50,12 +55,75 @@ class TrainSettings:
         ):
             if value not in allowed:
                 raise ValueError(f"train.{name} must be one of {allowed}, got {value!r}")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("train.epochs must be >= 1 and train.batch_size >= 2")
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise ValueError(f"train.batch_size must be >= 2, got {self.batch_size}")
         if not 0 <= self.min_epochs <= self.epochs:
-            raise ValueError("train.min_epochs must be in [0, train.epochs]")
+            raise ValueError(
+                f"train.min_epochs must be in [0, train.epochs]: min_epochs is "
+                f"{self.min_epochs}, epochs {self.epochs}"
+            )
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
-__all__ = ["AMP_MODES", "BALANCING", "MONITORS", "SCHEDULES", "TrainSettings"]
+TARGETS = ("benchmark.training.TrainSettings", "benchmark.training.settings.TrainSettings")
+_FIELD = re.compile(r"\btrain\.([a-z_]+)")
+
+
+class TrainSettingsError(ValueError):
+    """A model config's training settings are refused; one paragraph naming the config keys."""
+
+
+def _train_nodes(node: Any, where: str) -> Iterator[tuple[str, DictConfig]]:
+    if isinstance(node, DictConfig):
+        if node.get("_target_") in TARGETS:
+            yield where, node
+        for key in node:
+            yield from _train_nodes(node._get_node(key), f"{where}.{key}")
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            yield from _train_nodes(node._get_node(i), f"{where}.{i}")
+
+
+def check_train_settings(cfg: DictConfig) -> None:
+    """Build every ``TrainSettings`` node of ``cfg.model.submission`` (harness code, cheap) so
+    that a setting it refuses fails before any data are built, naming the composed key, the key
+    each value comes from (an interpolation such as ``${hardware.deep.epochs_3d}``) and the fix.
+    """
+    for where, node in _train_nodes(cfg.model._get_node("submission"), "model.submission"):
+        values = OmegaConf.to_container(node, resolve=True)
+        assert isinstance(values, dict)
+        values.pop("_target_", None)
+        try:
+            TrainSettings(**values)
+        except (TypeError, ValueError) as err:
+            named = dict.fromkeys(_FIELD.findall(str(err))) or dict.fromkeys(values)
+            keys = {f: _origin_key(node, where, f) for f in named if f in node}
+            sources = "; ".join(
+                f"{where}.{f} = {values[f]!r} (from {key})" for f, key in keys.items()
+            )
+            raise TrainSettingsError(
+                f"training settings refused: {err} ({sources}). Fix: set "
+                + ", ".join(keys.values())
+                + " consistently (hardware.deep.epochs is timm25d's, hardware.deep.epochs_3d"
+                " cnn3d's), e.g. on the command line, or use the quick preset: preset=quick"
+            ) from None
+
+
+def _origin_key(node: DictConfig, where: str, field: str) -> str:
+    if OmegaConf.is_interpolation(node, field):
+        return str(node._get_node(field)._value())[2:-1]
+    return f"{where}.{field}"
+
+
+__all__ = [
+    "AMP_MODES",
+    "BALANCING",
+    "MONITORS",
+    "SCHEDULES",
+    "TrainSettings",
+    "TrainSettingsError",
+    "check_train_settings",
+]

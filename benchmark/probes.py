@@ -1,4 +1,4 @@
-"""What a submission declares, read inside the sandbox (``tests/tiny_runs.declared``).
+"""What a submission declares, read inside the sandbox (``benchmark.check``, ``tests/tiny_runs``).
 
 Tests used to import a submission's class to read its ``tasks``, ``caches()`` and ``network()``,
 which ran contributed code in the pytest process. :class:`Declarations` builds the submission in
@@ -18,9 +18,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.submission import FitContext, Network, Predictions, Submission
+from benchmark.training.network_size import forward_error, smallest_size
 
 REPORT = "declared.json"
+PROBE = "benchmark.probes.Declarations"
 
 
 class Declarations(Submission):
@@ -50,9 +52,25 @@ class Declarations(Submission):
             }
             for name, cache in self.inner.caches().items()
         }
+        network = self.inner.network()
         report = {
             "tasks_type": type(type(self.inner).tasks).__name__,
             "caches": caches,
-            "network": self.inner.network() is not None,
+            "network": network is not None,
+            "network_size": None if network is None else size_probe(network),
         }
         (Path(folder) / REPORT).write_text(json.dumps(report))
+
+
+def size_probe(network: Network) -> dict[str, Any]:
+    """The network at the crop size it will train on, and where that fails, the smallest crop
+    edge that goes through (``benchmark.check`` reports it)."""
+    import torch
+
+    torch.manual_seed(0)
+    channels, edge = network.sample_shape[0], network.sample_shape[1]
+    error = forward_error(network.build, network.to_input, channels, edge)
+    smallest = None
+    if error is not None:
+        smallest = smallest_size(network.build, network.to_input, channels, edge)
+    return {"size": edge, "error": error, "smallest": smallest}

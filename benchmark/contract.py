@@ -1,4 +1,4 @@
-"""The submission contract as executable rules, for tests/test_contract.py and test_submissions.py.
+"""The submission contract as executable rules: ``python -m benchmark.check`` and the tests run it.
 
 Each rule has a name; a model that breaks one raises :class:`ContractViolation`, whose message
 names the model, the rule and what was seen, e.g.
@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import bwrap
@@ -97,7 +96,7 @@ def sandboxed(
     mounts = None
     if sandbox == "bwrap":
         if not bwrap.available():
-            pytest.fail(
+            raise RuntimeError(
                 'bubblewrap cannot run here: install the Debian package (README, "Two commands")'
             )
         _, mounts = sandbox_for(cfg, dict(submission))
