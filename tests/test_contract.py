@@ -23,7 +23,7 @@ import pytest
 from contract import ContractViolation, check_contract
 from import_watch import imported_since, mark
 from omegaconf import OmegaConf
-from tiny_runs import model_config, tiny_run
+from tiny_runs import model_config, tiny_run, trains_a_network
 
 from benchmark.catalog import discover
 from benchmark.cohort import TASKS, LabelledCohort
@@ -36,7 +36,7 @@ from benchmark.run_folder import ARTEFACTS
 ENTRIES = discover()
 MODELS = [
     pytest.param(e.name, marks=pytest.mark.slow, id=e.name)
-    if e.deep
+    if trains_a_network(e)
     else pytest.param(e.name, id=e.name)
     for e in ENTRIES
 ]

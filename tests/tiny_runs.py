@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from probes import REPORT
 
 from benchmark import bwrap
+from benchmark.catalog import ModelEntry, by_name
 from benchmark.run import run
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -42,13 +43,20 @@ QUICK_DEEP = (
     "hardware.deep.spacing_mm=3.0",  # 16^3 crops...
     "hardware.deep.image_size=32",  # ...and 2.5D views resized to 32^2 (convnext needs >= 32)
 )
+
+
+def trains_a_network(entry: ModelEntry) -> bool:
+    """A deep model: a deep baseline's name, or a config that reads the harness's crops (the
+    deep template and its copies)."""
+    return entry.deep or "${crops}" in entry.config.read_text(encoding="utf-8")
+
+
 # A baseline whose composition shows what the nodes outside ``model`` hold when no submission
 # is selected.
 REFERENCE_MODEL = "cox_clinical"
 
 
 def _compose(model: str, cache_dir: Path, overrides: Sequence[str]) -> DictConfig:
-    extra = QUICK_DEEP if model.startswith(("cnn3d", "timm25d")) else ()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             config_name="config",
@@ -56,7 +64,6 @@ def _compose(model: str, cache_dir: Path, overrides: Sequence[str]) -> DictConfi
                 f"model={model}",
                 "data=tiny",
                 f"paths.cache_dir={cache_dir}",
-                *extra,
                 *overrides,
             ],
         )
@@ -69,6 +76,8 @@ def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
     baseline gives, because this process builds the harness's own extractors (``radiomics``,
     ``crops``) from it, and a node a submission wrote there could name its own code.
     """
+    if trains_a_network(by_name()[name]):
+        overrides = (*QUICK_DEEP, *overrides)
     cfg = _compose(name, cache_dir, overrides)
     if not (CONF / "model" / f"{name}.yaml").is_file():
         reference = _compose(REFERENCE_MODEL, cache_dir, overrides)
