@@ -76,7 +76,8 @@ def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
     baseline gives, because this process builds the harness's own extractors (``radiomics``,
     ``crops``) from it, and a node a submission wrote there could name its own code.
     """
-    if trains_a_network(by_name()[name]):
+    entry = by_name().get(name)  # None: a config a test adds to the search path
+    if entry is not None and trains_a_network(entry):
         overrides = (*QUICK_DEEP, *overrides)
     cfg = _compose(name, cache_dir, overrides)
     if not (CONF / "model" / f"{name}.yaml").is_file():
