@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, LesionCache, Predictions, Submission
+from benchmark.cohort import Cohort
+from benchmark.toolkit import LesionClassifier
 
 
-class RadiomicsRandomForest(Submission):
+class RadiomicsRandomForest(LesionClassifier):
     """scikit-learn random forest on the lesion's radiomics features (no clinical covariates)."""
-
-    tasks = ("lesion_pd",)
 
     def __init__(
         self,
@@ -34,32 +32,15 @@ class RadiomicsRandomForest(Submission):
         self.n_jobs = n_jobs
         self.seed = seed
 
-    def caches(self) -> Mapping[str, LesionCache]:
-        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
-        return {"features": self.features}
+    def design(self, cohort: Cohort) -> pd.DataFrame:
+        return self.features(cohort)
 
-    def fit(
-        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
-    ) -> RadiomicsRandomForest:
-        x = self.features(cohort)
-        self.columns_ = list(x.columns)
-        self.forest_ = RandomForestClassifier(
+    def estimator(self) -> RandomForestClassifier:
+        return RandomForestClassifier(
             n_estimators=self.n_estimators,
             max_features=self.max_features,
             min_samples_leaf=self.min_samples_leaf,
             class_weight=self.class_weight,
-            n_jobs=self.n_jobs,
+            n_jobs=self.n_jobs,  # fits in parallel; predicts with one thread (LesionClassifier)
             random_state=self.seed,
-        ).fit(x.to_numpy(), outcomes.lesion_pd.loc[x.index].to_numpy())
-        return self
-
-    def predict(self, cohort: Cohort) -> Predictions:
-        x = self.features(cohort)[self.columns_]
-        # One thread: threaded prediction sums the trees in finishing order, which changes the
-        # last bits of the probabilities from run to run.
-        self.forest_.n_jobs = 1
-        proba = self.forest_.predict_proba(x.to_numpy())
-        classes = list(self.forest_.classes_)
-        # A training split with one class only (tiny cohorts) predicts that class for everyone.
-        p_pd = proba[:, classes.index(1)] if 1 in classes else 0.0 * proba[:, 0]
-        return {"lesion_pd": pd.Series(p_pd, index=x.index)}
+        )

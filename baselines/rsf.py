@@ -15,6 +15,7 @@ from benchmark.cohort import Cohort, Outcomes
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
 from benchmark.submission import FitContext, LesionCache, Predictions, Submission
+from benchmark.toolkit import one_thread
 
 
 def select_features(
@@ -158,9 +159,8 @@ class RandomSurvivalForestModel(Submission):
         clinical = self.encoder_.transform(cohort.patients) if self.clinical else None
         out = {}
         for task, forest in self.forests_.items():
-            forest.n_jobs = 1  # threaded prediction sums trees in finishing order: not bitwise
             # RSF.predict is the ensemble's summed cumulative hazard: higher = worse (ours too).
-            risk = forest.predict(radiomics[self.columns_[task]].to_numpy())
+            risk = one_thread(forest).predict(radiomics[self.columns_[task]].to_numpy())
             if task in self.combiners_:
                 centre, scale, cox = self.combiners_[task]
                 design = clinical.assign(radiomics_signature=(_signature(risk) - centre) / scale)

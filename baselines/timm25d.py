@@ -10,19 +10,17 @@ from typing import Any
 # each of a run's seven workers.
 import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from baselines.crop_classifier import CropClassifier
-from benchmark.data.crops import LesionCrops, view_channels, views_25d
+from benchmark.data.crops import LesionCrops
+from benchmark.toolkit.deep import ViewClassifier
 
 
-class Timm25D(CropClassifier):
-    """``timm.create_model(backbone, in_chans=C*views, num_classes=1)`` on :func:`views_25d`.
+class Timm25D(ViewClassifier):
+    """``timm.create_model(backbone, in_chans=C*views, num_classes=1)`` on the 2.5D views of
+    :class:`~benchmark.toolkit.deep.ViewClassifier` (``views``, ``n_slices``, ``image_size``).
 
-    ``views``: ``orthogonal`` (axial, coronal, sagittal planes through the lesion centre) or
-    ``axial`` (``n_slices`` adjacent axial slices). ``image_size`` resizes the views (None: the
-    crop size). ``pretrained_path``: a local timm-format state dict (never downloaded); timm
+    ``pretrained_path``: a local timm-format state dict (never downloaded); timm
     adapts its first convolution to ``in_chans`` and drops a classifier of another size.
     """
 
@@ -38,17 +36,10 @@ class Timm25D(CropClassifier):
         train: Any = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(crops, train, seed)
+        super().__init__(crops, views, n_slices, image_size, train, seed)
         self.backbone = backbone
-        self.views = views
-        self.n_slices = n_slices
-        self.image_size = image_size
         self.pretrained_path = pretrained_path
         self.drop_rate = drop_rate
-
-    @property
-    def in_chans(self) -> int:
-        return view_channels(self.crops.channels, self.views, self.n_slices)
 
     def build_net(self) -> nn.Module:
         net = self._create()
@@ -87,13 +78,6 @@ class Timm25D(CropClassifier):
                 f"timm25d: cannot load {path} into {self.backbone!r} "
                 f"({type(exc).__name__}: {exc}); is it a state dict of that architecture?"
             ) from exc
-
-    def to_input(self, batch: torch.Tensor) -> torch.Tensor:
-        images = views_25d(batch, self.views, self.n_slices)
-        if self.image_size and self.image_size != images.shape[-1]:
-            size = (int(self.image_size),) * 2
-            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-        return images
 
 
 def _zero_head(net: nn.Module) -> None:

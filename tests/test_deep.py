@@ -15,12 +15,13 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from tiny_runs import bench, cnn3d_net
 
-from baselines.cnn3d import CNN3D, build_with_input
+from baselines.cnn3d import CNN3D
 from baselines.timm25d import Timm25D
 from benchmark.data.crops import LesionCrops
 from benchmark.devices import resolve_device
 from benchmark.protocol import run_protocol
 from benchmark.submission import FitContext
+from benchmark.toolkit.deep import build_with_input
 from benchmark.training import (
     BatchAugment,
     LesionBatches,

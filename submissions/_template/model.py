@@ -12,28 +12,31 @@ in ``tasks``. Hyper-parameters are constructor arguments, set from the YAML conf
 unchanged; learned state goes in attributes ending in ``_`` (the scikit-learn convention).
 
 This example predicts
-- ``lesion_pd``: a logistic regression on the lesion's radiomics features;
+- ``lesion_pd``: a logistic regression on the lesion's radiomics features, on the toolkit's
+  ``LesionClassifier`` (benchmark/toolkit/: you write the lesion's row and the classifier; the
+  fit, a training fold with one class and the prediction are done there);
 - ``os`` / ``pfs``: a ridge Cox model on tumour burden (from the radiomics) and clinical covariates.
+
+A deep model starts from ``submissions/_deep_template`` instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 
 from benchmark.cohort import Cohort, Outcomes
-from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, LesionCache, Predictions, Submission
+from benchmark.submission import FitContext, Predictions
+from benchmark.toolkit import LesionClassifier, burden
 
 
-class TemplateModel(Submission):
+class TemplateModel(LesionClassifier):
     """Logistic regression on radiomics (lesion_pd) + ridge Cox on burden and clinical (os, pfs)."""
 
     # The tasks this model predicts, among "lesion_pd", "os", "pfs"; keep those you implement.
@@ -54,33 +57,22 @@ class TemplateModel(Submission):
         self.alpha = alpha
         self.seed = seed  # always accepted: the harness passes the run's seed; use it for any RNG
 
+    def design(self, cohort: Cohort) -> pd.DataFrame:
+        """lesion_pd's input: one row per lesion (index lesion_id), float columns."""
+        return self.features(cohort)
+
+    def estimator(self) -> Pipeline:
+        """lesion_pd's classifier, fresh for each fit (LesionClassifier fits and predicts it)."""
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
+
     def _patients(self, cohort: Cohort) -> pd.DataFrame:
         """One row per patient: tumour burden + encoded clinical covariates."""
-        burden = aggregate_lesions(
-            self.features(cohort),
-            cohort.lesions["patient_id"],
-            cohort.patient_ids,
-            rule="largest",
-        )[["total_volume_log", "n_lesions"]]
-        return burden.join(self.encoder_.transform(cohort.patients))
-
-    def caches(self) -> Mapping[str, LesionCache]:
-        """The per-lesion radiomics (content-keyed JSON files), filled by predict."""
-        return {"features": self.features}
+        return burden(cohort, self.features(cohort)).join(self.encoder_.transform(cohort.patients))
 
     def fit(
         self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
     ) -> TemplateModel:
-        lesions = self.features(cohort)  # one row per lesion (index lesion_id), float columns
-        self.columns_ = list(lesions.columns)
-        y = outcomes.lesion_pd.loc[lesions.index].to_numpy()
-        self.prevalence_ = float(y.mean()) if len(y) else 0.5
-        self.lesion_model_ = None
-        if len(np.unique(y)) == 2:  # a small training fold can hold one class only
-            self.lesion_model_ = make_pipeline(
-                StandardScaler(), LogisticRegression(C=self.C, max_iter=2000)
-            ).fit(lesions.to_numpy(), y)
-
+        super().fit(cohort, outcomes, context)  # lesion_pd; learned state ends in "_"
         self.encoder_ = ClinicalEncoder(self.clinical).fit(cohort.patients)
         x = self._patients(cohort)
         self.cox_ = {
@@ -90,15 +82,10 @@ class TemplateModel(Submission):
         return self
 
     def predict(self, cohort: Cohort) -> Predictions:
-        lesions = self.features(cohort)[self.columns_]
-        if self.lesion_model_ is None:
-            p_pd = np.full(len(lesions), self.prevalence_)
-        else:
-            p_pd = self.lesion_model_.predict_proba(lesions.to_numpy())[:, 1]
         x = self._patients(cohort)
         return {
             # lesion_pd: probability of progression in [0, 1], indexed by lesion_id
-            "lesion_pd": pd.Series(p_pd, index=lesions.index),
+            **super().predict(cohort),
             # os / pfs: a risk score, higher = worse (shorter survival), indexed by patient_id
             **{
                 task: pd.Series(m.predict(x), index=cohort.patient_ids)

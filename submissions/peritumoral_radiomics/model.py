@@ -8,8 +8,8 @@ AI 2019; Vaidya et al., J Immunother Cancer 2020), beyond intratumoral features.
 the study's radiomics forest (``rf_radiomics``) with first-order and GLCM features of two rings,
 0-3 mm and 3-6 mm outside the mask, added to each lesion's row.
 
-Written against ``submissions/_template`` only: the harness's radiomics extractor, nothing from
-``baselines/``.
+Written against ``submissions/_template`` only: the harness's radiomics extractor and the
+toolkit's ``LesionClassifier`` (the forest's fit and predict), nothing from ``baselines/``.
 """
 
 from __future__ import annotations
@@ -20,20 +20,19 @@ from pathlib import Path
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, LesionCache, Predictions, Submission
+from benchmark.cohort import Cohort
+from benchmark.submission import LesionCache
+from benchmark.toolkit import LesionClassifier
 from submissions.peritumoral_radiomics.rings import ring_cohort
 
 
-class PeritumoralRadiomicsForest(Submission):
+class PeritumoralRadiomicsForest(LesionClassifier):
     """scikit-learn random forest on intra-lesion radiomics + peritumoral ring radiomics.
 
     ``features`` extracts inside the mask (the harness's default extractor); ``ring_features``
     is the extractor run on each ring mask (``rings_mm``: [inner, outer] pairs in mm); ring masks
     are cached under ``ring_dir`` by content, like every other per-lesion artefact.
     """
-
-    tasks = ("lesion_pd",)
 
     def __init__(
         self,
@@ -59,12 +58,23 @@ class PeritumoralRadiomicsForest(Submission):
         self.n_jobs = n_jobs
         self.seed = seed
 
-    def _design(self, cohort: Cohort) -> pd.DataFrame:
+    def design(self, cohort: Cohort) -> pd.DataFrame:
+        """The radiomics inside the mask (``mask_*``) and of each ring (``ring0-3mm_*``, ...)."""
         parts = [self.features(cohort).add_prefix("mask_")]
         for inner, outer in self.rings_mm:
             rings = ring_cohort(cohort, float(inner), float(outer), self.ring_dir)
             parts.append(self.ring_features(rings).add_prefix(f"ring{inner:g}-{outer:g}mm_"))
         return pd.concat(parts, axis=1)
+
+    def estimator(self) -> RandomForestClassifier:
+        return RandomForestClassifier(
+            n_estimators=self.n_estimators,
+            max_features=self.max_features,
+            min_samples_leaf=self.min_samples_leaf,
+            class_weight=self.class_weight,
+            n_jobs=self.n_jobs,
+            random_state=self.seed,
+        )
 
     def caches(self) -> Mapping[str, LesionCache]:
         """The radiomics inside the mask and of the ring masks, filled by predict."""
@@ -73,27 +83,4 @@ class PeritumoralRadiomicsForest(Submission):
     def prepare(self, cohort: Cohort) -> None:
         """The ring masks and both feature sets: ``ring_features`` reads the rings, not the
         cohort's own masks, so the default (every cache on the cohort) would miss them."""
-        self._design(cohort)
-
-    def fit(
-        self, cohort: Cohort, outcomes: Outcomes, context: FitContext = FitContext()
-    ) -> PeritumoralRadiomicsForest:
-        x = self._design(cohort)
-        self.columns_ = list(x.columns)
-        self.forest_ = RandomForestClassifier(
-            n_estimators=self.n_estimators,
-            max_features=self.max_features,
-            min_samples_leaf=self.min_samples_leaf,
-            class_weight=self.class_weight,
-            n_jobs=self.n_jobs,
-            random_state=self.seed,
-        ).fit(x.to_numpy(), outcomes.lesion_pd.loc[x.index].to_numpy())
-        return self
-
-    def predict(self, cohort: Cohort) -> Predictions:
-        x = self._design(cohort)[self.columns_]
-        self.forest_.n_jobs = 1  # threaded prediction sums trees in finishing order: not bitwise
-        proba = self.forest_.predict_proba(x.to_numpy())
-        classes = list(self.forest_.classes_)
-        p_pd = proba[:, classes.index(1)] if 1 in classes else 0.0 * proba[:, 0]
-        return {"lesion_pd": pd.Series(p_pd, index=x.index)}
+        self.design(cohort)

@@ -1,4 +1,5 @@
-"""A per-lesion PD classifier on lesion crops: the shared body of the deep baselines.
+"""A per-lesion PD classifier on lesion crops: the body of every deep model (``cnn3d``,
+``timm25d``, a deep submission).
 
 Subclasses say which network to build (:meth:`CropClassifier.build_net`) and how it sees a batch
 of crops (:meth:`CropClassifier.to_input`); crops, training, weights and predictions are the same
