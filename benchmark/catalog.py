@@ -10,6 +10,11 @@ Whether a model is deep (trains a network: its ``network()`` returns a ``Network
 never guessed from its name: a submission's model card says ``network: true``, a baseline is in
 ``baselines.NETWORK_MODELS``. ``python -m benchmark.check`` holds the declaration against what
 ``network()`` returns in the sandbox.
+
+The folder's name is the model's name, written once: its config is ``<folder>.yaml`` (or
+``<folder>_<variant>.yaml``), whose ``name`` is the file's stem and whose ``_target_`` lies under
+``submissions.<folder>.``; :func:`naming_problems` refuses any mismatch. The leading ``_`` of the
+template marks it unranked and is not part of the name (``_template``: ``template.yaml``).
 """
 
 from __future__ import annotations
@@ -79,6 +84,42 @@ def discover(root: Path = PROJECT_ROOT) -> list[ModelEntry]:
     return entries
 
 
+def model_stem(folder: Path) -> str:
+    """The model name a submission folder gives: its name without the unranked mark ``_``."""
+    return folder.name.lstrip("_")
+
+
+def naming_problems(entry: ModelEntry) -> list[str]:
+    """Where a submission's config names it other than after its folder (file, both names)."""
+    if entry.folder is None:
+        return []  # a baseline's name is its file's (conf/model/<name>.yaml)
+    stem, problems = model_stem(entry.folder), []
+    if entry.name != stem and not entry.name.startswith(stem + "_"):
+        problems.append(
+            f"{entry.config}: config {entry.name!r} is not named after its folder {stem!r}: "
+            f"rename it {stem}.yaml (or {stem}_<variant>.yaml)"
+        )
+    try:
+        config = yaml.safe_load(entry.config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return problems  # benchmark/config_rules.py names the file and why
+    if not isinstance(config, dict):
+        return problems
+    if "name" in config and config["name"] != entry.name:
+        problems.append(
+            f"{entry.config}: name {config['name']!r} differs from the file's {entry.name!r}: "
+            f"set name: {entry.name}"
+        )
+    target = (config.get("submission") or {}).get("_target_")
+    package = f"{SUBMISSIONS}.{entry.folder.name}."
+    if isinstance(target, str) and not target.startswith(package):
+        problems.append(
+            f"{entry.config}: _target_ {target!r} is not under its folder's package "
+            f"{package!r}: set _target_: {package}model.<YourClass>"
+        )
+    return problems
+
+
 def duplicate_names(entries: list[ModelEntry]) -> dict[str, list[Path]]:
     """Names defined by more than one config: Hydra would silently take the first one found."""
     where: dict[str, list[Path]] = defaultdict(list)
@@ -88,10 +129,14 @@ def duplicate_names(entries: list[ModelEntry]) -> dict[str, list[Path]]:
 
 
 def by_name(root: Path = PROJECT_ROOT) -> dict[str, ModelEntry]:
-    """Name -> entry; raises when two configs define the same name."""
+    """Name -> entry; raises when two configs define the same name, or a submission's config
+    is not named after its folder (:func:`naming_problems`)."""
     entries = discover(root)
     clashes = duplicate_names(entries)
     if clashes:
         lines = [f"{n}: {', '.join(str(p) for p in ps)}" for n, ps in sorted(clashes.items())]
         raise ValueError("model names defined more than once:\n  " + "\n  ".join(lines))
+    misnamed = [problem for entry in entries for problem in naming_problems(entry)]
+    if misnamed:
+        raise ValueError("a submission is named other than its folder:\n  " + "\n  ".join(misnamed))
     return {entry.name: entry for entry in entries}

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from benchmark.catalog import MODEL_CARD, ModelEntry
+from benchmark.catalog import MODEL_CARD, ModelEntry, model_stem, naming_problems
 from benchmark.schemas import MODEL_CARD_V1, schema_errors
 
 REQUIRED_FILES = (MODEL_CARD, "README.md", "__init__.py")
@@ -48,15 +48,11 @@ def folder_problems(folder: Path, entries: Iterable[ModelEntry]) -> list[str]:
             f"submissions.{folder.name})"
         )
     entries = list(entries)
-    stem = folder.name.lstrip("_")
+    stem = model_stem(folder)
     if not entries:
-        problems.append(f"{folder / 'conf' / 'model'}: no <name>.yaml model config")
+        problems.append(f"{folder / 'conf' / 'model'}: no {stem}.yaml model config")
     for entry in entries:
-        if entry.name != stem and not entry.name.startswith(stem + "_"):
-            problems.append(
-                f"{entry.config}: a submission's configs are named after its folder "
-                f"({stem}.yaml or {stem}_<variant>.yaml)"
-            )
+        problems += naming_problems(entry)
     try:
         card = load_model_card(folder)
     except ValueError as err:
@@ -64,7 +60,10 @@ def folder_problems(folder: Path, entries: Iterable[ModelEntry]) -> list[str]:
     where = folder / MODEL_CARD
     problems += [f"{where}: {message}" for message in schema_errors(card, MODEL_CARD_V1)]
     if card.get("name") not in (stem, None):
-        problems.append(f"{where}: name {card.get('name')!r} differs from the folder's {stem!r}")
+        problems.append(
+            f"{where}: name {card.get('name')!r} differs from the folder's {stem!r}: drop the "
+            "card's name (the folder names the model) or set it to the folder's"
+        )
     return problems
 
 

@@ -43,7 +43,9 @@ TRACKED_PACKAGES = (
 
 
 def git_commit() -> str:
-    """HEAD of the project checkout, with ``-dirty`` when tracked files differ from it.
+    """HEAD of the project checkout, with ``-dirty`` when files differ from it: tracked files
+    changed, or files not yet committed (a new submission folder is code HEAD lacks; ignored
+    files such as outputs/ and .cache/ do not count).
 
     ``leaderboard/`` is left out of the check: it holds results (records, tables, figures), not
     code, and scripts/leaderboard_runs.sh submits each run there before the next one starts.
@@ -56,7 +58,7 @@ def git_commit() -> str:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!leaderboard")
+        dirty = git("status", "--porcelain", "--untracked-files=normal", "--", ".", ":!leaderboard")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")

@@ -177,7 +177,6 @@ MODEL_CARD_V1: dict[str, Any] = {
     "type": "object",
     "required": [
         "schema",
-        "name",
         "version",
         "authors",
         "description",
@@ -188,6 +187,7 @@ MODEL_CARD_V1: dict[str, Any] = {
     ],
     "properties": {
         "schema": {"const": MODEL_CARD_SCHEMA_ID},
+        # Optional: the folder names the model; a card that repeats it must agree.
         "name": {"type": "string", "pattern": MODEL_NAME_PATTERN},
         "version": {"type": "string", "pattern": r"^\d+\.\d+(\.\d+)?$"},
         "authors": {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the committed leaderboard: every ranked model x seeds 0 1 2 on the default simulated
+# Rebuild the committed leaderboard: every ranked model x the board's seeds (leaderboard/board.yaml:
+# 0 1 2) on the default simulated
 # cohorts, each run submitted to leaderboard/results/, then the table and figures regenerated
 # and checked; prints each run's wall time as it ends and, at the end, a table of every model's
 # time and the total (the figures issue 27 asks for). Run from anywhere; it works in the
@@ -14,7 +15,7 @@
 #   NSCLC_IO_BENCH_CACHE=$(mktemp -d) scripts/leaderboard_runs.sh   # the whole board, empty cache
 #
 # Settings (environment): MODELS (default: every baseline and submission except templates,
-# fast models first), SEEDS (default "0 1 2"), HARDWARE (cpu | gpu),
+# fast models first), SEEDS (default: those leaderboard/board.yaml declares), HARDWARE (cpu | gpu),
 # OUT (run folders, default outputs/leaderboard), PY (default .venv/bin/python), SUBMIT (1:
 # submit and rebuild the board, the default; 0: only run and time); for a smoke test only: DATA
 # (default "default") and BOARD (the leaderboard folder, default leaderboard), e.g.
@@ -30,13 +31,23 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PY:-.venv/bin/python}
-SEEDS=${SEEDS:-"0 1 2"}
+SEEDS=${SEEDS:-$("$PY" -c '
+from benchmark.leaderboard.checks import load_seeds
+seeds, problems = load_seeds("leaderboard/board.yaml")
+if problems or not seeds:
+    raise SystemExit("leaderboard/board.yaml declares no seeds: set SEEDS")
+print(*seeds)
+')}
 HARDWARE=${HARDWARE:-cpu}
 OUT=${OUT:-outputs/leaderboard}
 DATA=${DATA:-default}
 BOARD=${BOARD:-leaderboard}
 SUBMIT=${SUBMIT:-1}
 LEADERBOARD=("$PY" -m benchmark.leaderboard --root "$BOARD" --data "$DATA")
+# The script rebuilds the board: its runs replace the records there. A scratch board (the smoke
+# test) takes runs of uncommitted code; leaderboard/ never does (submit refuses them).
+SUBMIT_FLAGS=(--replace)
+[[ "$(realpath -m "$BOARD")" != "$(realpath -m leaderboard)" ]] && SUBMIT_FLAGS+=(--allow-dirty)
 if [[ -z "${MODELS:-}" ]]; then
   MODELS=$("$PY" -c '
 from benchmark.catalog import discover
@@ -83,7 +94,7 @@ for model in $MODELS; do
     echo "   $label"
     model_s[$model]=$(( ${model_s[$model]:-0} + took ))
     model_runs[$model]="${model_runs[$model]:-}${model_runs[$model]:+, }$label"
-    if [[ "$SUBMIT" == 1 ]] && ! "${LEADERBOARD[@]}" submit "$dir"; then
+    if [[ "$SUBMIT" == 1 ]] && ! "${LEADERBOARD[@]}" submit "${SUBMIT_FLAGS[@]}" "$dir"; then
       echo "!! $model seed $seed: refused by the leaderboard (above)" >&2
       failed+=("$model seed $seed (submit)")
     fi

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +70,15 @@ def _cli(root: Path, *args: str) -> int:
     return main([*args, "--root", str(root), "--data", "tiny"])
 
 
+def _submit(root: Path, *runs: Path, clean: bool = False) -> int:
+    """``submit`` to a scratch board; the test's checkout may be modified, so the commit rule
+    (tests/test_submit.py) is left out unless ``clean``."""
+    return _cli(root, "submit", *map(str, runs), *(() if clean else ("--allow-dirty",)))
+
+
 def _board(tmp_path: Path, runs: dict[str, Path], keys=("cox0", "cox1", "hgb0")) -> Path:
     root = tmp_path / "leaderboard"
-    assert _cli(root, "submit", *(str(runs[k]) for k in keys)) == 0
+    assert _submit(root, *(runs[k] for k in keys)) == 0
     return root
 
 
@@ -127,7 +134,7 @@ def test_submit_build_check_end_to_end(runs, tmp_path: Path, capsys):
 def test_submitting_the_same_run_twice_gives_the_same_bytes(runs, tmp_path: Path):
     root = _board(tmp_path, runs, keys=("cox0",))
     files = {p.name: p.read_bytes() for p in (root / "results").iterdir()}
-    assert _cli(root, "submit", str(runs["cox0"])) == 0
+    assert _submit(root, runs["cox0"]) == 0
     assert {p.name: p.read_bytes() for p in (root / "results").iterdir()} == files
 
 
@@ -234,7 +241,7 @@ def test_a_tampered_oracle_is_refused_and_submit_rewrites_it(runs, tmp_path: Pat
     path.write_bytes(oracle_bytes(frame, "sha256:" + "0" * 64))
     assert "its data fingerprint sha256:000" in _oracle_refusal(root)
     # a stale oracle (other data, an edit) is replaced by the next submit
-    assert _cli(root, "submit", str(runs["cox0"])) == 0
+    assert _submit(root, runs["cox0"]) == 0
     assert path.read_bytes() == honest
     load_board(Paths.under(root), Reference.from_conf("tiny"))
 
@@ -643,7 +650,7 @@ def test_submit_scores_with_the_harness_labels_not_the_files(
         match="its outcome columns are not the harness's labels: "
         rf"{row['cohort']}/os id {row['id']}, column time",
     ):
-        submit(forged, tmp_path / "results", tiny_reference, models)
+        submit(forged, tmp_path / "results", tiny_reference, models, allow_dirty=True)
 
     metrics = tmp_path / "metrics"
     shutil.copytree(runs["hgb0"], metrics)
@@ -656,7 +663,7 @@ def test_submit_scores_with_the_harness_labels_not_the_files(
         match=r"its metrics are not what the harness scores from its "
         r"predictions: metrics.mdacc.lesion_pd.auc.ci95\[1\]",
     ):
-        submit(metrics, tmp_path / "results", tiny_reference, models)
+        submit(metrics, tmp_path / "results", tiny_reference, models, allow_dirty=True)
     assert not (tmp_path / "results").exists()
 
 
@@ -706,3 +713,106 @@ def test_a_hostile_model_card_renders_as_text(runs, tmp_path, monkeypatch):
     assert "<script" not in readme and "<img" not in readme and "<b>" not in readme
     assert "&lt;script&gt;" in row and "\\[x\\](http://e)" in row and "MIT \\|" in row
     assert not any(line.startswith("# Owned") for line in readme.splitlines())
+
+
+# --------------------------------------------------------------------------------------------
+# The rules of a new entry (issue 25): commit, seeds, card, no silent replacement
+
+
+def _copy_run(runs: dict[str, Path], key: str, where: Path, change=None) -> Path:
+    run = where / key
+    shutil.copytree(runs[key], run)
+    if change is not None:
+        _edit(run / RECORD, change)
+    return run
+
+
+def test_a_run_of_uncommitted_code_is_refused_naming_the_fix(runs, tmp_path: Path, capsys):
+    """A record whose commit is dirty was accepted; ``--allow-dirty`` is for scratch boards."""
+    dirty = _copy_run(
+        runs, "cox0", tmp_path, lambda r: r["provenance"].update(git_commit="ab-dirty")
+    )
+    root = tmp_path / "board"
+    capsys.readouterr()
+    assert _submit(root, dirty, clean=True) == 2
+    err = capsys.readouterr().err
+    assert f"{dirty / RECORD}: refused" in err
+    assert "provenance.git_commit ab-dirty: the run was made from uncommitted changes" in err
+    assert "commit the model's files, re-run it from that commit" in err
+    assert not (root / "results" / "cox_clinical__seed0.json").exists()
+    assert main(["submit", str(dirty), "--allow-dirty"]) == 2  # never for leaderboard/
+    assert "--allow-dirty is for a scratch board" in capsys.readouterr().err
+
+
+def test_a_seed_the_board_does_not_declare_is_refused_and_missing_seeds_unrank(
+    runs, tmp_path: Path, capsys
+):
+    """One seed was accepted and ranked. Now a board declares its seeds (board.yaml): another
+    seed is refused, and a model without all of them is shown, incomplete, without a rank."""
+    root = tmp_path / "leaderboard"
+    root.mkdir()
+    (root / "board.yaml").write_text("seeds: [0]\n")
+    capsys.readouterr()
+    assert _submit(root, runs["cox1"]) == 2
+    err = capsys.readouterr().err
+    assert "seed 1 is not one of the board's seeds 0 (its board.yaml)" in err
+
+    (root / "board.yaml").write_text("seeds: [0, 1]\n")
+    assert _submit(root, runs["cox0"], runs["cox1"], runs["hgb0"]) == 0
+    out = capsys.readouterr().out
+    assert "hgb_radiomics_clinical: seed(s) 1 still missing" in out
+    assert "cox_clinical: seed" not in out
+    assert _cli(root, "--no-figures") == 0
+    readme = (root / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if "| hgb_radiomics_clinical |" in line]
+    rows = [line for line in rows if line.count("|") > 8]  # the sections' rows, one per cohort
+    assert len(rows) == 3
+    assert all(row.startswith("|  | hgb_radiomics_clinical | **incomplete** [^") for row in rows)
+    assert "incomplete, so not ranked: seeds 0 of the board's 0, 1; submit seed(s) 1" in readme
+    assert "| 1 | cox_clinical | re-run |" in readme  # both seeds: ranked
+
+
+def test_a_submission_without_a_license_is_refused_naming_the_card(
+    runs, models, tiny_reference, tmp_path: Path
+):
+    """A card missing ``license`` was accepted and built an empty cell."""
+    entry = models["hgb_radiomics_clinical"]
+    folder = tmp_path / "submissions" / entry.folder.name
+    shutil.copytree(entry.folder, folder)
+    card = folder / "model_card.yaml"
+    card.write_text(
+        "\n".join(x for x in card.read_text().splitlines() if not x.startswith("license:"))
+    )
+    copied = replace(entry, folder=folder, config=folder / entry.config.relative_to(entry.folder))
+    with pytest.raises(RecordError) as caught:
+        submit(
+            runs["hgb0"],
+            tmp_path / "results",
+            tiny_reference,
+            {**models, entry.name: copied},
+            allow_dirty=True,
+        )
+    assert f"{card}: at (top level): 'license' is a required property; fix the model card" in str(
+        caught.value
+    )
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_different_record_replaces_one_on_the_board_only_with_replace(
+    runs, tmp_path: Path, capsys
+):
+    root = _board(tmp_path, runs, keys=("cox0",))
+    target = root / "results" / "cox_clinical__seed0.json"
+    before = target.read_text()
+    again = _copy_run(
+        runs, "cox0", tmp_path, lambda r: r["provenance"].update(started_at="2030-01-01T00:00:00")
+    )
+    capsys.readouterr()
+    assert _submit(root, again) == 2
+    err = capsys.readouterr().err
+    assert f"{target} is already on the board and differs (new vs on the board)" in err
+    assert 'provenance.started_at: "2030-01-01T00:00:00" vs' in err
+    assert "pass --replace to replace it" in err
+    assert target.read_text() == before
+    assert _cli(root, "submit", str(again), "--allow-dirty", "--replace") == 0
+    assert json.loads(target.read_text())["provenance"]["started_at"] == "2030-01-01T00:00:00"

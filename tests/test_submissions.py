@@ -89,7 +89,9 @@ def test_broken_folders_are_named_with_the_file_and_the_rule(tmp_path: Path):
         return "\n".join(folder_problems(folder, [e for e in entries if e.folder == folder]))
 
     assert problems(good) == ""
-    assert "ridge.yaml: a submission's configs are named after its folder" in problems(wrong_config)
+    assert "ridge.yaml: config 'ridge' is not named after its folder 'lasso'" in problems(
+        wrong_config
+    )
     text = problems(no_card)
     assert f"{no_card / 'README.md'}: missing" in text
     assert f"{no_card / 'model_card.yaml'}: missing" in text

@@ -43,7 +43,7 @@ def runs(cache_dir, tmp_path_factory) -> dict[str, Path]:
 def board(runs, tmp_path: Path, cache_dir: Path, monkeypatch) -> Path:
     monkeypatch.setenv("NSCLC_IO_BENCH_CACHE", str(cache_dir))
     root = tmp_path / "leaderboard"
-    args = ["submit", *(str(runs[k]) for k in ("cox0", "cox1", "lr0"))]
+    args = ["submit", "--allow-dirty", *(str(runs[k]) for k in ("cox0", "cox1", "lr0"))]
     assert main([*args, "--root", str(root), "--data", "tiny"]) == 0
     return root
 

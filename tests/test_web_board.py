@@ -26,6 +26,7 @@ import pytest
 from benchmark.catalog import ModelEntry
 from benchmark.leaderboard.board import Board, Paths, assemble, load_board
 from benchmark.leaderboard.cells import ci, mean_sd, rank_interval, signed
+from benchmark.leaderboard.checks import INCOMPLETE, Check
 from benchmark.leaderboard.figure_data import roc
 from benchmark.leaderboard.oracle import ORACLE
 from benchmark.leaderboard.store import Entry
@@ -187,6 +188,10 @@ def test_a_models_row_is_as_verified_as_its_weakest_seed(committed):
     assert (
         "seeds 0, 1: re-run by CI" in one.detail and "seed 2: unverified (not re-run)" in one.detail
     )
+    reason = "seeds 0, 1 of the board's 0, 1, 2; submit seed(s) 2 to rank it"
+    short = model_verification(seeds[:2], {}, Check(INCOMPLETE, reason))
+    assert (short.status, short.label) == (INCOMPLETE, "incomplete seeds")
+    assert short.detail.startswith(reason + "; seeds 0, 1: re-run by CI")
 
 
 def test_the_vendored_plotly_is_the_pinned_file():

@@ -3,7 +3,11 @@
   build (default)  regenerate leaderboard/README.md and leaderboard/figures/ from the records
   site OUT         write the board as a static web site into OUT (replacing a site built there)
   submit RUN_DIR   validate a run folder (result.json + predictions.csv) and add it to
-                   leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz)
+                   leaderboard/results/ as <model>__seed<k>.json (+ .predictions.csv.gz):
+                   a valid model card, a clean commit holding the model's files, one of the
+                   seeds its board.yaml declares (a model without all of them is shown, not
+                   ranked);
+                   --replace to replace a different record of the same model and seed
   oracle           write leaderboard/results/oracle.predictions.csv.gz, the simulator truth's
                    predictions (submit does when it is missing or stale)
   check            exit 1 when the committed README differs from a regeneration (CI)
@@ -27,7 +31,8 @@ from benchmark.catalog import by_name
 from benchmark.leaderboard import verify
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths, load_board
 from benchmark.leaderboard.build import check, regenerate
-from benchmark.leaderboard.store import LeaderboardError, submit
+from benchmark.leaderboard.checks import load_seeds, missing_seeds
+from benchmark.leaderboard.store import RECORD_NAME, LeaderboardError, submit
 from benchmark.records import RecordError, Reference
 from benchmark.schemas import SCHEMAS
 
@@ -61,7 +66,36 @@ def _parser() -> argparse.ArgumentParser:
         help="the conf/data option whose records this leaderboard accepts (default: %(default)s)",
     )
     parser.add_argument("--no-figures", action="store_true", help="build: skip the figures")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="submit: replace a record of the same model and seed that differs",
+    )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="submit: accept runs of uncommitted code, on a scratch board only (refused for "
+        f"{LEADERBOARD_DIR.name}/)",
+    )
     return parser
+
+
+def incomplete_notes(results: Path, required: tuple[int, ...]) -> list[str]:
+    """One line per model on the board without every seed: shown, not ranked, until they are."""
+    seeds: dict[str, set[int]] = {}
+    for path in results.glob("*.json"):
+        found = RECORD_NAME.match(path.name)
+        if found:
+            seeds.setdefault(found["model"], set()).add(int(found["seed"]))
+    notes = []
+    for model, have in sorted(seeds.items()):
+        missing = missing_seeds(have, required)
+        if missing:
+            notes.append(
+                f"{model}: seed(s) {', '.join(map(str, missing))} still missing: the board shows "
+                "it as incomplete, without a rank, until they are submitted"
+            )
+    return notes
 
 
 def _oracle(paths: Paths, reference: Reference) -> int:
@@ -93,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return fresh_main(argv[1:])
     if argv[:1] == ["verify"]:
         return verify.main(argv[1:])
-    opts = _parser().parse_args(argv)
+    opts = _parser().parse_intermixed_args(argv)  # flags before or after the RUN_DIRs
     if opts.command == "schema":
         if len(opts.args) != 1 or opts.args[0] not in SCHEMAS:
             print(f"schema NAME, NAME one of {sorted(SCHEMAS)}", file=sys.stderr)
@@ -112,15 +146,35 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as err:  # two configs define one model name
                 print(err, file=sys.stderr)
                 return 2
+            if opts.allow_dirty and opts.root.resolve() == LEADERBOARD_DIR.resolve():
+                print(
+                    f"--allow-dirty is for a scratch board (--root), never {LEADERBOARD_DIR}: "
+                    "commit the model and re-run it",
+                    file=sys.stderr,
+                )
+                return 2
+            seeds, problems = load_seeds(paths.declaration)
+            if problems:
+                raise LeaderboardError(problems)
             refused = 0
             for run_dir in opts.args:
                 try:
-                    target = submit(Path(run_dir), paths.results, reference, models)
+                    target = submit(
+                        Path(run_dir),
+                        paths.results,
+                        reference,
+                        models,
+                        replace=opts.replace,
+                        allow_dirty=opts.allow_dirty,
+                        seeds=seeds,
+                    )
                 except RecordError as err:
                     print(err, file=sys.stderr)
                     refused += 1
                     continue
                 print(f"submitted {run_dir} -> {target}")
+            for note in incomplete_notes(paths.results, seeds):
+                print(note)
             if not refused:
                 print("now rebuild the table: python -m benchmark.leaderboard")
             return 2 if refused else 0

@@ -14,7 +14,16 @@ from typing import Any
 import pandas as pd
 
 from benchmark.catalog import ModelEntry, by_name
-from benchmark.leaderboard.checks import MARKS, Check, how_checked, load_marks, model_check
+from benchmark.leaderboard.checks import (
+    DECLARATION,
+    MARKS,
+    Check,
+    how_checked,
+    load_marks,
+    load_seeds,
+    model_check,
+    seeds_check,
+)
 from benchmark.leaderboard.datasets import SiteDataset, load_datasets
 from benchmark.leaderboard.fresh_aggregate import Fresh, load_fresh
 from benchmark.leaderboard.oracle import ORACLE, load_oracle
@@ -46,6 +55,7 @@ class Paths:
     datasets: Path  # <name>.yaml + <name>.json: site boards of private data (.datasets)
     marks: Path  # unverified.yaml: records nothing here can re-run (.checks)
     calibration: Path  # the simulator's calibration report (python -m benchmark.calibration)
+    declaration: Path  # board.yaml: the seeds every ranked model runs (.checks)
 
     @classmethod
     def under(cls, root: Path = LEADERBOARD_DIR) -> Paths:
@@ -59,6 +69,7 @@ class Paths:
             root / "datasets",
             root / MARKS,
             root / "calibration",
+            root / DECLARATION,
         )
 
     @property
@@ -103,6 +114,7 @@ class Board:
     marks: dict[str, str] = field(default_factory=dict)  # record stem -> why it is unverified
     # The simulator truth's rows, checked against the records (.oracle); None: no such file.
     oracle: pd.DataFrame | None = None
+    seeds: tuple[int, ...] = ()  # the seeds a model needs to be ranked (board.yaml); (): any
 
     def ranked(self, model: str) -> bool:
         """Whether the model takes a rank: every record of it was re-run (``.checks``)."""
@@ -147,7 +159,7 @@ def _section(
     seeds = {m: [s for s, _ in found] for m, found in runs.items()}
     ranked = {m: mean for m, mean in means.items() if board.ranked(m)}
     standings = rank_seed_means(seeds, ranked)
-    # An unverified model shows its own figures, after the ranked ones, without a rank.
+    # An unverified or incomplete model shows its own figures, after the ranked ones, unranked.
     for model in sorted(set(means) - set(ranked)):
         (alone,) = rank_seed_means(seeds, {model: means[model]})
         standings.append(replace(alone, rank=None, rank_median=None, rank_ci95=None, p_best=None))
@@ -182,17 +194,25 @@ def assemble(
     oracle: pd.DataFrame | None = None,
     *,
     rank: bool = True,
+    seeds: tuple[int, ...] = (),
 ) -> Board:
     """Rank every (cohort, task) of the protocol that some record scored (``rank=False``: no
-    sections yet); models with a record nobody re-ran (``marks``, GPU records) are shown
-    without a rank."""
+    sections yet); models with a record nobody re-ran (``marks``, GPU records) or without every
+    seed the board declares (``seeds``, from ``board.yaml``) are shown without a rank."""
     fresh, sites, marks = fresh or {}, sites or [], marks or {}
     per_model: dict[str, list[Check]] = defaultdict(list)
+    have: dict[str, list[int]] = defaultdict(list)
     for entry in sorted(entries, key=lambda e: e.path.name):
         stem = entry.path.name.removesuffix(".json")
         per_model[entry.model].append(how_checked(stem, entry.record, marks))
-    checks = {model: model_check(found) for model, found in per_model.items()}
-    board = Board(reference, entries, [], throughput, models, fresh, sites, checks, marks, oracle)
+        have[entry.model].append(entry.seed)
+    checks = {
+        model: seeds_check(model_check(found), have[model], seeds)
+        for model, found in per_model.items()
+    }
+    board = Board(
+        reference, entries, [], throughput, models, fresh, sites, checks, marks, oracle, seeds
+    )
     if not rank:
         return board
     rows = {
@@ -206,7 +226,7 @@ def assemble(
             if section is not None:
                 sections.append(section)
     return Board(
-        reference, entries, sections, throughput, models, fresh, sites, checks, marks, oracle
+        reference, entries, sections, throughput, models, fresh, sites, checks, marks, oracle, seeds
     )
 
 
@@ -238,6 +258,8 @@ def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Bo
     problems += more
     marks, more = load_marks(paths.marks)
     problems += more
+    seeds, more = load_seeds(paths.declaration)
+    problems += more
     stems = {e.path.name.removesuffix(".json") for e in entries}
     problems += [
         f"{paths.marks}: {stem}: no such record on the board" for stem in sorted(set(marks) - stems)
@@ -246,5 +268,14 @@ def load_board(paths: Paths, reference: Reference, *, ranked: bool = True) -> Bo
         raise LeaderboardError(problems)
     on_board = {m: models[m] for m in sorted(configs)}
     return assemble(
-        entries, reference, throughput, on_board, fresh, sites, marks, oracle, rank=ranked
+        entries,
+        reference,
+        throughput,
+        on_board,
+        fresh,
+        sites,
+        marks,
+        oracle,
+        rank=ranked,
+        seeds=seeds,
     )

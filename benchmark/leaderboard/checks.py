@@ -13,6 +13,10 @@ A number counts only when CI re-ran the model from its committed config and got 
   ``leaderboard/unverified.yaml`` (record stem: reason). It is shown with its numbers but takes
   no rank: a record nobody re-ran cannot move the board. A record CI cannot re-run that is not
   marked fails CI.
+- **incomplete**: the model has records of fewer than the seeds its board declares
+  (``leaderboard/board.yaml``, :func:`load_seeds`). It is shown with its numbers but takes no
+  rank: one seed's figure carries no seed-to-seed spread, and a rank taken before every seed is
+  in would let a submitter stop at a lucky seed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from pathlib import Path
 from typing import Any
 
 MARKS = "unverified.yaml"
-RERUN, RETRAINED, UNVERIFIED = "re-run", "re-trained", "unverified"
+RERUN, RETRAINED, UNVERIFIED, INCOMPLETE = "re-run", "re-trained", "unverified", "incomplete"
+# A board's declarations: ``seeds``, the model seeds every ranked model runs (submit takes no
+# other seed; scripts/leaderboard_runs.sh runs leaderboard/'s). A board without the file (a
+# scratch board) requires none.
+DECLARATION = "board.yaml"
 # Module prefixes of a deep model's config targets (besides a ``train`` node).
 DEEP_TARGETS = ("benchmark.training.", "torch.", "monai.", "timm.")
 
@@ -35,7 +43,7 @@ class Check:
 
     @property
     def ranked(self) -> bool:
-        return self.kind != UNVERIFIED
+        return self.kind not in (UNVERIFIED, INCOMPLETE)
 
 
 def is_deep(config: Mapping[str, Any]) -> bool:
@@ -98,7 +106,49 @@ def model_check(checks: Iterable[Check]) -> Check:
     return checks[0] if checks else Check(UNVERIFIED, "no record")
 
 
+def load_seeds(path: Path) -> tuple[tuple[int, ...], list[str]]:
+    """The seeds ``board.yaml`` declares (none without the file), and the problems with it."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return (), []
+    try:
+        declared = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        return (), [f"{path}: cannot be read ({err})"]
+    seeds = declared.get("seeds") if isinstance(declared, dict) else None
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        return (), [f"{path}: seeds must be a list of model seeds, e.g. seeds: [0, 1, 2]"]
+    return tuple(sorted(set(seeds))), []
+
+
+def missing_seeds(seeds: Iterable[int], required: Iterable[int]) -> list[int]:
+    """The board's seeds a model has no record of."""
+    return sorted(set(required) - set(seeds))
+
+
+def seeds_check(check: Check, seeds: Iterable[int], required: Iterable[int]) -> Check:
+    """``check``, or :data:`INCOMPLETE` when a model with ranked records lacks some seed."""
+    seeds, missing = sorted(set(seeds)), missing_seeds(seeds, required)
+    if not check.ranked or not missing:
+        return check
+    have = ", ".join(map(str, seeds)) or "none"
+    need = ", ".join(map(str, sorted(set(required))))
+    return Check(
+        INCOMPLETE,
+        f"seeds {have} of the board's {need}; submit seed(s) "
+        f"{', '.join(map(str, missing))} to rank it",
+    )
+
+
 __all__ = [
+    "DECLARATION",
+    "INCOMPLETE",
     "MARKS",
     "RERUN",
     "RETRAINED",
@@ -108,5 +158,8 @@ __all__ = [
     "how_checked",
     "is_deep",
     "load_marks",
+    "load_seeds",
+    "missing_seeds",
     "model_check",
+    "seeds_check",
 ]

@@ -60,12 +60,12 @@ def _fresh(value: float | None, found: Fresh | None, cohort: str, task: str) -> 
 
 
 def _checked(check: Check | None, notes: list[str]) -> str:
-    """How the row was checked (``benchmark/leaderboard/checks.py``); why, for an unverified."""
+    """How the row was checked (``benchmark/leaderboard/checks.py``); why, for an unranked row."""
     if check is None:
         return ""
     if check.ranked:
         return check.kind
-    note = f"unverified, so not ranked: {text(check.reason)}"
+    note = f"{check.kind}, so not ranked: {text(check.reason)}"
     if note not in notes:
         notes.append(note)
     return f"**{check.kind}** [^{notes.index(note) + 1}]"

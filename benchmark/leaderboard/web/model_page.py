@@ -242,7 +242,9 @@ def model_page(
         "card_problem": problem,
         "readme": readme,
         "config": _text(config),
-        "verified": model_verification([e for e in board.entries if e.model == model], board.marks),
+        "verified": model_verification(
+            [e for e in board.entries if e.model == model], board.marks, board.checks.get(model)
+        ),
         "standings": _standings(tables, model),
         "plots": model_plots(board, model),
         "provenance": _provenance(board, model),

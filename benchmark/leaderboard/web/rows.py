@@ -185,7 +185,7 @@ def model_facts(board: Board) -> dict[str, ModelFacts]:
         throughput[item.record["model"]].append(item)
     out = {}
     for model, entry in board.models.items():
-        verified = model_verification(entries[model], board.marks)
+        verified = model_verification(entries[model], board.marks, board.checks.get(model))
         out[model] = ModelFacts(
             tracks(entry, tasks.get(model, set())),
             Cell(verified.label, STRENGTH[verified.status], verified.detail),
