@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-from benchmark.cohort import Cohort, Outcomes
+from benchmark.api import Cohort, FitContext, Outcomes, Predictions, Submission
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, Predictions, Submission
 
 
 class ClinicalCox(Submission):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from benchmark.cohort import Cohort
+from benchmark.api import Cohort
 from benchmark.toolkit import LesionClassifier
 
 

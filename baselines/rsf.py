@@ -11,10 +11,9 @@ from sksurv.ensemble import RandomSurvivalForest
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 
-from benchmark.cohort import Cohort, Outcomes
+from benchmark.api import Cohort, FitContext, LesionCache, Outcomes, Predictions, Submission
 from benchmark.features.aggregate import aggregate_lesions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, LesionCache, Predictions, Submission
 from benchmark.toolkit import one_thread
 
 

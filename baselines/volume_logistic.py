@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from benchmark.cohort import Cohort
+from benchmark.api import Cohort
 from benchmark.toolkit import LesionClassifier
 
 

@@ -1,7 +1,7 @@
 """``python -m benchmark model=NAME``: one model through the fixed protocol (Hydra entry point).
 
 A single run exits 1 on an error; a sweep (``-m``) runs every job, and its summary
-(``benchmark/sweep.py``) exits 1 when one failed.
+(``benchmark/runner/sweep.py``) exits 1 when one failed.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from benchmark.config_rules import SubmissionConfigError, check_folders
+from benchmark.runner.config_rules import SubmissionConfigError, check_folders
 from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import submission_conf_dirs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from benchmark.job import run_job  # heavy imports after Hydra has parsed --help / --cfg
+    from benchmark.runner.job import run_job  # heavy imports after Hydra has parsed --help / --cfg
     from benchmark.training.settings import TrainSettingsError
 
     try:

@@ -1,11 +1,11 @@
 """``python -m benchmark.check NAME``: every rule a model must keep, in one command.
 
 For a baseline or a submission, tabular or deep alike: the folder and its model card, the
-config rules (benchmark/config_rules.py, then the composed config and its training settings),
+config rules (benchmark/runner/config_rules.py, then the composed config and its training settings),
 what the model declares (tasks, ``network()`` against its card, the network at its crop size:
-benchmark/probes.py), the contract (benchmark/contract.py, same seed same output included), and
-a run on the tiny cohorts at the quick preset (conf/preset/quick.yaml) whose record must be
-valid. Model code runs in the bubblewrap sandbox only, as in a run. Each check prints as it
+benchmark/runner/probes.py), the contract (benchmark/runner/contract.py, same seed same output
+included), and a run on the tiny cohorts at the quick preset (conf/preset/quick.yaml) whose record
+must be valid. Model code runs in the bubblewrap sandbox only, as in a run. Each check prints as it
 starts; a broken rule ends the command with its message and fix (no traceback) and exit 1;
 the table at the end says what ran and how long it took.
 """
@@ -27,8 +27,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
-from benchmark.catalog import MODEL_CARD, ModelEntry, by_name
-from benchmark.record_format import PROJECT_ROOT
+from benchmark.records.catalog import MODEL_CARD, ModelEntry, by_name
+from benchmark.records.record_format import PROJECT_ROOT
 
 CONF = PROJECT_ROOT / "conf"
 TINY = ("data=tiny", "preset=quick")
@@ -95,7 +95,7 @@ class Checks:
         ]
 
     def folder(self) -> str:
-        from benchmark.model_card import folder_problems
+        from benchmark.records.model_card import folder_problems
 
         if self.entry.folder is None:
             return "a baseline: no folder, no card"
@@ -106,7 +106,7 @@ class Checks:
         return f"{self.entry.folder.relative_to(PROJECT_ROOT)}: files, names, card schema"
 
     def config(self) -> str:
-        from benchmark.config_rules import SubmissionConfigError, folder_config_problems
+        from benchmark.runner.config_rules import SubmissionConfigError, folder_config_problems
         from benchmark.training.settings import TrainSettingsError, check_train_settings
 
         if self.entry.folder is not None:
@@ -121,9 +121,9 @@ class Checks:
         return f"composed with {' '.join(TINY)}; training settings valid"
 
     def declarations(self) -> str:
-        from benchmark.contract import sandboxed
-        from benchmark.model_card import card_task_problems, load_model_card
-        from benchmark.probes import PROBE, REPORT
+        from benchmark.records.model_card import card_task_problems, load_model_card
+        from benchmark.runner.contract import sandboxed
+        from benchmark.runner.probes import PROBE, REPORT
 
         assert self.cfg is not None
         submission = OmegaConf.to_container(self.cfg.model.submission, resolve=True)
@@ -160,9 +160,9 @@ class Checks:
         return found + (f"; network takes {size['size']}^3 crops" if size else "; no network")
 
     def contract(self) -> str:
-        from benchmark.contract import ContractViolation, check_contract
         from benchmark.data.simulator import load_profile
         from benchmark.data.source import resolve_root
+        from benchmark.runner.contract import ContractViolation, check_contract
 
         assert self.cfg is not None
         data = {"source": "simulated", "seed": 0, "profile": load_profile("tiny")}
@@ -174,8 +174,8 @@ class Checks:
         return "every rule kept, seed 7 twice gave the same predictions"
 
     def tiny_run(self) -> str:
-        from benchmark.records import record_problems
-        from benchmark.run import run
+        from benchmark.records.reading import record_problems
+        from benchmark.runner.run import run
 
         assert self.cfg is not None
         # A fresh folder each time (a folder with this run's record would be reused, not run).
@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("name", help="the model's name (conf/model/<name>.yaml)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides after data=tiny preset=quick")
     args = parser.parse_args(argv)
-    from benchmark.config_rules import SubmissionConfigError, check_folders
+    from benchmark.runner.config_rules import SubmissionConfigError, check_folders
     from hydra_plugins.nsclc_io_bench_submissions.submissions_searchpath import (
         submission_conf_dirs,
     )

@@ -22,13 +22,13 @@ from pathlib import Path
 import SimpleITK as sitk
 from omegaconf import OmegaConf
 
-from benchmark.cohort import Cohort
+from benchmark.api.cohort import Cohort
 from benchmark.data import layout
 from benchmark.data.crops import crop_patient
 from benchmark.data.simulator import load_profile
 from benchmark.data.source import resolve_root
 from benchmark.features.radiomics import RadiomicsExtractor
-from benchmark.threads import torch_threads
+from benchmark.utils.threads import torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW = (-1000.0, 400.0)

@@ -32,7 +32,7 @@ RUN_PARTS = (
     ("crops (read or computed)", ("LesionCrops",)),
     ("predict", ("predict_proba", "predict_logits")),
     ("data (open, validate, simulate)", ("open_dataset", "benchmark/data/")),
-    ("scoring", ("benchmark/scoring.py", "benchmark/metrics.py")),
+    ("scoring", ("benchmark/evaluation/scoring.py", "benchmark/evaluation/metrics.py")),
     ("imports", ("_find_and_load",)),
 )
 

@@ -21,7 +21,7 @@
 # (default "default") and BOARD (the leaderboard folder, default leaderboard), e.g.
 # DATA=tiny BOARD=/tmp/board MODELS=cox_clinical SEEDS=0 scripts/leaderboard_runs.sh
 #
-# Each run goes to $OUT/<model>/seed<k>; a finished run is not recomputed (benchmark.run keeps a
+# Each run goes to $OUT/<model>/seed<k>; a finished run is not recomputed (benchmark.runner.run keeps a
 # folder's complete record of the same config and data), so an interrupted script resumes where
 # it stopped; such a run is timed as "reused" (use a fresh OUT to time every run). The cache is
 # paths.cache_dir ($NSCLC_IO_BENCH_CACHE, or .cache/): the script says whether it started empty.
@@ -50,7 +50,7 @@ SUBMIT_FLAGS=(--replace)
 [[ "$(realpath -m "$BOARD")" != "$(realpath -m leaderboard)" ]] && SUBMIT_FLAGS+=(--allow-dirty)
 if [[ -z "${MODELS:-}" ]]; then
   MODELS=$("$PY" -c '
-from benchmark.catalog import discover
+from benchmark.records.catalog import discover
 ranked = [e for e in discover() if e.on_leaderboard]
 print(" ".join(e.name for e in sorted(ranked, key=lambda e: (e.deep, e.name))))
 ') || { echo "cannot list the models" >&2; exit 2; }

@@ -18,7 +18,7 @@ OUT=${OUT:-outputs/throughput-board}
 ARGS=${ARGS:-}
 if [[ -z "${MODELS:-}" ]]; then
   MODELS=$("$PY" -c '
-from benchmark.catalog import discover
+from benchmark.records.catalog import discover
 print(" ".join(sorted(e.name for e in discover() if e.on_leaderboard)))
 ') || { echo "cannot list the models" >&2; exit 2; }
 fi

@@ -1,5 +1,6 @@
-"""Hostile submissions for tests/test_isolation.py: each tries to read the labels of the cohort
-it predicts from the process it runs in. Importable by a worker process (tests/ is on its path).
+"""Hostile submissions for tests/sandbox/test_isolation.py: each tries to read the labels of the
+cohort it predicts from the process it runs in. Importable by a worker process (tests/ is on its
+path).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, Predictions, Submission
+from benchmark.api.cohort import Cohort, Outcomes
+from benchmark.api.submission import FitContext, Predictions, Submission
 
 
 def _labels_for(candidates, cohort: Cohort) -> pd.Series | None:

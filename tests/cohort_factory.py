@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from benchmark.cohort import COHORTS
+from benchmark.api.cohort import COHORTS
 
 SIZE = (20, 20, 10)  # x, y, z (SimpleITK order)
 SPACING = {"pembro_rt": (0.8, 0.8, 2.5), "nivorad": (0.7, 0.7, 3.0), "mdacc": (0.9, 0.9, 2.0)}

@@ -2,8 +2,8 @@
 
 And a guard: no test runs submission code (``submissions/``, contributed and untrusted) in the
 pytest process, since CI runs a pull request's code and must run it in the sandbox only
-(benchmark/contract.py, tests/tiny_runs.py). ``import_watch`` sees every import from the start of
-the session; a test that imports a submission's module fails, naming it, and so does a
+(benchmark/runner/contract.py, tests/tiny_runs.py). ``import_watch`` sees every import from the
+start of the session; a test that imports a submission's module fails, naming it, and so does a
 collection that does.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from import_watch import imported_since, mark
 
-from benchmark.cohort import COHORTS, LabelledCohort
+from benchmark.api.cohort import COHORTS, LabelledCohort
 from benchmark.data import layout
 from benchmark.data.simulator import load_profile
 from benchmark.data.source import resolve_root
@@ -26,7 +26,7 @@ SUBMISSIONS = "submissions"
 def _refusal(modules: list[str], where: str) -> str:
     return (
         f"{where} imported submission code in the pytest process ({', '.join(modules)}); "
-        "run it in the sandbox (benchmark/contract.py: sandboxed, check_contract; "
+        "run it in the sandbox (benchmark/runner/contract.py: sandboxed, check_contract; "
         "tests/tiny_runs.py)"
     )
 

@@ -1,5 +1,5 @@
-"""Fake submissions for tests/test_submissions.py: an honest one, and broken ones that each must
-fail the contract (benchmark/contract.py) with a message naming the rule.
+"""Fake submissions for tests/models/test_submissions.py: an honest one, and broken ones that each
+must fail the contract (benchmark/runner/contract.py) with a message naming the rule.
 
 They run where submissions run, in the sandbox's workers (``_target_: fakes.<Class>``), so
 each bends the contract the way a worker can: what it sends back, what it opens, what it writes.
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, Submission
+from benchmark.api.cohort import Cohort, Outcomes
+from benchmark.api.submission import FitContext, Submission
 
 
 class Honest(Submission):

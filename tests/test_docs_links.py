@@ -205,8 +205,9 @@ def test_a_broken_link_is_named_with_its_file_and_line(tmp_path, monkeypatch):
 def test_code_paths_are_told_from_placeholders_and_code(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(
-        "`benchmark/metrics.py` and `leaderboard/figures/`, not `conf/model/<name>.yaml`,\n"
+        "`benchmark/evaluation/metrics.py` and `leaderboard/figures/`,\n"
+        "not `conf/model/<name>.yaml`,\n"
         "`submissions/NAME/`, `benchmark/config_rules.OFFERED` or `make test`\n"
         "```\nbenchmark/in_a_fence.py\n```\n"
     )
-    assert code_paths(page) == [(1, "benchmark/metrics.py"), (1, "leaderboard/figures/")]
+    assert code_paths(page) == [(1, "benchmark/evaluation/metrics.py"), (1, "leaderboard/figures/")]

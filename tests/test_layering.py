@@ -18,25 +18,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 # A name stands for that module and every module under it.
 # layers-begin
 LAYERS: list[tuple[str, ...]] = [
-    ("benchmark.__main__",),
+    ("benchmark.__main__", "benchmark.check"),
     ("benchmark.site", "benchmark.calibration"),
     ("benchmark.leaderboard",),
-    ("benchmark.throughput",)
-    + tuple(
-        f"benchmark.{m}"
-        for m in ("run", "job", "launch", "sweep", "run_folder", "harness_caches", "config_rules")
-    ),
-    tuple(
-        f"benchmark.{m}"
-        for m in ("isolation", "zygote", "worker", "bwrap", "namespaces", "replies", "memory")
-        + ("page_cache", "writable", "protocol", "scoring", "metrics", "report")
-    ),
+    ("benchmark.runner", "benchmark.throughput"),
+    ("benchmark.sandbox", "benchmark.evaluation"),
     ("benchmark.toolkit",),
-    ("benchmark.training", "benchmark.features", "benchmark.data")
-    + tuple(f"benchmark.{m}" for m in ("record_format", "records", "schemas", "model_card"))
-    + ("benchmark.catalog", "benchmark.cpu"),
-    ("benchmark.cohort", "benchmark.submission"),
-    ("benchmark.atomic", "benchmark.threads", "benchmark.devices", "benchmark.pool"),
+    ("benchmark.records", "benchmark.training", "benchmark.features", "benchmark.data"),
+    ("benchmark.api",),
+    ("benchmark.utils",),
 ]
 # layers-end
 

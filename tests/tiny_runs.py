@@ -1,6 +1,6 @@
 """Runs of the harness on the tiny cohorts, made once per test session and shared by modules.
 
-``tiny_run(name, seed, ...)`` runs ``benchmark.run.run`` from this process (no interpreter
+``tiny_run(name, seed, ...)`` runs ``benchmark.runner.run.run`` from this process (no interpreter
 start-up) into a session temporary folder, the model in the bubblewrap sandbox as in any run;
 later calls with the same (name, seed) return the same folder. ``declared(name, ...)`` is what a
 model declares (tasks, caches, network), read in the sandbox. No submission code runs in this
@@ -26,12 +26,12 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import bwrap
-from benchmark.catalog import by_name
 from benchmark.check import CheckFailed, compose_model
-from benchmark.contract import sandboxed
-from benchmark.probes import REPORT
-from benchmark.run import run
+from benchmark.records.catalog import by_name
+from benchmark.runner.contract import sandboxed
+from benchmark.runner.probes import REPORT
+from benchmark.runner.run import run
+from benchmark.sandbox import bwrap
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONF = PROJECT / "conf"
@@ -39,9 +39,9 @@ CONF = PROJECT / "conf"
 
 def model_config(name: str, cache_dir: Path, *overrides: str) -> DictConfig:
     """The composed config of ``model=name`` on the tiny cohorts (submissions included), deep
-    models (declared: benchmark.catalog) at the quick preset: the contract needs the interface,
-    not accuracy. ``benchmark.check.compose_model`` refuses a submission config that writes
-    outside its model node."""
+    models (declared: benchmark.records.catalog) at the quick preset: the contract needs the
+    interface, not accuracy. ``benchmark.check.compose_model`` refuses a submission config that
+    writes outside its model node."""
     entry = by_name().get(name)
     quick = ("preset=quick",) if entry is not None and entry.deep else ()
     try:
@@ -89,7 +89,7 @@ _RUNS: dict[tuple[str, int], TinyRun] = {}
 def tiny_run(
     name: str, seed: int, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> TinyRun:
-    """``benchmark.run.run`` of ``model=name`` on the tiny cohorts, with the default sandbox:
+    """``benchmark.runner.run.run`` of ``model=name`` on the tiny cohorts, with the default sandbox:
     every model instance in a worker of the bubblewrap sandbox, as CI must run a pull
     request's code. Fails where bubblewrap cannot run, rather than fall back to a process."""
     key = (name, seed)
@@ -110,13 +110,14 @@ def tiny_run(
 
 @dataclass(frozen=True)
 class Declared:
-    """What a model declares, as its worker in the sandbox answers (``benchmark/probes.py``)."""
+    """What a model declares, as its worker in the sandbox answers
+    (``benchmark/runner/probes.py``)."""
 
     tasks: tuple[str, ...]
     tasks_type: str  # of the class attribute: the contract wants a tuple
     caches: dict[str, dict[str, Any]]  # name -> cache_dir, workers, cache_path (callable)
     network: bool
-    network_size: dict[str, Any] | None  # the crop size probe (benchmark/probes.py)
+    network_size: dict[str, Any] | None  # the crop size probe (benchmark/runner/probes.py)
 
 
 _DECLARED: dict[tuple[str, Path], Declared] = {}
@@ -130,7 +131,7 @@ def declared(name: str, cache_dir: Path) -> Declared:
         cfg = model_config(name, cache_dir)
         submission = OmegaConf.to_container(cfg.model.submission, resolve=True)
         probe = {
-            "_target_": "benchmark.probes.Declarations",
+            "_target_": "benchmark.runner.probes.Declarations",
             "_recursive_": False,
             "submission": submission,
         }

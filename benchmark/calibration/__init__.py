@@ -86,7 +86,7 @@ def calibrate(
     if coverage_seeds > 0:
         coverage = coverage_study(prof, range(coverage_seeds), workers=workers, progress=progress)
         if out is not None:
-            from benchmark.atomic import write_atomic
+            from benchmark.utils.atomic import write_atomic
 
             meta = {"generator": _generator(), "profile": profile, "n_seeds": coverage_seeds}
             write_atomic(out / COVERAGE_FILE, coverage_json(coverage, meta))

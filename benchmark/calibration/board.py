@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.catalog import by_name
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
 from benchmark.leaderboard.ranking import Interval, SeedMean, seed_mean
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
-from benchmark.records import Reference
+from benchmark.records.catalog import by_name
+from benchmark.records.reading import Reference
 
 DEVELOPMENT = "pembro_rt_cv"
 EXTERNAL = ("nivorad", "mdacc")

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from benchmark.calibration.truth import population_values
 from benchmark.data.simulator import resolve_profile, simulate_tables
-from benchmark.metrics import bootstrap_interval, bootstrap_replicates
-from benchmark.pool import run_jobs
+from benchmark.evaluation.metrics import bootstrap_interval, bootstrap_replicates
+from benchmark.utils.pool import run_jobs
 
 METRICS = {"lesion_pd": "auc", "os": "c_index", "pfs": "c_index"}
 

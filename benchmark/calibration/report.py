@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from benchmark.atomic import write_atomic
 from benchmark.calibration.board import DEEP, DEVELOPMENT, EXTERNAL, Board
 from benchmark.calibration.coverage import Coverage
 from benchmark.calibration.study import STUDY_FIGURES
 from benchmark.calibration.truth import MarginLeak, SurvivalRoom
+from benchmark.utils.atomic import write_atomic
 
 COVERAGE_RANGE = (0.94, 0.96)
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.cohort import COHORTS
+from benchmark.api.cohort import COHORTS
 
 
 def _cohorts(text: str) -> tuple[str, ...]:

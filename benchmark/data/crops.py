@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import unless_read_only, write_atomic
-from benchmark.cohort import Cohort
-from benchmark.pool import run_jobs
-from benchmark.threads import torch_threads
+from benchmark.api.cohort import Cohort
+from benchmark.utils.atomic import unless_read_only, write_atomic
+from benchmark.utils.pool import run_jobs
+from benchmark.utils.threads import torch_threads
 
 # Bump when this module changes how crops are computed or stored: it invalidates every cache.
 # 2: the distance channel is stored (CT and mask as in 1).

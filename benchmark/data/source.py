@@ -1,6 +1,6 @@
 """Where a run's cohorts come from: a folder on disk, or the simulator (built once, then cached).
 
-:func:`open_dataset` is how both entry points (``benchmark/run.py``, the throughput tool) get
+:func:`open_dataset` is how both entry points (``benchmark/runner/run.py``, the throughput tool) get
 their data: resolve the root, scan it (a malformed cohort fails here, naming file and row),
 then load the blinded cohort views with their outcomes.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from benchmark.cohort import Cohort, LabelledCohort
+from benchmark.api.cohort import Cohort, LabelledCohort
 
 
 def simulated_root(profile: Mapping[str, Any], seed: int, cache_dir: Path) -> Path:

@@ -1,8 +1,8 @@
 """pyradiomics features per lesion, cached on disk by content key.
 
-:class:`RadiomicsExtractor` turns a :class:`~benchmark.cohort.Cohort` into a frame with one row per
-lesion (index ``lesion_id``, in the order of ``cohort.lesions``) and one float column per feature
-(``original_shape_MeshVolume``, ``original_glcm_Contrast``, ...).
+:class:`RadiomicsExtractor` turns a :class:`~benchmark.api.cohort.Cohort` into a frame with one row
+per lesion (index ``lesion_id``, in the order of ``cohort.lesions``) and one float column per
+feature (``original_shape_MeshVolume``, ``original_glcm_Contrast``, ...).
 
 Work is done per patient: the image and mask are read once, then pyradiomics runs once per lesion
 with ``label=mask_label``. The result of one patient is cached as one JSON file
@@ -31,9 +31,9 @@ import SimpleITK as sitk
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from benchmark.atomic import unless_read_only, write_atomic
-from benchmark.cohort import Cohort
-from benchmark.pool import run_jobs
+from benchmark.api.cohort import Cohort
+from benchmark.utils.atomic import unless_read_only, write_atomic
+from benchmark.utils.pool import run_jobs
 
 # Bump when this module changes how features are computed or stored: it invalidates every cache.
 FEATURE_VERSION = "1"

@@ -27,14 +27,14 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.catalog import by_name
 from benchmark.leaderboard import verify
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths, load_board
 from benchmark.leaderboard.build import check, regenerate
 from benchmark.leaderboard.checks import load_seeds, missing_seeds
 from benchmark.leaderboard.store import RECORD_NAME, LeaderboardError, submit
-from benchmark.records import RecordError, Reference
-from benchmark.schemas import SCHEMAS
+from benchmark.records.catalog import by_name
+from benchmark.records.reading import RecordError, Reference
+from benchmark.records.schemas import SCHEMAS
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.catalog import ModelEntry, by_name
 from benchmark.leaderboard.checks import (
     DECLARATION,
     MARKS,
@@ -31,14 +30,15 @@ from benchmark.leaderboard.predictions import PRIMARY_METRIC, SECONDARY_METRIC
 from benchmark.leaderboard.ranking import SeedMean, Standing, rank_seed_means, seed_means
 from benchmark.leaderboard.store import Entry, LeaderboardError, load_entries
 from benchmark.leaderboard.throughput_table import ThroughputRecord, load_throughput
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import (
+from benchmark.records.catalog import ModelEntry, by_name
+from benchmark.records.reading import (
     Reference,
     SeedRow,
     aggregate_seeds,
     expected_cohort_keys,
     model_config_key,
 )
+from benchmark.records.record_format import PROJECT_ROOT
 
 LEADERBOARD_DIR = PROJECT_ROOT / "leaderboard"
 

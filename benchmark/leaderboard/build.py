@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 
-from benchmark.atomic import write_atomic
 from benchmark.leaderboard.board import Board, Paths, load_board
 from benchmark.leaderboard.figures import draw_figures
 from benchmark.leaderboard.table import render_readme
-from benchmark.records import Reference
+from benchmark.records.reading import Reference
+from benchmark.utils.atomic import write_atomic
 
 
 def regenerate(paths: Paths, reference: Reference, figures: bool = True) -> Board:

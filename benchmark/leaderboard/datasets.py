@@ -16,16 +16,16 @@ from typing import Any
 
 import yaml
 
-from benchmark.atomic import write_atomic
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import (
+from benchmark.records.reading import (
     CONF_DIR,
     RecordError,
     compose_config,
     differing_keys,
     parse_record,
 )
-from benchmark.schemas import SITE_V1, schema_errors
+from benchmark.records.record_format import PROJECT_ROOT
+from benchmark.records.schemas import SITE_V1, schema_errors
+from benchmark.utils.atomic import write_atomic
 
 REGISTRATION_KEYS = ("name", "description", "holder", "fingerprint", "protocol")
 

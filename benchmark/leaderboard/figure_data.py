@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmark.cohort import SURVIVAL_TASKS
+from benchmark.api.cohort import SURVIVAL_TASKS
 
 __all__ = ["SURVIVAL_TASKS", "calibration_bins", "km_by_risk", "roc"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark.atomic import write_atomic
 from benchmark.leaderboard.figure_data import SURVIVAL_TASKS, km_by_risk, roc
+from benchmark.utils.atomic import write_atomic
 
 if TYPE_CHECKING:
     from benchmark.leaderboard.board import Board

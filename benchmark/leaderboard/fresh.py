@@ -3,7 +3,7 @@
 The public cohorts (data seed ``data.seed`` of the profile) can be simulated by anyone, labels
 included, so a figure on them can be tuned to. This command runs each model of the board at
 model seed 0 on new draws of the same profile (``data.seed=K``), through the normal run path
-(:func:`benchmark.run.run`, one folder per draw and model under ``--out``: a finished run is
+(:func:`benchmark.runner.run.run`, one folder per draw and model under ``--out``: a finished run is
 reused, so an interrupted command resumes), and writes each model's aggregate over the draws
 to ``<root>/fresh/<model>.json`` (:mod:`.fresh_aggregate`). The board shows it beside the
 public figure.
@@ -27,9 +27,6 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from benchmark import launch
-from benchmark.atomic import write_atomic
-from benchmark.catalog import by_name
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
 from benchmark.leaderboard.fresh_aggregate import (
     COMMAND_LINE,
@@ -41,14 +38,17 @@ from benchmark.leaderboard.fresh_aggregate import (
 )
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
 from benchmark.leaderboard.store import LeaderboardError, load_entries
-from benchmark.record_format import PROJECT_ROOT, git_commit
-from benchmark.records import (
+from benchmark.records.catalog import by_name
+from benchmark.records.reading import (
     RecordError,
     Reference,
     aggregate_seeds,
     differing_keys,
     model_config_key,
 )
+from benchmark.records.record_format import PROJECT_ROOT, git_commit
+from benchmark.runner import launch
+from benchmark.utils.atomic import write_atomic
 
 SEEDS_ENV = "NSCLC_IO_BENCH_FRESH_SEEDS"
 MODEL_SEED = 0

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmark.records import RecordError, config_key, model_config_key, parse_record
-from benchmark.schemas import FRESH_SCHEMA_ID, FRESH_V1, schema_errors
+from benchmark.records.reading import RecordError, config_key, model_config_key, parse_record
+from benchmark.records.schemas import FRESH_SCHEMA_ID, FRESH_V1, schema_errors
 
 SeedSource = Literal["command line", "environment"]
 COMMAND_LINE: SeedSource = "command line"

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from benchmark.atomic import write_atomic
 from benchmark.leaderboard.predictions import (
     COLUMNS,
     PRIMARY_METRIC,
@@ -33,8 +32,9 @@ from benchmark.leaderboard.predictions import (
     parse_predictions,
     primary_value,
 )
-from benchmark.record_format import CV_KEY_SUFFIX
-from benchmark.records import RecordError, expected_cohort_keys
+from benchmark.records.reading import RecordError, expected_cohort_keys
+from benchmark.records.record_format import CV_KEY_SUFFIX
+from benchmark.utils.atomic import write_atomic
 
 if TYPE_CHECKING:
     from benchmark.leaderboard.rescore import BoardData
@@ -49,7 +49,7 @@ REWRITE = "rewrite it: python -m benchmark.leaderboard oracle"
 def oracle_frame(data: BoardData, protocol: Mapping[str, Any]) -> pd.DataFrame | None:
     """The truth of every (cohort, task) of the protocol as predictions, with the harness's
     outcome columns; None when the data have no truth (a folder of real data)."""
-    from benchmark.scoring import attach_outcomes
+    from benchmark.evaluation.scoring import attach_outcomes
 
     parts = []
     for key, labelled in data.by_key.items():
@@ -57,7 +57,8 @@ def oracle_frame(data: BoardData, protocol: Mapping[str, Any]) -> pd.DataFrame |
         if truth is None:
             return None
         for task in protocol["tasks"]:
-            # The ids and values score_oracle scores (benchmark/scoring.py), in the same order.
+            # The ids and values score_oracle scores (benchmark/evaluation/scoring.py), in the same
+            # order.
             if task == "lesion_pd":
                 ids = pd.Index(labelled.cohort.lesion_ids)
                 values = truth.lesion_p_pd.loc[ids].to_numpy(float)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import lesion_pd_metrics, survival_metrics
-from benchmark.records import RecordError
+from benchmark.evaluation.metrics import lesion_pd_metrics, survival_metrics
+from benchmark.records.reading import RecordError
 
 PREDICTIONS_SUFFIX = ".predictions.csv.gz"
 COLUMNS = ("cohort", "task", "id", "patient_id", "prediction", "label", "time", "event")

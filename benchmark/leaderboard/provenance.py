@@ -1,7 +1,7 @@
 """Whether a record's commit holds the code that made it, as it is in this checkout.
 
 A record names the commit it ran at (``provenance.git_commit``, ``-dirty`` when tracked files
-differed, or a new file was not yet committed: :func:`benchmark.record_format.git_commit`).
+differed, or a new file was not yet committed: :func:`benchmark.records.record_format.git_commit`).
 Anyone re-runs a record from that commit, so ``submit`` refuses one whose commit is dirty or not
 in this repository, or does not contain the model's files exactly as they are here: a
 submission's whole folder, or a baseline's config and the module of its class.
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmark.catalog import ModelEntry
-from benchmark.record_format import PROJECT_ROOT
+from benchmark.records.catalog import ModelEntry
+from benchmark.records.record_format import PROJECT_ROOT
 
 DIRTY = "-dirty"
 FIX = "commit the model's files, re-run it from that commit and submit the new run folder"

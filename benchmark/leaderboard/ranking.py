@@ -1,8 +1,8 @@
 """Pooled CIs over seeds and ranks with their uncertainty, from paired patient resamples.
 
 Every model is scored on literally the same bootstrap resamples of the patients (the ones
-``benchmark.metrics`` draws for the protocol's ``bootstrap.seed`` and ``n_boot``, so a model
-with one seed gets back exactly the CI in its record). For each resample:
+``benchmark.evaluation.metrics`` draws for the protocol's ``bootstrap.seed`` and ``n_boot``, so a
+model with one seed gets back exactly the CI in its record). For each resample:
 
 - a model's value is the mean over its seeds of the primary metric (AUC for ``lesion_pd``,
   Harrell's C for ``os``/``pfs``); the **pooled 95% CI** is the BCa interval of that seed-mean
@@ -11,11 +11,13 @@ with one seed gets back exactly the CI in its record). For each resample:
   2.5-97.5 percentile range of a model's rank over the resamples, ``p_best`` the share of
   resamples where it ranks first;
 - the **difference to the top model** is the paired difference of seed-means, with its
-  BCa CI (for single-seed models this is ``benchmark.metrics.paired_bootstrap_difference``;
-  tests/test_leaderboard.py checks that they agree).
+  BCa CI (for single-seed models this is
+  ``benchmark.evaluation.metrics.paired_bootstrap_difference``;
+  tests/leaderboard/test_leaderboard.py checks that they agree).
 
-The per-resample values come from ``benchmark.metrics``' own bootstrap code
-(:func:`benchmark.metrics.bootstrap_replicates`, the resamples behind every CI it reports).
+The per-resample values come from ``benchmark.evaluation.metrics``' own bootstrap code
+(:func:`benchmark.evaluation.metrics.bootstrap_replicates`, the resamples behind every CI it
+reports).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from benchmark.evaluation.metrics import Replicates, bootstrap_interval, bootstrap_replicates
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
-from benchmark.metrics import Replicates, bootstrap_interval, bootstrap_replicates
 
 Interval = tuple[float, float]
 
@@ -36,9 +38,9 @@ Interval = tuple[float, float]
 def replicates(task: str, group: pd.DataFrame, n_boot: int, seed: int) -> Replicates:
     """The task's primary metric on ``n_boot`` patient resamples of one (cohort, task) slice.
 
-    Resample units as in ``benchmark.scoring``: the patients in sorted id order (for lesions a
-    cluster bootstrap: a resampled patient brings all of their lesions), so the row order of the
-    slice does not matter and every model is paired on the same patients.
+    Resample units as in ``benchmark.evaluation.scoring``: the patients in sorted id order (for
+    lesions a cluster bootstrap: a resampled patient brings all of their lesions), so the row order
+    of the slice does not matter and every model is paired on the same patients.
     """
     prediction = group["prediction"].to_numpy(float)
     patient_id = group["patient_id"].to_numpy()
@@ -53,8 +55,9 @@ def replicates(task: str, group: pd.DataFrame, n_boot: int, seed: int) -> Replic
 
 
 def resample_ci(boot: np.ndarray, value: float, jackknife: np.ndarray) -> Interval | None:
-    """95% interval (as ``benchmark.metrics`` makes every CI) over the finite resamples; None if
-    fewer than half are finite (the rule ``benchmark.metrics`` applies to every CI)."""
+    """95% interval (as ``benchmark.evaluation.metrics`` makes every CI) over the finite resamples;
+    None if fewer than half are finite (the rule ``benchmark.evaluation.metrics`` applies to every
+    CI)."""
     ok = boot[np.isfinite(boot)]
     if boot.size == 0 or 2 * ok.size < boot.size:
         return None

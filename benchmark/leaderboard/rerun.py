@@ -6,9 +6,9 @@ seeded or cached in memory can make a record pass. The run is never built from t
 stored config: a record is a file anyone can edit, and its config could name code for the
 harness to instantiate, a sandbox mode, or the data. The harness composes the model's config
 itself (``python -m benchmark model=M seed=K hardware=H data=D``, the submission's own file
-checked by ``benchmark/config_rules.py``), and the record's config must equal it in everything
-that changes a number (:func:`config_drift`); only the cache location is this machine's, and
-progress bars are off.
+checked by ``benchmark/runner/config_rules.py``), and the record's config must equal it in
+everything that changes a number (:func:`config_drift`); only the cache location is this machine's,
+and progress bars are off.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.records import differing_keys, load_record, masked_config
+from benchmark.records.reading import differing_keys, load_record, masked_config
 
 HARDWARE = {"cpu": "cpu", "cuda": "gpu"}  # a record's hardware.device -> conf/hardware option
 # What, besides the model node, the seed, the data and the protocol, a run passes its model.
@@ -65,7 +65,7 @@ def rerun_config(record: Mapping[str, Any], cache_dir: str | Path, data: str = "
     record's stored config differs from it (nothing is instantiated either way)."""
     from omegaconf import OmegaConf
 
-    from benchmark.records import compose_config
+    from benchmark.records.reading import compose_config
 
     cfg = compose_config(overrides(record, data, cache_dir))
     drift = config_drift(record["provenance"]["config"], OmegaConf.to_container(cfg, resolve=True))
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__.split("\n\n", 1)[0], file=sys.stderr)
         return 2
     record_path, out_dir, cache_dir, *data = args
-    from benchmark.run import run
+    from benchmark.runner.run import run
 
     try:
         cfg = rerun_config(load_record(Path(record_path)), cache_dir, *data)

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from benchmark.leaderboard.differences import first_prediction_difference, first_value_difference
-from benchmark.record_format import CV_KEY_SUFFIX, PROJECT_ROOT
-from benchmark.records import Reference
+from benchmark.records.reading import Reference
+from benchmark.records.record_format import CV_KEY_SUFFIX, PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from benchmark.cohort import LabelledCohort
+    from benchmark.api.cohort import LabelledCohort
     from benchmark.data.source import Dataset
 
 # Metrics recomputed from the same predictions and labels: the same code, the same resamples.
@@ -68,7 +68,7 @@ def rescore_problems(
 ) -> list[str]:
     """Why ``record`` and its ``predictions`` are not what the harness's data and scoring give
     (empty: they are). Loads the board's data unless given."""
-    from benchmark.scoring import as_dicts, attach_outcomes, score
+    from benchmark.evaluation.scoring import as_dicts, attach_outcomes, score
 
     data = data or board_data(reference)
     fingerprint = record["provenance"]["data_fingerprint"]

@@ -1,7 +1,7 @@
 """How far a deep model re-trained on another CPU type may land from its committed record.
 
 A deep model's CPU training is bit-reproducible only on the CPU type it ran on: another one
-(``benchmark/cpu.py``) takes other kernels, and after a few epochs two trainings of the same
+(``benchmark/records/cpu.py``) takes other kernels, and after a few epochs two trainings of the same
 seed differ about as much as two seeds do. So a deep record re-trained elsewhere is accepted when
 each primary metric (AUC per lesion, Harrell's C per patient) lies within
 

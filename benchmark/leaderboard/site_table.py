@@ -27,7 +27,7 @@ from benchmark.leaderboard.cells import (
     text,
 )
 from benchmark.leaderboard.datasets import SiteDataset
-from benchmark.records import model_config_key
+from benchmark.records.reading import model_config_key
 
 
 def _cell(section: dict[str, Any], record: dict[str, Any]) -> str:

@@ -22,8 +22,6 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.atomic import write_atomic
-from benchmark.catalog import ModelEntry
 from benchmark.leaderboard.oracle import ORACLE, write_oracle
 from benchmark.leaderboard.predictions import (
     PREDICTIONS_SUFFIX,
@@ -34,8 +32,9 @@ from benchmark.leaderboard.predictions import (
 )
 from benchmark.leaderboard.provenance import commit_problems
 from benchmark.leaderboard.rescore import board_data, rescore_problems
-from benchmark.model_card import folder_problems
-from benchmark.records import (
+from benchmark.records.catalog import ModelEntry
+from benchmark.records.model_card import folder_problems
+from benchmark.records.reading import (
     RecordError,
     Reference,
     canonical_stem,
@@ -45,7 +44,8 @@ from benchmark.records import (
     parse_record,
     record_problems,
 )
-from benchmark.run_folder import PREDICTIONS, RECORD
+from benchmark.runner.run_folder import PREDICTIONS, RECORD
+from benchmark.utils.atomic import write_atomic
 
 RECORD_NAME = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)__seed(?P<seed>\d+)\.json$")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.catalog import ModelEntry
 from benchmark.leaderboard.board import Board, Section
 from benchmark.leaderboard.cells import (
     METRIC_TITLE,
@@ -29,9 +28,10 @@ from benchmark.leaderboard.fresh_aggregate import Fresh, flagged
 from benchmark.leaderboard.predictions import PRIMARY_METRIC
 from benchmark.leaderboard.site_table import render_sites
 from benchmark.leaderboard.throughput_table import render_throughput
-from benchmark.model_card import load_model_card
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import SeedRow
+from benchmark.records.catalog import ModelEntry
+from benchmark.records.model_card import load_model_card
+from benchmark.records.reading import SeedRow
+from benchmark.records.record_format import PROJECT_ROOT
 
 # Beside a public figure that lies above its model's fresh-draw prediction interval.
 FLAG = "▲"

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.leaderboard.cells import text
-from benchmark.records import RecordError, parse_record
-from benchmark.schemas import THROUGHPUT_SCHEMA_ID, THROUGHPUT_V1, schema_errors
+from benchmark.records.reading import RecordError, parse_record
+from benchmark.records.schemas import THROUGHPUT_SCHEMA_ID, THROUGHPUT_V1, schema_errors
 
 # Columns shown first, in this order; any other row key follows, sorted.
 ROW_ORDER = (

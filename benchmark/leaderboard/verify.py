@@ -5,7 +5,7 @@ process (:mod:`.rerun`: the harness's own config of its model and seed, which th
 config must equal), and its predictions and its record must be the committed ones:
 
 - bit-identical on the CPU type the record was made on (``provenance.hardware`` key,
-  :mod:`benchmark.cpu`);
+  :mod:`benchmark.records.cpu`);
 - a classical model on another CPU type: within rounding (1e-9);
 - a deep (torch) model on another CPU type, where its training rounds differently: re-trained,
   its outcome columns identical and each primary metric within the model's seed-to-seed
@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.cpu import numerics_key, same_numerics
 from benchmark.leaderboard.board import LEADERBOARD_DIR, Paths
 from benchmark.leaderboard.checks import MARKS, device_type, is_deep, load_marks
 from benchmark.leaderboard.differences import (
@@ -55,9 +54,10 @@ from benchmark.leaderboard.seed_tolerance import (
     largest_difference,
     seed_spread,
 )
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import RecordError, Reference, load_record
-from benchmark.run_folder import PREDICTIONS, RECORD
+from benchmark.records.cpu import numerics_key, same_numerics
+from benchmark.records.reading import RecordError, Reference, load_record
+from benchmark.records.record_format import PROJECT_ROOT
+from benchmark.runner.run_folder import PREDICTIONS, RECORD
 
 VERIFIED = "verified"
 RETRAINED = "re-trained"  # a deep record on another CPU type: within its seed tolerance
@@ -170,7 +170,7 @@ class Machine:
 
     @classmethod
     def here(cls) -> Machine:
-        from benchmark.record_format import hardware
+        from benchmark.records.record_format import hardware
 
         info = hardware()
         return cls(info, info.get("gpu"))

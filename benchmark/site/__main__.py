@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.atomic import write_atomic
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import RecordError
+from benchmark.records.reading import RecordError
+from benchmark.records.record_format import PROJECT_ROOT
 from benchmark.site.aggregate import MIN_EVENTS, MIN_PATIENTS, load_runs, site_json, site_record
 from benchmark.site.evaluate import SEEDS, SiteError, check_sandbox, evaluate, site_models, summary
+from benchmark.utils.atomic import write_atomic
 
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RUN_FOLDER = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)__seed(?P<seed>\d+)$")

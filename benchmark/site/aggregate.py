@@ -29,7 +29,7 @@ from benchmark.leaderboard.predictions import (
 )
 from benchmark.leaderboard.ranking import Standing, rank_models
 from benchmark.leaderboard.store import Entry
-from benchmark.records import (
+from benchmark.records.reading import (
     RecordError,
     canonical_stem,
     differing_keys,
@@ -37,8 +37,8 @@ from benchmark.records import (
     load_record,
     model_config_key,
 )
-from benchmark.run_folder import PREDICTIONS, RECORD
-from benchmark.schemas import SITE_SCHEMA_ID, SITE_V1, schema_errors
+from benchmark.records.schemas import SITE_SCHEMA_ID, SITE_V1, schema_errors
+from benchmark.runner.run_folder import PREDICTIONS, RECORD
 from benchmark.site.evaluate import SiteError
 
 # Published disclosure rules for aggregate health statistics suppress cells of fewer than 10

@@ -1,10 +1,10 @@
 """``python -m benchmark.site evaluate``: every model, seeds 0-2, on a site's private cohorts.
 
-Each (model, seed) is one normal run (:func:`benchmark.run.run`) into ``OUT/<model>__seed<k>/``,
-a folder the site keeps: a finished run is reused, so an interrupted evaluation resumes where it
-stopped. The runs are sandboxed; where bubblewrap cannot run, the command refuses rather than
-run other people's code beside the site's data with less isolation than asked for (pass
-``sandbox=process`` to accept that knowingly).
+Each (model, seed) is one normal run (:func:`benchmark.runner.run.run`) into
+``OUT/<model>__seed<k>/``, a folder the site keeps: a finished run is reused, so an interrupted
+evaluation resumes where it stopped. The runs are sandboxed; where bubblewrap cannot run, the
+command refuses rather than run other people's code beside the site's data with less isolation than
+asked for (pass ``sandbox=process`` to accept that knowingly).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark import bwrap
-from benchmark.catalog import by_name
-from benchmark.launch import compose_run, run_logged
-from benchmark.records import canonical_stem
+from benchmark.records.catalog import by_name
+from benchmark.records.reading import canonical_stem
+from benchmark.runner.launch import compose_run, run_logged
+from benchmark.sandbox import bwrap
 
 SEEDS = (0, 1, 2)
 

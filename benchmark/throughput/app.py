@@ -17,13 +17,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.atomic import write_atomic
-from benchmark.cohort import LabelledCohort
+from benchmark.api.cohort import LabelledCohort
+from benchmark.api.submission import Submission
 from benchmark.data.source import open_dataset
-from benchmark.devices import resolve_device
-from benchmark.record_format import git_commit, record_json
-from benchmark.submission import Submission
-from benchmark.threads import torch_threads
+from benchmark.records.record_format import git_commit, record_json
 from benchmark.throughput import throughput_record as records
 from benchmark.throughput.end_to_end import deep_end_to_end, image_grid, pipeline_end_to_end
 from benchmark.throughput.measuring import (
@@ -37,6 +34,9 @@ from benchmark.throughput.measuring import (
 from benchmark.throughput.model_only import DeepTarget, SweepResult, deep_target, sweep
 from benchmark.throughput.settings import SweepSettings
 from benchmark.throughput.training import train_settings, training_throughput
+from benchmark.utils.atomic import write_atomic
+from benchmark.utils.devices import resolve_device
+from benchmark.utils.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.cohort import Cohort, LabelledCohort
+from benchmark.api.cohort import Cohort, LabelledCohort
+from benchmark.api.submission import LesionCache, Network, Submission
 from benchmark.data.crops import lesion_channels
-from benchmark.submission import LesionCache, Network, Submission
 from benchmark.throughput.gate import gate_inputs
 from benchmark.throughput.measuring import synchronize
 from benchmark.throughput.model_only import DeepTarget, Mode, SweepResult, free_memory

@@ -18,8 +18,8 @@ NVIDIA's data sheets, *dense* (the tensor-core figures "with sparsity" are halve
 the non-tensor-core rate. GPU names are matched as substrings, first match wins, so the more
 specific names come first ("H100 PCIe" before "H100").
 
-Environment. :func:`environment` extends :func:`benchmark.record_format.hardware` (CPU, cores,
-memory, GPU name) with what decides GPU speed: driver, CUDA and cuDNN versions, compute
+Environment. :func:`environment` extends :func:`benchmark.records.record_format.hardware` (CPU,
+cores, memory, GPU name) with what decides GPU speed: driver, CUDA and cuDNN versions, compute
 capability, torch's math settings and threads.
 """
 
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.record_format import hardware, package_versions
+from benchmark.records.record_format import hardware, package_versions
 
 # ---- timing -------------------------------------------------------------------------------------
 

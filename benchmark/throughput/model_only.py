@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.submission import Network
+from benchmark.api.submission import Network
 from benchmark.throughput import gate as gates
 from benchmark.throughput.measuring import (
     PeakMemory,

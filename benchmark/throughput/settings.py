@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.cohort import COHORTS
+from benchmark.api.cohort import COHORTS
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 # "channels_last" means the channels-last format of the input's rank (channels_last_3d for 3D

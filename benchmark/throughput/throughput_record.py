@@ -1,7 +1,7 @@
 """The throughput record (``throughput.json``), its file name, and the tables printed with it.
 
-Not a result record (``benchmark.record_format``, ``benchmark.records``): a throughput record
-has its own schema (``nsclc-io-bench/throughput/v1``) and its own folder
+Not a result record (``benchmark.records.record_format``, ``benchmark.records.reading``): a
+throughput record has its own schema (``nsclc-io-bench/throughput/v1``) and its own folder
 (``leaderboard/throughput/``).
 
 A throughput figure is only comparable with its scope (what was timed), precision, layout,
@@ -17,7 +17,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchmark.schemas import THROUGHPUT_SCHEMA_ID
+from benchmark.records.schemas import THROUGHPUT_SCHEMA_ID
 from benchmark.throughput.measuring import device_slug
 
 THROUGHPUT_SCHEMA = THROUGHPUT_SCHEMA_ID  # one id, owned by the leaderboard's schema

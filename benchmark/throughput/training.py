@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from benchmark.submission import Network
+from benchmark.api.submission import Network
 from benchmark.throughput.measuring import synchronize
 from benchmark.throughput.settings import TrainingScopeSettings
 from benchmark.training import BatchAugment, LesionBatches, TrainSettings, TrainStep, determinism

@@ -1,7 +1,7 @@
 """Building blocks beside the model API, for submissions and baselines alike.
 
-The model API is :mod:`benchmark.cohort` (the blinded cohort, its outcomes) and
-:mod:`benchmark.submission` (``Submission``, ``FitContext``, ``Network``); the toolkit is code a
+The model API is :mod:`benchmark.api.cohort` (the blinded cohort, its outcomes) and
+:mod:`benchmark.api.submission` (``Submission``, ``FitContext``, ``Network``); the toolkit is code a
 model may reuse instead of copying:
 
 - :class:`LesionClassifier`: a scikit-learn classifier on one row per lesion; a subclass writes

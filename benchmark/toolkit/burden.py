@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.cohort import Cohort
+from benchmark.api.cohort import Cohort
 from benchmark.features.aggregate import aggregate_lesions
 
 BURDEN_COLUMNS = ("total_volume_log", "n_lesions")

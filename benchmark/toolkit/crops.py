@@ -4,7 +4,7 @@
 Subclasses say which network to build (:meth:`CropClassifier.build_net`) and how it sees a batch
 of crops (:meth:`CropClassifier.to_input`); crops, training, weights and predictions are the same
 for every deep family, so their numbers differ by the network only. :meth:`CropClassifier.network`
-declares all of it (``benchmark.submission.Network``) for the throughput tool.
+declares all of it (``benchmark.api.submission.Network``) for the throughput tool.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmark.cohort import Cohort, Outcomes
+from benchmark.api.cohort import Cohort, Outcomes
+from benchmark.api.submission import FitContext, LesionCache, Network, Predictions, Submission
 from benchmark.data.crops import LesionCrops
-from benchmark.devices import resolve_device
-from benchmark.submission import FitContext, LesionCache, Network, Predictions, Submission
 from benchmark.training import (
     FitResult,
     TrainSettings,
@@ -32,6 +31,7 @@ from benchmark.training import (
     predict_proba,
     save_weights,
 )
+from benchmark.utils.devices import resolve_device
 
 
 class CropClassifier(Submission):

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.cohort import Cohort, Outcomes
-from benchmark.submission import FitContext, LesionCache, Predictions, Submission
+from benchmark.api.cohort import Cohort, Outcomes
+from benchmark.api.submission import FitContext, LesionCache, Predictions, Submission
 from benchmark.toolkit.estimators import one_thread, positive_proba, prevalence, two_classes
 
 

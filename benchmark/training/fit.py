@@ -25,12 +25,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.atomic import write_atomic
-from benchmark.devices import resolve_device
-from benchmark.threads import torch_threads
 from benchmark.training.batches import LesionBatches
 from benchmark.training.network_size import check_network_size
 from benchmark.training.settings import TrainSettings
+from benchmark.utils.atomic import write_atomic
+from benchmark.utils.devices import resolve_device
+from benchmark.utils.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A network's downsampling sets the smallest input it takes (DenseNet121: /32, so 21^3 crops end
 at 1^3 before its last pooling). One zero sample through the network before training turns a
 shape error from inside the first step into a refusal that names the size needed; the same
-probe runs in ``python -m benchmark.check`` (benchmark/probes.py), before any data are built.
+probe runs in ``python -m benchmark.check`` (benchmark/runner/probes.py), before any data are built.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Adds ``submissions/*/conf`` (sorted) after the harness's own ``conf/`` folder, once every
-config in them obeys the rules of a submission's config (``benchmark/config_rules.py``)."""
+config in them obeys the rules of a submission's config (``benchmark/runner/config_rules.py``)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class SubmissionsSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         if not _is_ours(search_path, PROJECT_ROOT):
             return
-        from benchmark.config_rules import check_folders
+        from benchmark.runner.config_rules import check_folders
 
         folders = submission_conf_dirs()
         # Before Hydra reads any of them: a config that could write the harness's nodes, or

@@ -5,7 +5,7 @@
     # _target_: submissions.my_model.model.<YourClass>; fill in model_card.yaml and README.md
     python -m benchmark model=my_model data=tiny     # seconds; then without data=tiny
 
-What the harness guarantees (benchmark/submission.py): ``fit`` gets the training patients of the
+What the harness guarantees (benchmark/api/submission.py): ``fit`` gets the training patients of the
 development cohort and their outcomes; ``predict`` gets a cohort view with NO outcomes (external
 cohorts, or the held-out fold) and must return one prediction per lesion / patient for every task
 in ``tasks``. Hyper-parameters are constructor arguments, set from the YAML config, and stored
@@ -30,9 +30,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-from benchmark.cohort import Cohort, Outcomes
+from benchmark.api import Cohort, FitContext, Outcomes, Predictions
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext, Predictions
 from benchmark.toolkit import LesionClassifier, burden
 
 

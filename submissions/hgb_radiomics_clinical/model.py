@@ -20,9 +20,8 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from benchmark.cohort import Cohort, Outcomes
+from benchmark.api import Cohort, FitContext, Outcomes
 from benchmark.features.clinical import ClinicalEncoder
-from benchmark.submission import FitContext
 from benchmark.toolkit import LesionClassifier, burden, per_lesion
 
 SITES = ("lung", "lymph_node", "liver", "adrenal", "bone", "pleura", "brain", "other")

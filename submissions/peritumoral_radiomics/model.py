@@ -20,8 +20,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from benchmark.cohort import Cohort
-from benchmark.submission import LesionCache
+from benchmark.api import Cohort, LesionCache
 from benchmark.toolkit import LesionClassifier
 from submissions.peritumoral_radiomics.rings import ring_cohort
 

@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from benchmark.cohort import Cohort
+from benchmark.api import Cohort
 
 RING_VERSION = "1"  # bump when ring masks change for the same settings
 

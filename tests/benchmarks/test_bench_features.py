@@ -13,9 +13,9 @@ from tiny_runs import cnn3d_net
 
 from benchmark.data.crops import LesionCrops, crop_patient, views_25d
 from benchmark.features.radiomics import RadiomicsExtractor
-from benchmark.threads import torch_threads
 from benchmark.throughput.end_to_end import cached_patients, read_patient
 from benchmark.training import BatchAugment, TrainSettings, TrainStep
+from benchmark.utils.threads import torch_threads
 
 pytestmark = pytest.mark.benchmark
 

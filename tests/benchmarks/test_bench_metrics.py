@@ -1,11 +1,11 @@
-"""Bootstrap confidence intervals (benchmark.metrics): 1000 patient-level resamples."""
+"""Bootstrap confidence intervals (benchmark.evaluation.metrics): 1000 patient-level resamples."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmark.metrics import lesion_pd_metrics, survival_metrics
+from benchmark.evaluation.metrics import lesion_pd_metrics, survival_metrics
 
 pytestmark = pytest.mark.benchmark
 

@@ -24,14 +24,14 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_empty, staged
-from benchmark.cohort import COHORTS
+from benchmark.api.cohort import COHORTS
 from benchmark.data.dicom.grid import Grid
 from benchmark.data.dicom.manifest import MANIFEST_COLUMNS, write_csv
 from benchmark.data.dicom.rtstruct import write_rtstruct
 from benchmark.data.dicom.seg import write_seg
 from benchmark.data.dicom.series import CtVolume, SeriesIds, write_ct
 from benchmark.data.layout.names import IMAGES, LESIONS_CSV, MASKS, PATIENTS_CSV, SUFFIX
+from benchmark.utils.atomic import check_empty, staged
 
 MANIFEST_SEG = "manifest_seg.csv"
 MANIFEST_RTSTRUCT = "manifest_rtstruct.csv"

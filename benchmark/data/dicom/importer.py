@@ -15,7 +15,6 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_empty, staged
 from benchmark.data.dicom.errors import DicomImportError, DicomProblem
 from benchmark.data.dicom.manifest import PatientPlan, Plan, read_plan, write_csv
 from benchmark.data.dicom.rtstruct import RT_STRUCTURE_SET, read_rtstruct
@@ -29,6 +28,7 @@ from benchmark.data.layout.names import (
     PATIENTS_CSV,
     SUFFIX,
 )
+from benchmark.utils.atomic import check_empty, staged
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.cohort import COHORTS
+from benchmark.api.cohort import COHORTS
 from benchmark.data.layout.names import PATIENT_REQUIRED
 from benchmark.data.layout.problems import Problems
 from benchmark.data.layout.rows import check_patients

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.cohort import COHORTS, Cohort, Outcomes, Truth
+from benchmark.api.cohort import COHORTS, Cohort, Outcomes, Truth
 from benchmark.data.layout.frames import to_frames
 from benchmark.data.layout.images import CACHE_VERSION, GEOMETRY_RTOL
 from benchmark.data.layout.names import (

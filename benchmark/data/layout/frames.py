@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.cohort import Outcomes
+from benchmark.api.cohort import Outcomes
 from benchmark.data.layout.scanning import CohortScan
 
 

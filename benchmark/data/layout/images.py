@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.atomic import write_atomic
 from benchmark.data.layout.header import (
     datatype_issue,
     expected_bytes,
@@ -30,6 +29,7 @@ from benchmark.data.layout.header import (
 )
 from benchmark.data.layout.lesions import LesionSize, lesion_sizes
 from benchmark.data.layout.values import NonFinite, hu_issues, spacing_issue
+from benchmark.utils.atomic import write_atomic
 
 # v2: entries carry the site-data checks (non-finite voxels, HU range, header, lesion sizes);
 # a v1 entry, made without them, must not pass a file that fails them.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # pyradiomics' resampledPixelSpacing and minimumROIDimensions in conf/radiomics/default.yaml
-# (tests/test_site_data.py keeps them equal).
+# (tests/data/test_site_data.py keeps them equal).
 RADIOMICS_SPACING_MM = 1.0
 RADIOMICS_MIN_DIMS = 2
 _TIE = 1e-6

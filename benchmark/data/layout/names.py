@@ -5,7 +5,7 @@ In one place so that reading, checking, scanning and view-building agree on one 
 
 from __future__ import annotations
 
-from benchmark.cohort import (
+from benchmark.api.cohort import (
     LESION_COLUMNS,
     LESION_OUTCOME_COLUMNS,
     PATIENT_COLUMNS,

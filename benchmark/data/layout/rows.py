@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.cohort import ARMS
+from benchmark.api.cohort import ARMS
 from benchmark.data.layout.names import (
     LESIONS_CSV,
     PATIENTS_CSV,

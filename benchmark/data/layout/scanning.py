@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.cohort import COHORTS
+from benchmark.api.cohort import COHORTS
 from benchmark.data.layout.images import FileCache, FileInfo, Unreadable, geometry_mismatches
 from benchmark.data.layout.names import (
     IMAGES,

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import optimize, special
 
-from benchmark.cohort import ARMS
+from benchmark.api.cohort import ARMS
 from benchmark.data.simulator.latent import draw_latent
 from benchmark.data.simulator.streams import (
     STREAM_OUTCOMES,

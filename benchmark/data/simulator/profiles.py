@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.cohort import ARMS
+from benchmark.api.cohort import ARMS
 
 SITES = ("lung", "lymph_node", "liver", "adrenal", "bone", "pleura")
 # benchmark/data/simulator/profiles.py -> <repo>/conf/data

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from benchmark.cohort import ARMS
+from benchmark.api.cohort import ARMS
 from benchmark.data.simulator.grid import grid_of
 from benchmark.data.simulator.latent import draw_latent
 from benchmark.data.simulator.outcomes import (

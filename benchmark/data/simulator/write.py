@@ -15,12 +15,12 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from benchmark.atomic import check_empty, staged
 from benchmark.data.simulator.profiles import resolve_profile
 from benchmark.data.simulator.render import render
 from benchmark.data.simulator.streams import GENERATOR_NAME, GENERATOR_VERSION, check_seed
 from benchmark.data.simulator.tables import SimulatedTables, simulate_tables
-from benchmark.pool import run_jobs
+from benchmark.utils.atomic import check_empty, staged
+from benchmark.utils.pool import run_jobs
 
 
 def _write_nifti(array: np.ndarray, spacing, origin, path: Path) -> None:
@@ -77,7 +77,7 @@ def simulate(
     """Write the simulated cohorts in the cohort layout under ``out`` (which must not hold files).
 
     The dataset is built in a temporary sibling of ``out`` and moved there at the end
-    (``benchmark.atomic.staged``), so an interrupted run leaves no half dataset. The output
+    (``benchmark.utils.atomic.staged``), so an interrupted run leaves no half dataset. The output
     depends on (profile, seed, ``GENERATOR_VERSION``) only; ``workers > 1`` renders patients in
     worker processes.
     """

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmark.atomic import staged, write_atomic
 from benchmark.leaderboard.board import Board, Paths, load_board
 from benchmark.leaderboard.web.pages import BuildInfo
 from benchmark.leaderboard.web.render import render_site
-from benchmark.record_format import PROJECT_ROOT, git_commit
-from benchmark.records import Reference
+from benchmark.records.reading import Reference
+from benchmark.records.record_format import PROJECT_ROOT, git_commit
+from benchmark.utils.atomic import staged, write_atomic
 
 ASSETS = Path(__file__).with_name("assets")
 # plotly.js-cartesian-dist-min 4.1.1 from npm (MIT), its file as the package ships it.

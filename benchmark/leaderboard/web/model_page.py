@@ -12,7 +12,6 @@ from typing import Any
 
 import yaml
 
-from benchmark.catalog import ModelEntry
 from benchmark.leaderboard.board import Board
 from benchmark.leaderboard.cells import METRIC_TITLE, mean_sd, short_commit
 from benchmark.leaderboard.fresh_aggregate import flagged, upper_bound
@@ -27,10 +26,11 @@ from benchmark.leaderboard.web.model_plots import model_plots
 from benchmark.leaderboard.web.plot import DataTable
 from benchmark.leaderboard.web.rows import ModelFacts, Table, model_tasks
 from benchmark.leaderboard.web.verification import model_verification, verification_status
-from benchmark.model_card import load_model_card
-from benchmark.record_format import PROJECT_ROOT
-from benchmark.records import config_key, model_config_key
-from benchmark.schemas import MODEL_CARD_V1
+from benchmark.records.catalog import ModelEntry
+from benchmark.records.model_card import load_model_card
+from benchmark.records.reading import config_key, model_config_key
+from benchmark.records.record_format import PROJECT_ROOT
+from benchmark.records.schemas import MODEL_CARD_V1
 
 # The card's fields in the schema's order (its ``schema`` tag is not shown).
 CARD_ORDER = tuple(k for k in MODEL_CARD_V1["properties"] if k != "schema")

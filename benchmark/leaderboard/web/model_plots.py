@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.cohort import SURVIVAL_TASKS
+from benchmark.api.cohort import SURVIVAL_TASKS
 from benchmark.leaderboard.board import Board, Section
 from benchmark.leaderboard.cells import METRIC_TITLE, mean_sd
 from benchmark.leaderboard.figure_data import Roc, calibration_bins, km_by_risk, roc

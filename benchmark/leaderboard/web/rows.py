@@ -12,8 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from benchmark.catalog import ModelEntry
-from benchmark.cohort import SURVIVAL_TASKS
+from benchmark.api.cohort import SURVIVAL_TASKS
 from benchmark.leaderboard.board import Board, Section
 from benchmark.leaderboard.cells import (
     METRIC_TITLE,
@@ -35,6 +34,7 @@ from benchmark.leaderboard.throughput_table import (
     warm_end_to_end,
 )
 from benchmark.leaderboard.web.verification import STRENGTH, model_verification
+from benchmark.records.catalog import ModelEntry
 
 # Beside a public figure above its fresh draws' prediction interval (as in the README).
 FLAG = "▲"

@@ -1,0 +1,1 @@
+"""The protocol (cross-validation, external cohorts) and the metrics that score it."""

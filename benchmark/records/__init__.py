@@ -1,0 +1,1 @@
+"""Result records and model cards: their format, schemas, reading and the model catalog."""

@@ -1,0 +1,1 @@
+"""One run of a model (data, protocol, scores, record), its job folder, sweeps of them."""
