@@ -8,6 +8,7 @@ values against it. The CSV helpers address rows by editor line number (header = 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,7 +306,20 @@ def patch_header(path: Path, **fields: object) -> None:
     path.write_bytes(gzip.compress(bytes(data)))
 
 
-def reported(problems: list, case: Any) -> Any:
+@dataclass
+class Case:
+    """One way to break a dataset, and the problem the validator must report for it."""
+
+    mutate: Callable[[Path], None]
+    file: str
+    text: str
+    row: int | None = None
+    column: str | None = None
+    id: str | None = None
+    count: int = 1  # every problem this one break gives (no noisy cascades)
+
+
+def reported(problems: list, case: Case) -> Any:
     """The problem among ``problems`` that names ``case``'s file, row, column, id and text;
     AssertionError listing them all when none does, or when their count is not ``case.count``."""
     matching = [

@@ -30,8 +30,6 @@ def forward_error(
     """Why one zero batch of ``size``-voxel crops does not go through the network (None: it
     does, with one logit per sample). Eval mode (batch norm takes a batch of one there) and no
     gradient: the weights, their statistics and the random state stay as they were."""
-    import torch
-
     net = build() if net is None else net
     was_training = net.training
     net.eval()

@@ -8,13 +8,13 @@ import subprocess
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from cohort_factory import (
+    Case,
     PatientSpec,
     append_row,
     delete_row,
@@ -232,17 +232,6 @@ def test_load_truth_with_a_bad_value_raises(data: Path):
 
 # ---------------------------------------------------------------------------------------------
 # Broken datasets: one case per kind of problem, each naming file, row, column and id
-
-
-@dataclass
-class Case:
-    mutate: Callable[[Path], None]
-    file: str
-    text: str
-    row: int | None = None
-    column: str | None = None
-    id: str | None = None
-    count: int = 1  # all problems reported for this one break (no noisy cascades)
 
 
 PR = "pembro_rt"

@@ -12,7 +12,6 @@ import json
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 import SimpleITK as sitk
 import yaml
 from cohort_factory import (
+    Case,
     header_fields,
     make_dataset,
     patch_header,
@@ -65,17 +65,6 @@ def test_the_valid_cohort_passes(data: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # One case per problem
-
-
-@dataclass
-class Case:
-    mutate: Callable[[Path], None]
-    file: str
-    text: str
-    row: int | None = None
-    column: str | None = None
-    id: str | None = None
-    count: int = 1  # every problem this one break gives (no noisy cascades)
 
 
 def _voxels(rel: str, edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
