@@ -151,7 +151,10 @@ class IsolatedSubmission(Submission):
         if self._worker is None:
             raise SubmissionError(f"{self.name}: its worker process has been closed")
         try:
-            self._conn.send((step, args))
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                # A worker that ended before it read the step may have said why first (the
+                # keeper's ZygoteError): the read below returns that, or reports the end.
+                self._conn.send((step, args))
             self._wait(step)
             tasks = max(len(getattr(self, "tasks", ())), 1)
             payload = replies.read(self._conn, _reply_bound(step, args, tasks))

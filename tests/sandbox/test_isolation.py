@@ -28,8 +28,8 @@ from benchmark.evaluation.protocol import run_protocol
 from benchmark.records.record_format import PROJECT_ROOT
 from benchmark.runner.run import DataChangedError, run
 from benchmark.runner.run_folder import RECORD
-from benchmark.sandbox import bwrap, page_cache
-from benchmark.sandbox.isolation import LimitExceeded, Limits, isolated_models
+from benchmark.sandbox import bwrap, page_cache, replies
+from benchmark.sandbox.isolation import IsolatedSubmission, LimitExceeded, Limits, isolated_models
 from benchmark.sandbox.zygote import Zygote, ZygoteError
 
 CHANCE = {"mdacc": 0.5, "pembro_rt_cv": 0.5}
@@ -349,6 +349,36 @@ def test_a_sandboxed_worker_holds_no_capability(tiny_cohorts, mounts):
         ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0
     )
     assert held["NoNewPrivs"] == "1"
+
+
+class _Ended:
+    """A worker that has already ended (exit code 1), as the parent sees it."""
+
+    exitcode = 1
+
+    def state(self, memory: bool) -> tuple[bool, None]:
+        return False, None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        pass
+
+
+def test_why_a_worker_could_not_start_is_reported_even_when_it_ended_before_the_first_step():
+    """The keeper sends its ZygoteError and exits; when that happens before the parent sends the
+    first step, the send fails (broken pipe), and the reason must still be what is raised."""
+
+    def start(conn):
+        replies.send_error(conn, ZygoteError("a worker could not unshare a user namespace"))
+        conn.close()
+        return _Ended()
+
+    with pytest.raises(ZygoteError, match="could not unshare a user namespace"):
+        IsolatedSubmission("Ended", start)
+
+
+def test_a_worker_that_ended_without_a_word_is_reported_as_ended():
+    with pytest.raises(SubmissionError, match=r"Silent: its worker process ended during tasks"):
+        IsolatedSubmission("Silent", lambda conn: (conn.close(), _Ended())[1])
 
 
 def test_a_worker_that_cannot_have_a_tmp_of_its_own_does_not_start(
