@@ -377,8 +377,12 @@ def test_why_a_worker_could_not_start_is_reported_even_when_it_ended_before_the_
 
 
 def test_a_worker_that_ended_without_a_word_is_reported_as_ended():
+    def start(conn):
+        conn.close()
+        return _Ended()
+
     with pytest.raises(SubmissionError, match=r"Silent: its worker process ended during tasks"):
-        IsolatedSubmission("Silent", lambda conn: (conn.close(), _Ended())[1])
+        IsolatedSubmission("Silent", start)
 
 
 def test_a_worker_that_cannot_have_a_tmp_of_its_own_does_not_start(
