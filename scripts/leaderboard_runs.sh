@@ -82,13 +82,14 @@ mkdir -p "$times"
 
 # One run; writes its wall seconds (or "failed") to $times/<model>.seed<k> for the summary.
 run_one() {
-  local model=$1 seed=$2 dir="$OUT/$1/seed$2" start
+  local model=$1 seed=$2 dir="$OUT/$1/seed$2" start took
   start=$(date +%s)
   mkdir -p "$dir"
   if "$PY" -m benchmark "model=$model" "seed=$seed" "data=$DATA" "hardware=$HARDWARE" \
       "hydra.run.dir=$dir" >"$dir/run.log" 2>&1; then
-    echo $(($(date +%s) - start)) >"$times/$model.seed$seed"
-    echo "   $model seed $seed: $(($(date +%s) - start)) s"
+    took=$(($(date +%s) - start))
+    echo "$took" >"$times/$model.seed$seed"
+    echo "   $model seed $seed: $took s"
   else
     echo failed >"$times/$model.seed$seed"
     echo "!! $model seed $seed: the run failed; last lines of $dir/run.log:" >&2
