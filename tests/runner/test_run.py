@@ -87,7 +87,7 @@ def test_a_failed_run_names_the_problem_and_leaves_no_record(tmp_path: Path, cac
 
 def test_help_and_cfg_job_work(cache_dir: Path):
     help_text = bench("--help", cache_dir=cache_dir).stdout
-    assert "data: default, folder, tiny" in help_text
+    assert "data: clinical, default, folder, realistic, tiny" in help_text
     assert "rf_radiomics" in next(
         line for line in help_text.splitlines() if line.startswith("model:")
     )

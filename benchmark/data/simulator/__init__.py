@@ -51,9 +51,10 @@ the output depends on (profile, seed, ``GENERATOR_VERSION``) only, whatever ``wo
 One concept per module: :mod:`.profiles` (conf/data profiles), :mod:`.streams` (seeds and the
 generator version), :mod:`.latent` (covariates and lesion biology), :mod:`.outcomes` (PD and event
 times, calibrated), :mod:`.tables` (one cohort's tables), :mod:`.grid`, :mod:`.phantom`,
-:mod:`.lesions` (shape and drawing), :mod:`.placement`, :mod:`.render` (one patient's CT and
-mask), :mod:`.write` (the dataset folder). Each module's public names are what the others use;
-its ``_names`` stay inside it.
+:mod:`.lesions` (shape and drawing), :mod:`.placement`, :mod:`.lung` and :mod:`.scanner` (the
+realism a profile may switch on: vessel trees and textured parenchyma, kernel-shaped noise;
+docs/realism.md), :mod:`.render` (one patient's CT and mask), :mod:`.write` (the dataset
+folder). Each module's public names are what the others use; its ``_names`` stay inside it.
 """
 
 from benchmark.data.simulator.phantom import ANATOMY_LABELS

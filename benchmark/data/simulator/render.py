@@ -15,9 +15,16 @@ from scipy import ndimage
 
 from benchmark.data.simulator.grid import Grid
 from benchmark.data.simulator.lesions import Shape, draw_lesion
+from benchmark.data.simulator.lung import realistic_lung
 from benchmark.data.simulator.phantom import draw_phantom
 from benchmark.data.simulator.placement import Placer
-from benchmark.data.simulator.streams import STREAM_RENDER, cohort_code, stream_rng
+from benchmark.data.simulator.scanner import ct_noise
+from benchmark.data.simulator.streams import (
+    STREAM_ANATOMY,
+    STREAM_RENDER,
+    cohort_code,
+    stream_rng,
+)
 from benchmark.data.simulator.tables import SimulatedTables
 
 _HU_RANGE = (-1024, 3071)
@@ -45,7 +52,9 @@ def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: Grid, acq: Mapping)
     )
     noise = rng.standard_normal(hu.shape, dtype=np.float32)
     corr = float(acq.get("noise_corr_mm", 0.0))
-    if corr > 0:
+    if acq.get("noise_model") == "ct":
+        noise = ct_noise(noise, grid, float(acq["kernel_cutoff_per_mm"]))
+    elif corr > 0:
         noise = ndimage.gaussian_filter(noise, (0.0, corr / sy, corr / sx), truncate=3.0)
         noise /= max(float(noise.std()), 1e-6)
     image += np.float32(acq["noise_hu"]) * noise + np.float32(acq["hu_offset"])
@@ -66,6 +75,9 @@ def render(spec: Mapping[str, Any], peritumoral: bool = True) -> RenderedPatient
         lesion, shape = spec["lesions"][n], shapes[n]
         centre, normal = placer.place(lesion["site"], shape, float(lesion["halo_mm"]))
         draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal, peritumoral)
+    if spec.get("anatomy", {}).get("lung"):  # after the lesions: they sit where they would
+        anatomy_rng = stream_rng(spec["seed"], code, STREAM_ANATOMY, spec["index"])
+        realistic_lung(anatomy_rng, grid, lab, hu, spec["anatomy"]["lung"])
     image = _acquire(rng, hu, grid, spec["acquisition"])
     return RenderedPatient(
         patient_id=spec["patient_id"],

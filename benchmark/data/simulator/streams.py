@@ -16,7 +16,7 @@ GENERATOR_NAME = "nsclc-io-bench-simulator"
 GENERATOR_VERSION = "2.0.0"  # bump whenever the output for a (profile, seed) changes
 
 # The stream keys: one per use of randomness, so that no two uses share draws.
-STREAM_TABLES, STREAM_RENDER, STREAM_REFERENCE, STREAM_OUTCOMES = 0, 1, 2, 3
+STREAM_TABLES, STREAM_RENDER, STREAM_REFERENCE, STREAM_OUTCOMES, STREAM_ANATOMY = 0, 1, 2, 3, 4
 
 
 def cohort_code(name: str) -> int:

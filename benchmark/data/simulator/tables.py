@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ class SimulatedTables:
     patient_latent: pd.DataFrame
     acquisition: dict[str, Any]
     fov_mm: tuple[float, float, float]
+    anatomy: dict[str, Any] = field(default_factory=dict)  # optional realism (simulator/lung.py)
 
     def render_spec(self, index: int) -> dict[str, Any]:
         """Everything the renderer needs for patient number ``index`` (picklable, small)."""
@@ -63,6 +64,7 @@ class SimulatedTables:
             "patient_id": pid,
             "acquisition": dict(self.acquisition),
             "fov_mm": list(self.fov_mm),
+            "anatomy": copy.deepcopy(self.anatomy),
             "lesions": rows.to_dict("records"),
         }
 
@@ -210,6 +212,7 @@ def _simulate_cohort(name: str, cfg: Mapping[str, Any], seed: int, fov) -> Simul
         patient_latent=patient_latent,
         acquisition=acquisition,
         fov_mm=tuple(float(f) for f in fov),
+        anatomy=copy.deepcopy(dict(cfg.get("anatomy") or {})),
     )
 
 

@@ -1,0 +1,83 @@
+"""The simulator's optional realism (conf/data/realistic.yaml): vessel trees, textured
+parenchyma and kernel-shaped noise, and that a profile without them renders as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.data.simulator import load_profile, simulate_tables
+from benchmark.data.simulator.grid import Grid
+from benchmark.data.simulator.lung import grow_tree
+from benchmark.data.simulator.phantom import LUNG, VESSEL
+from benchmark.data.simulator.render import render
+from benchmark.data.simulator.scanner import ct_noise
+
+
+def _radial_mean_frequency(noise: np.ndarray, spacing: float) -> float:
+    power = np.abs(np.fft.fft2(noise, axes=(1, 2))) ** 2
+    fy = np.fft.fftfreq(noise.shape[1], spacing)[:, None]
+    fx = np.fft.fftfreq(noise.shape[2], spacing)[None, :]
+    f = np.hypot(fy, fx)
+    return float((f * power.mean(0)).sum() / power.mean(0).sum())
+
+
+def test_ct_noise_has_no_power_at_zero_and_a_sharper_kernel_is_finer() -> None:
+    grid = Grid({"spacing_mm": [0.8, 0.8, 2.0]}, [102.4, 102.4, 8.0])
+    white = np.random.default_rng(0).standard_normal(grid.shape, dtype=np.float32)
+    soft = ct_noise(white, grid, 0.25)
+    sharp = ct_noise(white, grid, 0.9)
+    assert soft.std() == pytest.approx(1.0, abs=1e-3)
+    assert abs(float(soft.mean(axis=(1, 2)).max())) < 1e-3  # the ramp: nothing at DC
+    assert _radial_mean_frequency(soft, 0.8) < 0.8 * _radial_mean_frequency(sharp, 0.8)
+
+
+def test_a_vessel_tree_branches_by_murray_and_stays_in_the_lung() -> None:
+    rng = np.random.default_rng(1)
+    cfg = {"length_ratio": [4.0, 8.0], "asymmetry": [0.55, 0.95], "min_radius_mm": 0.5}
+
+    def in_ball(p: np.ndarray) -> bool:  # a 150 mm ball of "lung" around the origin
+        return float(np.linalg.norm(p)) < 150.0
+
+    segments = grow_tree(rng, np.zeros(3), np.array([1.0, 0.0, 0.0]), 3.0, in_ball, cfg, 500)
+    assert 20 < len(segments) <= 500
+    assert all(in_ball(end) for _, end, _ in segments)
+    radii = np.array([r for *_, r in segments])
+    assert radii.max() == 3.0 and radii.min() >= 0.5
+    # Each split keeps r^3: the two children that start where a segment ends.
+    splits = 0
+    for _, end, r in segments[:20]:
+        children = [c for s, _, c in segments if np.allclose(s, end)]
+        if len(children) == 2:
+            splits += 1
+            assert sum(c**3 for c in children) == pytest.approx(r**3, rel=1e-6)
+    assert splits >= 5
+
+
+def test_realistic_lungs_keep_the_patient_and_add_vessels_with_partial_volume() -> None:
+    default = simulate_tables(load_profile("default"), 0)["pembro_rt"]
+    realistic = simulate_tables(load_profile("realistic"), 0)["pembro_rt"]
+    plain, real = render(default.render_spec(0)), render(realistic.render_spec(0))
+    assert np.array_equal(plain.mask, real.mask)  # same lesions, same places
+    lung = real.anatomy == LUNG
+    assert (real.anatomy == VESSEL).sum() > 200
+    spread = real.image[lung | (real.anatomy == VESSEL)]
+    assert np.percentile(spread, 99) > -500  # vessels are drawn into the lung
+    # partial volume: many lung voxels lie between parenchyma and blood
+    assert ((spread > -700) & (spread < -100)).mean() > 0.01
+    again = render(realistic.render_spec(0))
+    assert np.array_equal(again.image, real.image)
+
+
+def test_the_clinical_profile_is_512_square_with_each_scanners_slices() -> None:
+    tables = simulate_tables(load_profile("clinical"), 0)
+    default = simulate_tables(load_profile("default"), 0)
+    slices = {}
+    for name, t in tables.items():
+        nx, ny, nz = t.acquisition["shape"]
+        assert (nx, ny) == (512, 512)
+        assert 0.7 <= t.acquisition["spacing_mm"][0] <= 1.0
+        slices[name] = t.acquisition["spacing_mm"][2]
+        assert t.anatomy["lung"]["vessels"]["roots_per_lung"] > 0  # the realistic lungs
+        assert t.patients.equals(default[name].patients)  # the same trial, finer images
+    assert sorted(slices.values()) == [1.0, 3.0, 5.0]
