@@ -1,0 +1,100 @@
+"""``python -m benchmark.calibration.realism``: the simulated cohorts against real chest CT.
+
+    python -m benchmark.calibration.realism [--profile default] [--seed 0] [--out DIR]
+
+Prints the tables and the targets; writes realism.json and two figures (slices, measures) under
+--out (default docs/realism/<profile>); exits 1 when a target fails (docs/realism.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark.calibration.realism import measure
+from benchmark.calibration.realism.figure import measures_figure, slices_figure
+from benchmark.calibration.realism.report import render
+from benchmark.calibration.realism.scans import real_scans, simulated_scans
+from benchmark.data.simulator import GENERATOR_NAME, GENERATOR_VERSION, load_profile
+from benchmark.data.simulator.profiles import cohort_settings
+from benchmark.data.source import resolve_root
+from benchmark.utils.atomic import write_atomic
+
+# `make fixtures` puts pyradiomics' real CT here (tests/fetch_fixtures.py).
+REAL_DIR = Path(os.environ.get("NSCLC_IO_BENCH_FIXTURES") or ".fixtures") / "pyradiomics"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.calibration.realism",
+        description="Compare the simulated cohorts with real NSCLC CT: HU per tissue, noise "
+        "power spectrum, patch texture and a classifier two-sample test.",
+    )
+    parser.add_argument("--profile", default="default", help="simulator profile (conf/data/)")
+    parser.add_argument("--seed", type=int, default=0, help="data seed (default 0, the public)")
+    parser.add_argument("--real", type=Path, default=REAL_DIR, help="real CT (default %(default)s)")
+    parser.add_argument(
+        "--per-cohort", type=int, default=12, help="simulated scans per cohort (default 12)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".cache"),
+        help="where simulated data is cached (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="realism.json and the figures (default docs/realism/<profile>)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.out = args.out or Path("docs/realism") / args.profile
+    profile = load_profile(args.profile)
+    cohorts = list(profile["cohorts"])
+    kernels = {
+        c: cohort_settings(profile, c)["acquisition"].get("kernel", "unknown") for c in cohorts
+    }
+    data = {"source": "simulated", "seed": args.seed, "profile": profile}
+    root = resolve_root(data, args.cache_dir, workers=2)
+    progress = sys.stderr.isatty()
+    report = measure(
+        args.real,
+        root,
+        cohorts,
+        kernels,
+        per_cohort=args.per_cohort,
+        seed=args.seed,
+        progress=progress,
+    )
+    print(render(report))
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "generator": f"{GENERATOR_NAME} {GENERATOR_VERSION}",
+        "profile": args.profile,
+        "data_seed": args.seed,
+        **report.to_dict(),
+    }
+    # numpy scalars (np.int64, np.bool_) as plain JSON numbers and booleans
+    text = json.dumps(payload, indent=1, default=lambda value: value.item())
+    write_atomic(args.out / "realism.json", text + "\n")
+    rows = [(f"real {s.name}", s) for s in real_scans(args.real)[-1:]]
+    rows += [
+        (f"{s.source} {s.name}", s) for c in cohorts for s in simulated_scans(root, [c], kernels, 1)
+    ]
+    slices_figure(rows, args.out / "slices.png")
+    measures_figure(report, args.out / "measures.png")
+    print(f"\nwrote {args.out}/realism.json, slices.png, measures.png")
+    return 1 if report.failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
