@@ -681,3 +681,24 @@ def test_weight_and_build_time_at_100_models(committed: Board, tmp_path: Path, c
         )
     assert len(board.models) == 100
     assert index < 2_000_000
+
+
+def test_the_calibration_page_shows_a_mean_over_draws_with_its_spread() -> None:
+    from benchmark.leaderboard.web.pages import calibration_page
+
+    report = {
+        "targets": [
+            {
+                "name": "rf drop (mean over draws)",
+                "value": 0.012,
+                "sd": 0.05,
+                "n": 10,
+                "holds": False,
+                "ci95": None,
+            },
+            {"name": "rf drop", "value": 0.041, "ci95": [0.0, 0.08], "holds": None},
+        ]
+    }
+    rows = calibration_page(report, None)["targets"].rows
+    assert rows[0][2] == "0.012 ± 0.050 (n=10 draws)" and rows[0][4] == "NO"
+    assert rows[1][2] == "0.041 [0.000, 0.080]" and rows[1][4] == "-"

@@ -141,7 +141,9 @@ def calibration_page(report: Mapping[str, Any] | None, coverage: Mapping[str, An
     rows = []
     for t in report.get("targets", []):
         value = "-" if t.get("value") is None else f"{t['value']:.3f}"
-        if t.get("ci95"):
+        if t.get("n") is not None and t.get("value") is not None:  # a mean over draws
+            value += f" ± {t['sd']:.3f} (n={t['n']} draws)" if t.get("sd") is not None else ""
+        elif t.get("ci95"):
             value += f" [{t['ci95'][0]:.3f}, {t['ci95'][1]:.3f}]"
         holds = {True: "yes", False: "NO", None: "-"}[t.get("holds")]
         rows.append(
@@ -185,7 +187,15 @@ def calibration_page(report: Mapping[str, Any] | None, coverage: Mapping[str, An
         },
         "targets": DataTable(
             "Calibration targets: the study's figure, the simulator's, and the rule",
-            ["target", "study", "simulator [95% CI]", "must be", "holds", "from", "note"],
+            [
+                "target",
+                "study",
+                "simulator [95% CI | ± sd over draws]",
+                "must be",
+                "holds",
+                "from",
+                "note",
+            ],
             rows,
         ),
         "oracle": DataTable(
