@@ -180,6 +180,7 @@ def test_draws_json_is_refused_for_another_generator_or_profile(tmp_path):
     assert not any(t.name.endswith(DRAWN) for t in report.targets)
 
 
+@pytest.mark.slow  # ~15 s: a real run on a tiny draw (the default suite stays near 10 minutes)
 def test_an_interrupted_set_resumes_and_reuses_its_runs(cache_dir, tmp_path, monkeypatch):
     runs, real, seen = tmp_path / "runs", draws_module.run_one, []
 
