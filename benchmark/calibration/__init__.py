@@ -14,11 +14,11 @@ real CT. :mod:`.study` holds the published figures, :mod:`.report` the table, JS
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.calibration.board import load_board
+from benchmark.calibration.committed import generator, read_committed
 from benchmark.calibration.coverage import Coverage, coverage_study
 from benchmark.calibration.draws import (
     DEFAULT_MODELS,
@@ -47,22 +47,15 @@ from benchmark.calibration.truth import (
     oracle_over_seeds,
     survival_room,
 )
-from benchmark.data.simulator import GENERATOR_NAME, GENERATOR_VERSION, load_profile
+from benchmark.data.simulator import load_profile
 
 COVERAGE_FILE = "coverage.json"
 
 
-def _generator() -> str:
-    return f"{GENERATOR_NAME} {GENERATOR_VERSION}"
-
-
 def read_coverage(folder: Path, profile: str) -> list[Coverage]:
     """The committed coverage study, if it was run on this generator and profile."""
-    path = folder / COVERAGE_FILE
-    if not path.is_file():
-        return []
-    payload = json.loads(path.read_text())
-    if payload.get("generator") != _generator() or payload.get("profile") != profile:
+    payload = read_committed(folder / COVERAGE_FILE, profile)
+    if payload is None:
         return []
     fields = ("cohort", "task", "method", "population", "n_seeds", "covered")
     return [Coverage(**{k: c[k] for k in fields}) for c in payload["coverage"]]
@@ -90,7 +83,7 @@ def calibrate(
     draws (:func:`.draws.run_draws`, runs under ``draw_runs``) and writes ``out/draws.json``."""
     prof = load_profile(profile)
     seeds = list(seeds)
-    report = Report(_generator(), profile, seeds)
+    report = Report(generator(), profile, seeds)
     if draws > 0:  # first: a refusal (an unknown model) comes before any work
         drawn: Draws | None = run_draws(
             profile,
@@ -128,7 +121,7 @@ def calibrate(
         if out is not None:
             from benchmark.utils.atomic import write_atomic
 
-            meta = {"generator": _generator(), "profile": profile, "n_seeds": coverage_seeds}
+            meta = {"generator": generator(), "profile": profile, "n_seeds": coverage_seeds}
             write_atomic(out / COVERAGE_FILE, coverage_json(coverage, meta))
     else:
         coverage = read_coverage(out, profile) if out is not None else []

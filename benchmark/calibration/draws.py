@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from benchmark.calibration.board import DEVELOPMENT, EXTERNAL
-from benchmark.data.simulator import GENERATOR_NAME, GENERATOR_VERSION
+from benchmark.calibration.committed import generator, read_committed
 from benchmark.data.source import Dataset, simulated_root
 from benchmark.leaderboard.fresh import (
     MODEL_SEED,
@@ -93,10 +93,6 @@ class DrawsFailed(RuntimeError):
         listed = "\n  ".join(failures)
         super().__init__(f"{len(failures)} run(s) failed, re-run to resume:\n  {listed}")
         self.failures = list(failures)
-
-
-def generator() -> str:
-    return f"{GENERATOR_NAME} {GENERATOR_VERSION}"
 
 
 def needs(key: str) -> tuple[str, ...]:
@@ -188,13 +184,8 @@ class Draws:
 
 def read_draws(folder: Path, profile: str) -> Draws | None:
     """The committed draws, if they were made with this generator on this profile."""
-    path = folder / DRAWS_FILE
-    if not path.is_file():
-        return None
-    payload = json.loads(path.read_text())
-    if payload.get("generator") != generator() or payload.get("profile") != profile:
-        return None
-    return Draws.from_json(payload)
+    payload = read_committed(folder / DRAWS_FILE, profile)
+    return None if payload is None else Draws.from_json(payload)
 
 
 def pick_seeds(

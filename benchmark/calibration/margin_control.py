@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,9 +30,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from benchmark.data.simulator import GENERATOR_NAME, GENERATOR_VERSION, load_profile
+from benchmark.calibration.committed import generator, read_committed
+from benchmark.calibration.realism.regions import outside_air
+from benchmark.data.simulator import load_profile
 from benchmark.data.source import resolve_root
 from benchmark.evaluation.metrics import lesion_pd_metrics, paired_bootstrap_difference
+from benchmark.features.radiomics import build_pyradiomics
 from benchmark.utils.atomic import write_atomic
 
 SHELL_MM = (20.0, 30.0)  # beyond the furthest halo (18 mm)
@@ -72,32 +74,13 @@ class MarginControl:
 
 
 def _extractor():
-    import radiomics
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
-
-    radiomics.setVerbosity(logging.ERROR)
-    logging.getLogger("pykwalify").setLevel(logging.WARNING)
-    extractor = RadiomicsFeatureExtractor(binWidth=25, label=1)
-    extractor.disableAllFeatures()
-    for name in ("firstorder", "glcm"):
-        extractor.enableFeatureClassByName(name)
-    return extractor
+    return build_pyradiomics(
+        {"setting": {"binWidth": 25, "label": 1}, "featureClass": {"firstorder": [], "glcm": []}}
+    )
 
 
 def _outside_body(hu: np.ndarray) -> np.ndarray:
-    air = ndimage.gaussian_filter(hu, (0.0, 1.0, 1.0)) < OUTSIDE_HU
-    labels, _ = ndimage.label(air)
-    edge = np.unique(
-        np.concatenate(
-            [
-                labels[:, 0].ravel(),
-                labels[:, -1].ravel(),
-                labels[:, :, 0].ravel(),
-                labels[:, :, -1].ravel(),
-            ]
-        )
-    )
-    return np.isin(labels, edge[edge > 0])
+    return outside_air(ndimage.gaussian_filter(hu, (0.0, 1.0, 1.0)) < OUTSIDE_HU)
 
 
 def shell_features(image_path: Path, mask_path: Path, labels: Sequence[int]) -> list[dict]:
@@ -173,14 +156,8 @@ def compare(table: pd.DataFrame, seed: int = 0, trees: int = 500) -> MarginContr
 
 def read_control(folder: Path, profile: str) -> MarginControl | None:
     """The committed control, if this generator and profile made it."""
-    path = folder / CONTROL_FILE
-    if not path.is_file():
-        return None
-    payload = json.loads(path.read_text())
-    if (
-        payload.get("generator") != f"{GENERATOR_NAME} {GENERATOR_VERSION}"
-        or payload.get("profile") != profile
-    ):
+    payload = read_committed(folder / CONTROL_FILE, profile)
+    if payload is None:
         return None
     ci = payload["ci95"]
     return MarginControl(
@@ -205,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = resolve_root(data, args.cache_dir, workers=2)
     control = compare(lesion_table(root, progress=sys.stderr.isatty()))
     payload = {
-        "generator": f"{GENERATOR_NAME} {GENERATOR_VERSION}",
+        "generator": generator(),
         "profile": args.profile,
         "data_seed": args.seed,
         **control.to_dict(),

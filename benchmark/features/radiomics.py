@@ -100,8 +100,10 @@ def _normalise_feature_classes(
     return out
 
 
-def _build_pyradiomics(params: Mapping[str, Any]):
-    """A configured ``RadiomicsFeatureExtractor``; pyradiomics validates ``params`` (pykwalify)."""
+def build_pyradiomics(params: Mapping[str, Any]):
+    """A configured ``RadiomicsFeatureExtractor`` with this process's pyradiomics logging quiet;
+    ``params`` is pyradiomics' parameter mapping (``setting``, ``featureClass``, ...), which it
+    validates (pykwalify)."""
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     _quiet_radiomics()
@@ -116,7 +118,7 @@ _EXTRACTORS: dict[str, Any] = {}
 
 def _extractor_for(key: str, params: Mapping[str, Any]):
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = _build_pyradiomics(params)
+        _EXTRACTORS[key] = build_pyradiomics(params)
     return _EXTRACTORS[key]
 
 
@@ -281,7 +283,7 @@ class RadiomicsExtractor:
         self.pyradiomics_version = str(radiomics.__version__)
         # Validate now (pyradiomics' schema), so a bad config fails before any work.
         try:
-            _build_pyradiomics(self.params)
+            build_pyradiomics(self.params)
         except Exception as exc:
             raise ValueError(f"invalid pyradiomics configuration {self.params}: {exc}") from exc
         self._key = self._compute_key()

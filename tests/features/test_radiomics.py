@@ -240,7 +240,7 @@ def test_cropped_extraction_matches_plain_pyradiomics(files, reference):
     resampling grid is pyradiomics' own, so shape is identical and grey levels differ only by
     floating-point noise (which ITK's truncation to int16 turns into +-1 HU on some voxels)."""
     extractor = _extractor(None)
-    plain = rad._build_pyradiomics(extractor.params)
+    plain = rad.build_pyradiomics(extractor.params)
     image_path, mask_path = files["P1"]
     full = plain.execute(sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path)), label=2)
     expected = pd.Series({k: float(v) for k, v in full.items() if not k.startswith("diagnostics_")})

@@ -9,14 +9,13 @@ two-sample test (:mod:`.two_sample`) whose AUC says how easily a patch gives the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from benchmark.calibration.realism.per_scan import ScanMeasures, measure_scan
 from benchmark.calibration.realism.report import RealismReport, build_report
-from benchmark.calibration.realism.scans import real_scans, simulated_scans
+from benchmark.calibration.realism.scans import REAL, Scan
 from benchmark.calibration.realism.texture import patch_features
 from benchmark.calibration.realism.two_sample import two_sample_auc
 
@@ -36,22 +35,20 @@ def _features(measures: list[ScanMeasures], kind: str, progress: bool) -> pd.Dat
 
 
 def measure(
-    real_dir: Path,
-    root: Path,
+    scans: Sequence[Scan],
     cohorts: Sequence[str],
     kernels: dict[str, str],
     *,
-    per_cohort: int = 12,
     real_patches: int = 60,
     simulated_patches: int = 8,
     seed: int = 0,
     progress: bool = True,
 ) -> RealismReport:
-    """Measure every scan, extract patch features, run the two-sample tests; the report."""
-    scans = real_scans(real_dir) + simulated_scans(root, cohorts, kernels, per_cohort)
+    """Measure every scan (real and simulated: :func:`.scans.real_scans`,
+    :func:`.scans.simulated_scans`), extract patch features, run the two-sample tests."""
     measures = []
     for i, scan in enumerate(tqdm(scans, desc="scans", disable=not progress)):
-        n = real_patches if scan.source == "real" else simulated_patches
+        n = real_patches if scan.source == REAL else simulated_patches
         measures.append(measure_scan(scan, n, seed + i))
     features = {kind: _features(measures, kind, progress) for kind in PATCH_KINDS}
     tests = {}

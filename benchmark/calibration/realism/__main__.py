@@ -15,11 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.calibration.committed import generator
 from benchmark.calibration.realism import measure
 from benchmark.calibration.realism.figure import measures_figure, slices_figure
 from benchmark.calibration.realism.report import render
 from benchmark.calibration.realism.scans import real_scans, simulated_scans
-from benchmark.data.simulator import GENERATOR_NAME, GENERATOR_VERSION, load_profile
+from benchmark.data.simulator import load_profile
 from benchmark.data.simulator.profiles import cohort_settings
 from benchmark.data.source import resolve_root
 from benchmark.utils.atomic import write_atomic
@@ -66,19 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = {"source": "simulated", "seed": args.seed, "profile": profile}
     root = resolve_root(data, args.cache_dir, workers=2)
     progress = sys.stderr.isatty()
-    report = measure(
-        args.real,
-        root,
-        cohorts,
-        kernels,
-        per_cohort=args.per_cohort,
-        seed=args.seed,
-        progress=progress,
-    )
+    real = real_scans(args.real)
+    simulated = simulated_scans(root, cohorts, kernels, args.per_cohort)
+    report = measure(real + simulated, cohorts, kernels, seed=args.seed, progress=progress)
     print(render(report))
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {
-        "generator": f"{GENERATOR_NAME} {GENERATOR_VERSION}",
+        "generator": generator(),
         "profile": args.profile,
         "data_seed": args.seed,
         **report.to_dict(),
@@ -86,10 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # numpy scalars (np.int64, np.bool_) as plain JSON numbers and booleans
     text = json.dumps(payload, indent=1, default=lambda value: value.item())
     write_atomic(args.out / "realism.json", text + "\n")
-    rows = [(f"real {s.name}", s) for s in real_scans(args.real)[-1:]]
-    rows += [
-        (f"{s.source} {s.name}", s) for c in cohorts for s in simulated_scans(root, [c], kernels, 1)
-    ]
+    # The last real scan, and each cohort's first.
+    rows = [(f"real {real[-1].name}", real[-1])]
+    for cohort in cohorts:
+        first = next((s for s in simulated if s.source == cohort), None)
+        if first is not None:
+            rows.append((f"{cohort} {first.name}", first))
     slices_figure(rows, args.out / "slices.png")
     measures_figure(report, args.out / "measures.png")
     print(f"\nwrote {args.out}/realism.json, slices.png, measures.png")

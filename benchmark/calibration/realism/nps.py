@@ -50,11 +50,11 @@ def _detrend(roi: np.ndarray) -> np.ndarray:
 def _uniform_rois(hu: np.ndarray, body: np.ndarray, n: int) -> list[tuple[int, int, int]]:
     """(slice, y0, x0) of ROIs whose smoothed HU is flat and in the soft-tissue window."""
     smooth = ndimage.gaussian_filter(hu, (0.0, 2.0, 2.0))
-    low = ndimage.minimum_filter(smooth, size=(1, n, n), origin=(0, -(n // 2), -(n // 2)))
-    high = ndimage.maximum_filter(smooth, size=(1, n, n), origin=(0, -(n // 2), -(n // 2)))
-    inside = ndimage.minimum_filter(
-        body.astype(np.uint8), size=(1, n, n), origin=(0, -(n // 2), -(n // 2))
-    )
+    # Each voxel holds the extreme over the n x n square whose top-left corner it is.
+    square = {"size": (1, n, n), "origin": (0, -(n // 2), -(n // 2))}
+    low = ndimage.minimum_filter(smooth, **square)
+    high = ndimage.maximum_filter(smooth, **square)
+    inside = ndimage.minimum_filter(body.astype(np.uint8), **square)
     ok = (
         (high - low <= UNIFORM_RANGE_HU)
         & (low >= UNIFORM_WINDOW_HU[0])

@@ -33,7 +33,7 @@ def _ball(radius_mm: float, spacing_zyx: np.ndarray) -> np.ndarray:
     return sum((g * s / radius_mm) ** 2 for g, s in zip(grid, spacing_zyx, strict=True)) <= 1.0
 
 
-def _outside(air: np.ndarray) -> np.ndarray:
+def outside_air(air: np.ndarray) -> np.ndarray:
     """Air connected to the in-plane border of the field of view: outside the body."""
     labels, _ = ndimage.label(air)
     edge = np.concatenate(
@@ -52,7 +52,7 @@ def _air(hu: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """(air, outside air, body)."""
     smooth = ndimage.gaussian_filter(hu, (0.0, *(1.5 / spacing[1:])))
     air = smooth < AIR_HU
-    outside = _outside(air)
+    outside = outside_air(air)
     body = np.stack([ndimage.binary_fill_holes(s) for s in ~outside])
     return air, outside, body
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage, stats
 
 from benchmark.calibration.realism.scans import COMMON_SPACING_MM
+from benchmark.features.radiomics import build_pyradiomics
 
 # pyradiomics on the whole patch: the classes that describe texture, at the bin width the
 # harness's radiomics uses for CT (25 HU).
@@ -30,16 +29,8 @@ SHOWN = (
 
 
 def _extractor():
-    import radiomics
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
-
-    radiomics.setVerbosity(logging.ERROR)
-    logging.getLogger("pykwalify").setLevel(logging.WARNING)
-    extractor = RadiomicsFeatureExtractor(**RADIOMICS_SETTINGS)
-    extractor.disableAllFeatures()
-    for name in RADIOMICS_CLASSES:
-        extractor.enableFeatureClassByName(name)
-    return extractor
+    classes = {name: [] for name in RADIOMICS_CLASSES}  # [] enables every feature of a class
+    return build_pyradiomics({"setting": RADIOMICS_SETTINGS, "featureClass": classes})
 
 
 def _radiomics(extractor, patch: np.ndarray) -> dict[str, float]:
