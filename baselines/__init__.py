@@ -5,4 +5,4 @@
 tests/models/test_models.py holds this list against the classes.
 """
 
-NETWORK_MODELS = ("cnn3d", "timm25d_convnext_nano", "timm25d_efficientnet_b0", "timm25d_resnet18")
+NETWORK_MODELS = ("cnn3d", "timm25d_convnext_atto", "timm25d_efficientnet_b0", "timm25d_resnet18")

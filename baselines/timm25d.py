@@ -17,8 +17,9 @@ from benchmark.toolkit.deep import ViewClassifier
 
 
 class Timm25D(ViewClassifier):
-    """``timm.create_model(backbone, in_chans=C*views, num_classes=1)`` on the 2.5D views of
-    :class:`~benchmark.toolkit.deep.ViewClassifier` (``views``, ``n_slices``, ``image_size``).
+    """``timm.create_model(backbone, in_chans=C*views, num_classes=1, **backbone_args)`` on the
+    2.5D views of :class:`~benchmark.toolkit.deep.ViewClassifier` (``views``, ``n_slices``,
+    ``image_size``).
 
     ``pretrained_path``: a local timm-format state dict (never downloaded); timm
     adapts its first convolution to ``in_chans`` and drops a classifier of another size.
@@ -28,6 +29,7 @@ class Timm25D(ViewClassifier):
         self,
         crops: LesionCrops,
         backbone: str = "resnet18",
+        backbone_args: dict[str, Any] | None = None,
         views: str = "orthogonal",
         n_slices: int = 3,
         image_size: int | None = None,
@@ -38,6 +40,7 @@ class Timm25D(ViewClassifier):
     ) -> None:
         super().__init__(crops, views, n_slices, image_size, train, seed)
         self.backbone = backbone
+        self.backbone_args = dict(backbone_args or {})
         self.pretrained_path = pretrained_path
         self.drop_rate = drop_rate
 
@@ -60,6 +63,7 @@ class Timm25D(ViewClassifier):
             "in_chans": self.in_chans,
             "num_classes": 1,
             "drop_rate": self.drop_rate,
+            **self.backbone_args,
         }
         if self.pretrained_path is None:
             return timm.create_model(self.backbone, pretrained=False, **kwargs)

@@ -2,7 +2,7 @@
 # The one prepared GPU check (H100/H200, about 8 minutes; every output under $OUT):
 #   a) python -m benchmark.throughput sweeps, hardware=gpu: cnn3d (model-only + the training
 #      scope: samples/s with augmentation on the GPU against without, issue 27 + end-to-end with
-#      the crop cache cold and warm), timm25d_resnet18 and timm25d_convnext_nano (warm e2e);
+#      the crop cache cold and warm), timm25d_resnet18 and timm25d_convnext_atto (warm e2e);
 #   b) python -m benchmark model=cnn3d hardware=gpu on the default simulated cohorts, under
 #      /usr/bin/time -v (its wall time), with a crop cache of its own (cold, as a first run),
 #      given all the time the sweeps left (at most 330 s);
@@ -13,7 +13,7 @@
 # Run from the repository root, with the packages bundle (scripts/gpu_bundle.sh) carried:
 #   run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=570)
 # Files back in $OUT (at most 7): summary.txt, throughput_<model>.json (cnn3d, timm25d_resnet18,
-# timm25d_convnext_nano, cnn3d_compile), result_cnn3d_gpu.json, logs.tar.gz.
+# timm25d_convnext_atto, cnn3d_compile), result_cnn3d_gpu.json, logs.tar.gz.
 # Knobs (environment): BUDGET_S (default 480: seconds for all steps together), STEPS (default
 # "data cnn3d main timm compile": which steps), PY (the interpreter), DATA_PROFILE (default),
 # EXTRA_THROUGHPUT / EXTRA_MAIN (more Hydra overrides; e.g. a CPU dry run with data=tiny).
@@ -134,7 +134,7 @@ if want cnn3d; then
 fi
 
 # (a) timm25d backbones: end-to-end on the warm crop cache the cnn3d step filled.
-for model in timm25d_resnet18 timm25d_convnext_nano; do
+for model in timm25d_resnet18 timm25d_convnext_atto; do
   want timm || break
   step "$model" 75 "${THROUGHPUT[@]}" "model=$model" throughput.end_to_end.cold=false \
     throughput.end_to_end.repeats=2 throughput.training.enabled=false "$(run_dir "$model")"

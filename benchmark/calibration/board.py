@@ -19,7 +19,7 @@ from benchmark.records.reading import Reference
 
 DEVELOPMENT = "pembro_rt_cv"
 EXTERNAL = ("nivorad", "mdacc")
-DEEP = ("cnn3d", "timm25d_resnet18", "timm25d_efficientnet_b0", "timm25d_convnext_nano")
+DEEP = ("cnn3d", "timm25d_resnet18", "timm25d_efficientnet_b0", "timm25d_convnext_atto")
 
 
 @dataclass(frozen=True)

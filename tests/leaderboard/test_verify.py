@@ -314,7 +314,7 @@ def test_committed_deep_records_are_recognised_from_their_config():
     }
     assert {m for m, deep in kinds.items() if deep} == {
         "cnn3d",
-        "timm25d_convnext_nano",
+        "timm25d_convnext_atto",
         "timm25d_efficientnet_b0",
         "timm25d_resnet18",
     }

@@ -190,7 +190,7 @@ def test_timm_loads_a_local_pretrained_file(tmp_path: Path, cache_dir: Path):
         _model("timm25d", cache_dir, 0, pretrained_path=str(tmp_path / "missing.pth")).build_net()
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_b0", "convnext_nano"])
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_b0", "convnext_atto"])
 def test_every_backbone_starts_at_p_one_half(backbone: str, cache_dir: Path):
     """timm's EfficientNet head init is U(-1, 1) for one class: logits of +-13 at init, and a
     network that then predicted 0 or 1 for most lesions. The head starts at zero instead."""
@@ -205,7 +205,7 @@ def test_every_backbone_starts_at_p_one_half(backbone: str, cache_dir: Path):
 
 
 def test_a_backbone_too_deep_for_the_views_fails_with_the_fix(cache_dir: Path):
-    model = _model("timm25d", cache_dir, 0, backbone="convnext_nano")  # 16x16 views: too small
+    model = _model("timm25d", cache_dir, 0, backbone="convnext_atto")  # 16x16 views: too small
     with pytest.raises(ValueError, match="image_size"):
         model.build_net()
     model.image_size = 32
@@ -234,7 +234,7 @@ def _compose(*overrides: str):
     [
         ("timm25d_resnet18", "resnet18"),
         ("timm25d_efficientnet_b0", "efficientnet_b0"),
-        ("timm25d_convnext_nano", "convnext_nano"),
+        ("timm25d_convnext_atto", "convnext_atto"),
     ],
 )
 def test_timm_variants_compose(model: str, backbone: str):
@@ -243,6 +243,18 @@ def test_timm_variants_compose(model: str, backbone: str):
     sub = instantiate(cfg.model.submission, seed=0, _convert_="all")
     assert isinstance(sub, Timm25D) and sub.backbone == backbone
     assert sub.in_chans == 6 and sub.settings.epochs == cfg.hardware.deep.epochs
+
+
+def test_backbone_args_reach_timm():
+    """ConvNeXt's MLPs as Linear layers (conv_mlp: false), as conf/model/timm25d_convnext_atto.yaml
+    asks: without the argument timm builds them as 1x1 convolutions."""
+    cfg = _compose("model=timm25d_convnext_atto")
+    sub = instantiate(cfg.model.submission, seed=0, _convert_="all")
+    assert sub.backbone_args == {"conv_mlp": False}
+    mlp = sub.build_net().stages[3].blocks[0].mlp
+    assert isinstance(mlp.fc1, torch.nn.Linear)
+    sub.backbone_args = {}
+    assert isinstance(sub.build_net().stages[3].blocks[0].mlp.fc1, torch.nn.Conv2d)
 
 
 def test_the_timm_base_is_not_a_model():
