@@ -239,120 +239,9 @@ def coverage_targets(coverage: Sequence[Coverage]) -> list[Target]:
     return out
 
 
-def board_targets(board: Board | None, refused: Sequence[str]) -> list[Target]:
-    """Targets from the committed records (mean over model seeds)."""
-    if board is None:
-        why = f"records refused ({len(refused)} problems): re-run and submit them"
-        return [Target("records", "", "", None, None, None, why)]
-    out = []
-
-    def mean(model, cohort=DEVELOPMENT, task="lesion_pd"):
-        return board.mean(model, cohort, task)
-
-    rf = mean("rf_radiomics")
-    out.append(
-        Target(
-            "rf_radiomics AUC, PEMBRO-RT",
-            f"{STUDY_FIGURES['rf_radiomics_auc']:.2f}",
-            "in [0.53, 0.63]",
-            rf,
-            None,
-            None if rf is None else 0.53 <= rf <= 0.63,
-            _seeds(board, "rf_radiomics"),
-            (0.53, 0.63),
-        )
-    )
-    ext = [mean("rf_radiomics", c) for c in EXTERNAL]
-    if rf is not None and None not in ext:
-        drop = rf - float(np.mean(ext))
-        out.append(
-            Target(
-                "rf_radiomics external drop",
-                "external lower",
-                "PEMBRO-RT minus mean external >= 0.03",
-                drop,
-                None,
-                drop >= 0.03,
-                f"{_seeds(board, 'rf_radiomics')}; NIVORAD {ext[0]:.3f}, MDACC {ext[1]:.3f}",
-                (0.03, None),
-            )
-        )
-    diff = board.difference("cnn3d", "rf_radiomics", DEVELOPMENT, "lesion_pd")
-    out.append(
-        Target(
-            "cnn3d - rf_radiomics AUC, PEMBRO-RT",
-            f"{STUDY_FIGURES['deep_learning_auc'] - STUDY_FIGURES['rf_radiomics_auc']:+.2f}",
-            "> 0 with the paired 95% CI above 0",
-            None if diff is None else diff[0],
-            None if diff is None else diff[1],
-            None if diff is None or diff[1] is None else diff[1][0] > 0,
-            f"paired bootstrap of seed-means; {_seeds(board, 'cnn3d')}",
-            (0.0, None),
-        )
-    )
-    floor = mean("lr_volume")
-    for model in DEEP:
-        value = mean(model)
-        out.append(
-            Target(
-                f"{model} - lr_volume AUC, PEMBRO-RT",
-                "(a ruler is the floor)",
-                ">= 0",
-                None if value is None or floor is None else value - floor,
-                None,
-                None if value is None or floor is None else value >= floor,
-                f"{model} {_fmt(value)}, lr_volume {_fmt(floor)}",
-                (0.0, None),
-            )
-        )
-    for task in ("os", "pfs"):
-        study = STUDY_FIGURES[f"rsf_c_{task}"]
-        value = mean("rsf", task=task)
-        out.append(
-            Target(
-                f"rsf C {task.upper()}, PEMBRO-RT",
-                f"{study:.2f}",
-                f"within 0.04 of {study:.2f}",
-                value,
-                None,
-                None if value is None else abs(value - study) <= 0.04,
-                _seeds(board, "rsf"),
-                (study - 0.04, study + 0.04),
-            )
-        )
-        gain = board.difference("rsf_clinical", "rsf", DEVELOPMENT, task)
-        study_gain = STUDY_FIGURES[f"rsf_clinical_c_{task}"] - study
-        out.append(
-            Target(
-                f"rsf_clinical - rsf C {task.upper()}, PEMBRO-RT",
-                f"{study_gain:+.2f}",
-                ">= +0.03 with the paired 95% CI above 0",
-                None if gain is None else gain[0],
-                None if gain is None else gain[1],
-                None if gain is None or gain[1] is None else gain[0] >= 0.03 and gain[1][0] > 0,
-                f"paired bootstrap of seed-means; {_seeds(board, 'rsf_clinical')}",
-                (0.03, None),
-            )
-        )
-    peri, oracle = mean("peritumoral_radiomics"), board.oracle(DEVELOPMENT, "lesion_pd")
-    out.append(
-        Target(
-            "peritumoral_radiomics AUC, PEMBRO-RT",
-            "(between radiomics and the oracle)",
-            "rf_radiomics < it < oracle",
-            peri,
-            None,
-            None if peri is None or rf is None or oracle is None else rf < peri < oracle,
-            f"{_seeds(board, 'peritumoral_radiomics')}; rf {_fmt(rf)}, oracle {_fmt(oracle)}",
-            (rf, oracle),
-        )
-    )
-    return out
-
-
 @dataclass(frozen=True)
 class _Rule:
-    """A model-based target as judged on the mean over draws (its one-draw row's name)."""
+    """A model-based target's rule, one for the records' seed-mean and the mean over draws."""
 
     name: str
     study: str
@@ -361,8 +250,9 @@ class _Rule:
     holds: Callable[[float], bool]
 
 
-def _draw_rules() -> dict[str, _Rule]:
-    """draws.TARGETS key -> its rule: the one-draw rule, on the mean of the per-draw values."""
+def _model_rules() -> dict[str, _Rule]:
+    """draws.TARGETS key -> its rule, as the records (one draw) and the draws' mean judge it;
+    on the records, a paired difference must also have its 95% CI above 0."""
     rf = STUDY_FIGURES["rf_radiomics_auc"]
     rules = {
         "rf_radiomics_auc": _Rule(
@@ -406,6 +296,76 @@ def _draw_rules() -> dict[str, _Rule]:
     return rules
 
 
+def board_targets(board: Board | None, refused: Sequence[str]) -> list[Target]:
+    """Targets from the committed records (mean over model seeds)."""
+    if board is None:
+        why = f"records refused ({len(refused)} problems): re-run and submit them"
+        return [Target("records", "", "", None, None, None, why)]
+    out = []
+
+    def mean(model, cohort=DEVELOPMENT, task="lesion_pd"):
+        return board.mean(model, cohort, task)
+
+    rules = _model_rules()
+
+    def judged(key: str, value: float | None, source: str) -> Target:
+        rule = rules[key]
+        holds = None if value is None else rule.holds(value)
+        return Target(rule.name, rule.study, rule.rule, value, None, holds, source, rule.accept)
+
+    def paired(key: str, diff: tuple | None, source: str) -> Target:
+        """A difference of seed-means, which must also have its paired 95% CI above 0."""
+        rule = rules[key]
+        value, ci = (None, None) if diff is None else diff
+        holds = None if value is None or ci is None else rule.holds(value) and ci[0] > 0
+        text = f"{rule.rule} with the paired 95% CI above 0"
+        return Target(rule.name, rule.study, text, value, ci, holds, source, rule.accept)
+
+    rf = mean("rf_radiomics")
+    out.append(judged("rf_radiomics_auc", rf, _seeds(board, "rf_radiomics")))
+    ext = [mean("rf_radiomics", c) for c in EXTERNAL]
+    if rf is not None and None not in ext:
+        source = f"{_seeds(board, 'rf_radiomics')}; NIVORAD {ext[0]:.3f}, MDACC {ext[1]:.3f}"
+        out.append(judged("rf_radiomics_external_drop", rf - float(np.mean(ext)), source))
+    diff = board.difference("cnn3d", "rf_radiomics", DEVELOPMENT, "lesion_pd")
+    source = f"paired bootstrap of seed-means; {_seeds(board, 'cnn3d')}"
+    out.append(paired("cnn3d_minus_rf_radiomics_auc", diff, source))
+    floor = mean("lr_volume")
+    for model in DEEP:
+        value = mean(model)
+        out.append(
+            Target(
+                f"{model} - lr_volume AUC, PEMBRO-RT",
+                "(a ruler is the floor)",
+                ">= 0",
+                None if value is None or floor is None else value - floor,
+                None,
+                None if value is None or floor is None else value >= floor,
+                f"{model} {_fmt(value)}, lr_volume {_fmt(floor)}",
+                (0.0, None),
+            )
+        )
+    for task in ("os", "pfs"):
+        out.append(judged(f"rsf_c_{task}", mean("rsf", task=task), _seeds(board, "rsf")))
+        gain = board.difference("rsf_clinical", "rsf", DEVELOPMENT, task)
+        source = f"paired bootstrap of seed-means; {_seeds(board, 'rsf_clinical')}"
+        out.append(paired(f"rsf_clinical_minus_rsf_c_{task}", gain, source))
+    peri, oracle = mean("peritumoral_radiomics"), board.oracle(DEVELOPMENT, "lesion_pd")
+    out.append(
+        Target(
+            "peritumoral_radiomics AUC, PEMBRO-RT",
+            "(between radiomics and the oracle)",
+            "rf_radiomics < it < oracle",
+            peri,
+            None,
+            None if peri is None or rf is None or oracle is None else rf < peri < oracle,
+            f"{_seeds(board, 'peritumoral_radiomics')}; rf {_fmt(rf)}, oracle {_fmt(oracle)}",
+            (rf, oracle),
+        )
+    )
+    return out
+
+
 DRAWN = " (mean over draws)"
 
 
@@ -415,7 +375,7 @@ def draw_targets(draws: Draws | None) -> list[Target]:
     if draws is None:
         return []
     out = []
-    for key, rule in _draw_rules().items():
+    for key, rule in _model_rules().items():
         where = f"{len(draws.seeds)} random draws, model seed 0"
         if not draws.covers(key):
             note = "not drawn: its models were not among the draws' models"
