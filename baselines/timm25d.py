@@ -14,6 +14,7 @@ from torch import nn
 
 from benchmark.data.crops import LesionCrops
 from benchmark.toolkit.deep import ViewClassifier
+from benchmark.toolkit.networks import specialise_convolutions
 
 
 class Timm25D(ViewClassifier):
@@ -23,6 +24,11 @@ class Timm25D(ViewClassifier):
 
     ``pretrained_path``: a local timm-format state dict (never downloaded); timm
     adapts its first convolution to ``in_chans`` and drops a classifier of another size.
+
+    The built network's convolutions are rebuilt for the views' size
+    (:func:`~benchmark.toolkit.networks.specialise_convolutions`): the same function with fewer
+    weights, so its saved weights load into :meth:`build_net`'s network, not into
+    ``timm.create_model``'s.
     """
 
     def __init__(
@@ -49,8 +55,9 @@ class Timm25D(ViewClassifier):
         _zero_head(net)
         size = int(self.image_size or self.crops.size)
         try:  # fail here, with the fix, rather than deep inside the first batch
-            with torch.no_grad():
-                net.eval()(torch.zeros(1, self.in_chans, size, size))
+            # The views' size is fixed from here on: a network made for 224^2 images runs its
+            # last stages on 1x1 and 2x2 maps, where most of a kernel's taps see only padding.
+            specialise_convolutions(net, torch.zeros(1, self.in_chans, size, size))
         except RuntimeError as exc:
             raise ValueError(
                 f"timm25d: {self.backbone!r} cannot take {size}x{size} views ({exc}); "
