@@ -60,10 +60,9 @@ class FitResult:
 
 @contextlib.contextmanager
 def determinism(device: torch.device, seed: int, threads: int) -> Iterator[None]:
-    """Seed torch; on CPU also use deterministic algorithms and ``threads`` threads, and flush
-    subnormal floats to zero.
+    """Seed torch; on CPU also use deterministic algorithms and ``threads`` threads.
 
-    These flags are process- or thread-wide, so they are restored on exit.
+    The deterministic flag and the thread count are process-wide, so they are restored on exit.
     On CUDA speed wins (cuDNN autotuning on): GPU runs are seeded, not bit-reproducible.
     """
     torch.manual_seed(seed)
@@ -73,23 +72,12 @@ def determinism(device: torch.device, seed: int, threads: int) -> Iterator[None]
         yield
         return
     before = torch.are_deterministic_algorithms_enabled()
-    flushing = _flushes_denormals()
     torch.use_deterministic_algorithms(True)
-    # Subnormal floats (below 1.2e-38) cost a microcode assist per operation on x86. Some
-    # seeds meet them: efficientnet_b0 seed 2 trained in 269 s, and in 243 s with them flushed
-    # to zero, to the same weights and predictions to the bit (2-core AMD EPYC).
-    torch.set_flush_denormal(True)
     try:
         with torch_threads(threads):
             yield
     finally:
-        torch.set_flush_denormal(flushing)
         torch.use_deterministic_algorithms(before)
-
-
-def _flushes_denormals() -> bool:
-    """Whether this thread flushes subnormal floats to zero (torch has a setter, no getter)."""
-    return bool(torch.tensor(1e-39) * 1.0 == 0.0)
 
 
 def input_layout(example: torch.Tensor, channels_last: bool) -> torch.memory_format:
