@@ -110,7 +110,7 @@ def test_two_sample_auc_is_chance_for_alike_and_one_for_apart() -> None:
 
 @pytest.mark.slow
 def test_the_command_on_tiny_data_against_the_real_scans(
-    real_fixtures: Path, tiny_root: Path, cache_dir: Path, tmp_path: Path, monkeypatch
+    real_fixtures: Path, tmp_path: Path
 ) -> None:
     from benchmark.calibration.realism.__main__ import main
 
@@ -120,8 +120,6 @@ def test_the_command_on_tiny_data_against_the_real_scans(
             "tiny",
             "--per-cohort",
             "2",
-            "--cache-dir",
-            str(cache_dir),
             "--real",
             str(real_fixtures / "pyradiomics"),
             "--out",

@@ -22,7 +22,6 @@ from benchmark.calibration.realism.report import render
 from benchmark.calibration.realism.scans import real_scans, simulated_scans
 from benchmark.data.simulator import load_profile
 from benchmark.data.simulator.profiles import cohort_settings
-from benchmark.data.source import resolve_root
 from benchmark.utils.atomic import write_atomic
 
 # `make fixtures` puts pyradiomics' real CT here (tests/fetch_fixtures.py).
@@ -42,10 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         "--per-cohort", type=int, default=12, help="simulated scans per cohort (default 12)"
     )
     parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(".cache"),
-        help="where simulated data is cached (default %(default)s)",
+        "--workers", type=int, default=2, help="processes rendering the scans (default 2)"
     )
     parser.add_argument(
         "--out",
@@ -64,11 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     kernels = {
         c: cohort_settings(profile, c)["acquisition"].get("kernel", "unknown") for c in cohorts
     }
-    data = {"source": "simulated", "seed": args.seed, "profile": profile}
-    root = resolve_root(data, args.cache_dir, workers=2)
     progress = sys.stderr.isatty()
     real = real_scans(args.real)
-    simulated = simulated_scans(root, cohorts, kernels, args.per_cohort)
+    simulated = simulated_scans(
+        profile, args.seed, kernels, args.per_cohort, args.workers, progress
+    )
     report = measure(real + simulated, cohorts, kernels, seed=args.seed, progress=progress)
     print(render(report))
     args.out.mkdir(parents=True, exist_ok=True)
