@@ -8,6 +8,7 @@ slow. docs/simulator.md says what each target stands for.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from benchmark.calibration import calibrate
 from benchmark.calibration.board import load_board
 from benchmark.calibration.coverage import Coverage, coverage_study
-from benchmark.calibration.report import board_targets, coverage_targets
+from benchmark.calibration.report import COVERAGE_RANGE, board_targets, coverage_targets
 from benchmark.calibration.study import PUBLISHED_MEDIANS
 from benchmark.calibration.truth import (
     km_medians,
@@ -119,12 +120,18 @@ def test_the_margin_barely_leaks_into_the_mask(profile):
 @pytest.mark.slow
 def test_bootstrap_cis_cover_the_population_value(profile):
     """The BCa intervals of the oracle's AUC and C cover the population value ~95% of the time
-    (200 seeds here: the committed study has 1000)."""
+    (200 seeds here: the committed study has 1000, and finds 0.943 for AUC, 0.949 for C).
+
+    Judged as the report judges it, pooled per metric over its cells (600 trials for AUC, 1,200
+    for C): nine cells of 200 seeds each tested at 95% would flag one about a third of the time
+    with a correct interval (182/200 in one AUC cell did). The band is the report's range
+    widened by 2.5 standard errors of the pooled trials."""
     coverage = coverage_study(profile, range(200), workers=2, progress=False)
-    for c in coverage:
-        if c.method == "bca":
-            lo, hi = c.ci95
-            assert lo <= 0.95 <= hi or 0.93 <= c.rate <= 0.97, c
+    pooled = {t.name: t for t in coverage_targets(coverage) if t.rule != "(detail)"}
+    for name, trials in (("CI coverage, oracle AUC", 3 * 200), ("CI coverage, oracle C", 6 * 200)):
+        slack = 2.5 * math.sqrt(0.95 * 0.05 / trials)
+        value = pooled[name].value
+        assert COVERAGE_RANGE[0] - slack <= value <= COVERAGE_RANGE[1] + slack, pooled[name]
 
 
 def test_coverage_target_pools_cells_per_metric():
