@@ -47,18 +47,21 @@ def specialise_convolutions(net: nn.Module, example: torch.Tensor) -> dict[str, 
     along the same path up to floating-point rounding; the optimiser only loses taps that
     weight decay alone moved. ``example`` (one input of the size the network will see) goes
     through once, in eval mode without gradient and without a random draw, to learn each
-    convolution's input size: call it where that size is fixed. Subclasses of the convolutions
-    (e.g. timm's dynamic "same" padding) and other padding modes are left as they are. Returns
+    convolution's input size: call it where that size is fixed. A convolution called on maps of
+    two sizes, subclasses of the convolutions (e.g. timm's dynamic "same" padding) and other
+    padding modes are left as they are. Returns
     how many convolutions were cropped and made pixel-wise.
     """
-    sizes: dict[str, tuple[int, ...]] = {}
+    sizes: dict[str, set[tuple[int, ...]]] = {}
     convs = {
         name: m
         for name, m in net.named_modules()
         if type(m) in _PIXEL_CONV and m.padding_mode == "zeros" and not isinstance(m.padding, str)
     }
     hooks = [
-        m.register_forward_pre_hook(lambda _, a, n=name: sizes.__setitem__(n, a[0].shape[2:]))
+        m.register_forward_pre_hook(
+            lambda _, a, n=name: sizes.setdefault(n, set()).add(a[0].shape[2:])
+        )
         for name, m in convs.items()
     ]
     was_training = net.training
@@ -71,18 +74,15 @@ def specialise_convolutions(net: nn.Module, example: torch.Tensor) -> dict[str, 
         net.train(was_training)
     counts = {"cropped": 0, "pixel": 0}
     for name, conv in convs.items():
-        if name not in sizes:
+        if len(sizes.get(name, ())) != 1:  # not reached, or reused on maps of two sizes
             continue
-        new = _cropped(conv, sizes[name])
+        (size,) = sizes[name]
+        new = _cropped(conv, size)
         if new is not conv:
             parent, _, attr = name.rpartition(".")
             setattr(net.get_submodule(parent), attr, new)
             counts["cropped"] += 1
-        if (
-            new.groups == 1
-            and all(s == 1 for s in sizes[name])
-            and all(k == 1 for k in new.kernel_size)
-        ):
+        if new.groups == 1 and all(s == 1 for s in size) and all(k == 1 for k in new.kernel_size):
             new.__class__ = _PIXEL_CONV[type(new)]
             counts["pixel"] += 1
     return counts

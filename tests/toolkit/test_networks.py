@@ -118,3 +118,16 @@ def test_squeeze_and_excitation_runs_as_matrix_products():
     assert se.conv_reduce.weight.shape == full.blocks[1][0].se.conv_reduce.weight.shape
     full.eval(), net.eval()
     torch.testing.assert_close(net(x), full(x))
+
+
+def test_a_convolution_used_on_two_map_sizes_is_left_alone():
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    class Twice(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return conv(x).mean() + conv(x[..., :1, :1]).mean()
+
+    net = Twice()
+    net.conv = conv
+    assert specialise_convolutions(net, torch.zeros(1, 2, 4, 4)) == {"cropped": 0, "pixel": 0}
+    assert net.conv is conv
