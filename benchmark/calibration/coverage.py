@@ -91,10 +91,6 @@ def _seed_hits(
     return hits
 
 
-def _no_init() -> None:
-    """Pool workers need no set-up: the study draws tables, never images."""
-
-
 def coverage_study(
     profile: Mapping[str, Any],
     seeds: Sequence[int],
@@ -113,7 +109,7 @@ def coverage_study(
     totals: dict[tuple[str, str, str], int] = {}
     jobs = [(profile, seed, population, n_boot, boot_seed) for seed in seeds]
     with tqdm(total=len(jobs), desc="coverage", unit="seed", disable=not progress) as bar:
-        for _, hits in run_jobs(_seed_hits, jobs, workers, _no_init):
+        for _, hits in run_jobs(_seed_hits, jobs, workers):
             for key, hit in hits.items():
                 totals[key] = totals.get(key, 0) + hit
             bar.update()

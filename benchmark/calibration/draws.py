@@ -253,10 +253,6 @@ def _draw(
     return [_one(m, profile, seed, folder, cache_dir) for m in models]
 
 
-def _no_init() -> None:
-    """Pool workers need no set-up: each run opens its own data."""
-
-
 def _runs(
     seeds: Sequence[int],
     folders: Sequence[Path],
@@ -278,7 +274,7 @@ def _runs(
         return
     jobs = [(s, folders[i], tuple(models), profile, cache_dir) for i, s in enumerate(seeds)]
     index = {job[0]: i for i, job in enumerate(jobs)}
-    for job, done in run_jobs(_draw, jobs, workers, _no_init):
+    for job, done in run_jobs(_draw, jobs, workers):
         bar.update(len(models))
         yield index[job[0]], done
 

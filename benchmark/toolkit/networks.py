@@ -49,8 +49,8 @@ def specialise_convolutions(net: nn.Module, example: torch.Tensor) -> dict[str, 
     through once, in eval mode without gradient and without a random draw, to learn each
     convolution's input size: call it where that size is fixed. A convolution called on maps of
     two sizes, subclasses of the convolutions (e.g. timm's dynamic "same" padding) and other
-    padding modes are left as they are. Returns
-    how many convolutions were cropped and made pixel-wise.
+    padding modes are left as they are. Returns how many convolutions were cropped and made
+    pixel-wise.
     """
     sizes: dict[str, set[tuple[int, ...]]] = {}
     convs = {

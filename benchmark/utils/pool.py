@@ -22,16 +22,16 @@ def run_jobs(
     func: Callable[..., R],
     jobs: Sequence[Job],
     workers: int,
-    initializer: Callable[[], None],
+    initializer: Callable[[], None] | None = None,
     startup_s: float | None = None,
 ) -> Iterator[tuple[Job, R]]:
     """Yield ``(job, func(*job))`` for every job, in order of completion.
 
-    ``func`` must be picklable (top-level). ``initializer`` runs once in each pool worker (not
-    in-process). ``startup_s=None`` uses a pool whenever ``workers > 1`` and there are two jobs or
-    more; a number runs the first job in-process, times it, and uses a pool for the rest only if
-    that saves at least ``startup_s`` seconds. On any error (or when the caller stops iterating)
-    pending jobs are cancelled before the error propagates.
+    ``func`` must be picklable (top-level). ``initializer`` (if any) runs once in each pool
+    worker (not in-process). ``startup_s=None`` uses a pool whenever ``workers > 1`` and there
+    are two jobs or more; a number runs the first job in-process, times it, and uses a pool for
+    the rest only if that saves at least ``startup_s`` seconds. On any error (or when the caller
+    stops iterating) pending jobs are cancelled before the error propagates.
     """
     jobs = list(jobs)
     if not jobs:

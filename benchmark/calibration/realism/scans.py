@@ -115,16 +115,15 @@ def simulated_scans(
         for patient in sorted(lung["patient_id"].unique())[:per_cohort]:
             labels = lung.loc[lung["patient_id"] == patient, "mask_label"].astype(int).tolist()
             jobs.append((tables.render_spec(ids.index(patient)), labels))
-    slot = {(spec["cohort"], spec["patient_id"]): n for n, (spec, _) in enumerate(jobs)}
-    scans: list[Scan | None] = [None] * len(jobs)
-    done = run_jobs(_render_scan, jobs, workers, _one_itk_thread)
+    scans: dict[tuple[str, str], Scan] = {}  # the pool yields them as they finish
+    done = run_jobs(_render_scan, jobs, workers)
     for (spec, _), (hu, lesions, spacing) in tqdm(
         done, total=len(jobs), desc="render", unit="scan", disable=not progress
     ):
         kernel = kernels.get(spec["cohort"], "unknown")
-        scan = Scan(spec["patient_id"], spec["cohort"], kernel, hu, lesions, spacing)
-        scans[slot[spec["cohort"], spec["patient_id"]]] = scan
-    return [scan for scan in scans if scan is not None]
+        key = (spec["cohort"], spec["patient_id"])
+        scans[key] = Scan(spec["patient_id"], spec["cohort"], kernel, hu, lesions, spacing)
+    return [scans[spec["cohort"], spec["patient_id"]] for spec, _ in jobs]
 
 
 def _render_scan(spec: dict[str, Any], labels: list[int]) -> tuple:
@@ -134,7 +133,3 @@ def _render_scan(spec: dict[str, Any], labels: list[int]) -> tuple:
     # The spacing as the NIfTI files hold it (float32), so that both paths give the same grid.
     spacing = tuple(float(np.float32(s)) for s in patient.spacing)
     return hu, np.isin(patient.mask, labels), spacing
-
-
-def _one_itk_thread() -> None:
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
