@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from benchmark.data.simulator import load_profile, simulate_tables
 from benchmark.data.simulator.grid import Grid
-from benchmark.data.simulator.lung import grow_tree
-from benchmark.data.simulator.phantom import LUNG, VESSEL
+from benchmark.data.simulator.lung import grow_tree, realistic_lung, voxel_average_sd
+from benchmark.data.simulator.phantom import HALO, LUNG, VESSEL
 from benchmark.data.simulator.render import render
 from benchmark.data.simulator.scanner import ct_noise
 
@@ -30,6 +31,22 @@ def test_ct_noise_has_no_power_at_zero_and_a_sharper_kernel_is_finer() -> None:
     assert soft.std() == pytest.approx(1.0, abs=1e-3)
     assert abs(float(soft.mean(axis=(1, 2)).max())) < 1e-3  # the ramp: nothing at DC
     assert _radial_mean_frequency(soft, 0.8) < 0.8 * _radial_mean_frequency(sharp, 0.8)
+
+
+@pytest.mark.parametrize("width_mm", [0.5, 2.0, 5.0])
+def test_a_thicker_voxel_averages_away_texture_as_a_block_mean_of_a_fine_field_does(
+    width_mm: float,
+) -> None:
+    # A 1D field of grain 0.8 mm on a 0.05 mm grid, then voxels of width_mm as block means.
+    fine, grain = 0.05, 0.8
+    rng = np.random.default_rng(0)
+    field = ndimage.gaussian_filter1d(rng.standard_normal(2_000_000), grain / fine)
+    field /= field.std()
+    block = int(round(width_mm / fine))
+    means = field[: len(field) // block * block].reshape(-1, block).mean(1)
+    predicted = voxel_average_sd(grain, (width_mm, 1e-6, 1e-6))
+    assert means.std() == pytest.approx(predicted, rel=0.04)
+    assert voxel_average_sd(grain, (1.0, 1.0, 5.0)) < voxel_average_sd(grain, (1.0, 1.0, 1.0))
 
 
 def test_a_vessel_tree_branches_by_murray_and_stays_in_the_lung() -> None:
@@ -67,6 +84,22 @@ def test_realistic_lungs_keep_the_patient_and_add_vessels_with_partial_volume() 
     assert ((spread > -700) & (spread < -100)).mean() > 0.01
     again = render(realistic.render_spec(0))
     assert np.array_equal(again.image, real.image)
+
+
+def test_ground_glass_in_the_lung_shows_its_texture_and_vessels_and_keeps_its_level() -> None:
+    grid = Grid({"spacing_mm": [1.0, 1.0, 2.0]}, [80.0, 80.0, 40.0])
+    cfg = load_profile("realistic")["defaults"]["anatomy"]["lung"]
+    lab = np.full(grid.shape, LUNG, np.uint8)
+    glass = np.zeros(grid.shape, bool)
+    glass[:, 30:50, 5:25] = True  # a margin in the left lung
+    lab[glass] = HALO
+    aerated = np.ones(grid.shape, bool)  # lung before the lesion's margin was drawn
+    even, patchy = [np.where(glass, -500.0, -850.0).astype(np.float32) for _ in range(2)]
+    realistic_lung(np.random.default_rng(0), grid, lab.copy(), even, cfg)
+    realistic_lung(np.random.default_rng(0), grid, lab.copy(), patchy, cfg, aerated)
+    assert np.all(even[glass] == -500.0)  # without the lung before it: the margin as drawn
+    assert patchy[glass].std() > 10.0  # texture and vessels show through
+    assert abs(float(np.median(patchy[glass])) + 500.0) < 15.0  # its level stays
 
 
 def test_the_clinical_profile_is_512_square_with_each_scanners_slices() -> None:

@@ -9,12 +9,18 @@ its own random stream, so a profile without it renders exactly as before.
   ``min_radius_mm`` or where it leaves the lung. Segments are drawn with partial volume (a
   sub-voxel vessel keeps its cross-section's share of the voxel), so calibres shrink from
   centimetre hilar vessels to sub-millimetre peripheral ones, as on CT.
+  Trees start inside the lung, at its medial rim about the hilum, and grow through the lesions'
+  margins (vessels run through ground glass).
 * **Background**: the parenchyma's own HU plus a correlated Gaussian field (secondary lobules,
-  vessels below the resolution), ``texture_hu`` sd at ``texture_mm`` grain.
+  vessels below the resolution) of sd ``texture_hu`` at a point and grain ``texture_mm``. A voxel
+  shows the field's average over its volume, so a 5 mm slice shows less of it than a 1 mm one
+  (:func:`voxel_average_sd`): the anatomy is the same whichever scanner images it. The field
+  also shows through the ground glass of a lesion's margin, which is then patchy, not even.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,18 +28,26 @@ import numpy as np
 from scipy import ndimage
 
 from benchmark.data.simulator.grid import Grid
-from benchmark.data.simulator.phantom import LUNG, VESSEL
+from benchmark.data.simulator.phantom import HALO, LUNG, VESSEL
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-9)
+    return v / max(math.sqrt(float(v @ v)), 1e-9)  # np.linalg.norm's arithmetic, less overhead
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross`` of two 3-vectors, the same arithmetic without its general-case overhead
+    (a patient's trees take ten thousand of them)."""
+    return np.array(
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    )
 
 
 def _turn(rng: np.random.Generator, axis: np.ndarray, angle: float, roll: float) -> np.ndarray:
     """``axis`` turned by ``angle`` towards a direction at ``roll`` around it."""
     helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = _unit(np.cross(axis, helper))
-    w = np.cross(axis, u)
+    u = _unit(_cross(axis, helper))
+    w = _cross(axis, u)
     side = np.cos(roll) * u + np.sin(roll) * w
     return _unit(np.cos(angle) * axis + np.sin(angle) * side)
 
@@ -86,8 +100,10 @@ def _draw_segment(
     k0, k1 = np.searchsorted(grid.zs, [lo[2], hi[2]])
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return
-    z, y, x = np.meshgrid(grid.zs[k0:k1], grid.ys[j0:j1], grid.xs[i0:i1], indexing="ij")
-    points = np.stack([x, y, z], axis=-1)
+    points = np.empty((k1 - k0, j1 - j0, i1 - i0, 3))  # (x, y, z) mm of the box's voxels
+    points[..., 0] = grid.xs[i0:i1]
+    points[..., 1] = grid.ys[j0:j1, None]
+    points[..., 2] = grid.zs[k0:k1, None, None]
     axis = end - start
     t = np.clip(((points - start) @ axis) / max(float(axis @ axis), 1e-9), 0.0, 1.0)
     distance = np.linalg.norm(points - (start + t[..., None] * axis), axis=-1)
@@ -96,9 +112,23 @@ def _draw_segment(
     np.maximum(box, share.astype(np.float32), out=box)
 
 
+def voxel_average_sd(grain_mm: float, spacing_mm: tuple[float, float, float]) -> float:
+    """The sd of a voxel's mean of a field of unit sd and Gaussian grain ``grain_mm``.
+
+    A scanner's voxel averages the anatomy inside it, so the same lung shows less texture per
+    voxel in a 5 mm slice than in a 1 mm one. Per axis of width a, the variance of the mean of
+    white noise smoothed by a Gaussian of sd g falls from 1 (a << g) to 2 sqrt(pi) g / a
+    (a >> g); 1 / sqrt(1 + (a / (2 sqrt(pi) g))^2) joins the two limits (within 3% between).
+    """
+    variance = 1.0
+    for a in spacing_mm:
+        variance /= np.sqrt(1.0 + (float(a) / (2.0 * np.sqrt(np.pi) * grain_mm)) ** 2)
+    return float(np.sqrt(variance))
+
+
 def _roots(rng: np.random.Generator, lung: np.ndarray, grid: Grid, n: int) -> list[tuple]:
-    """(hilum point, first direction) per tree: from the medial middle of each lung towards a
-    random point of that lung."""
+    """(hilum point, first direction) per tree: from the medial rim of each lung, about its
+    middle, towards a random point of that lung."""
     roots = []
     k, j, i = np.nonzero(lung)
     points = np.stack([grid.xs[i], grid.ys[j], grid.zs[k]], axis=1)
@@ -108,38 +138,58 @@ def _roots(rng: np.random.Generator, lung: np.ndarray, grid: Grid, n: int) -> li
             continue
         medial = own[np.abs(own[:, 0]) <= np.percentile(np.abs(own[:, 0]), 8)]
         centre = np.median(medial, axis=0)
+        # Each tree starts at the lung voxel of the medial rim nearest a point scattered about
+        # the hilum: inside the lung, so that no tree dies at its first segment.
         for _ in range(n):
-            hilum = centre + rng.normal(0.0, [2.0, 8.0, 10.0])
+            near = centre + rng.normal(0.0, [2.0, 8.0, 10.0])
+            hilum = medial[np.argmin(np.linalg.norm(medial - near, axis=1))]
             target = own[rng.integers(len(own))]
             roots.append((hilum, target - hilum))
     return roots
 
 
 def realistic_lung(
-    rng: np.random.Generator, grid: Grid, lab: np.ndarray, hu: np.ndarray, cfg: Mapping[str, Any]
+    rng: np.random.Generator,
+    grid: Grid,
+    lab: np.ndarray,
+    hu: np.ndarray,
+    cfg: Mapping[str, Any],
+    aerated: np.ndarray | None = None,
 ) -> None:
-    """Redraw the lungs of a phantom in place: background texture, then the vessel trees."""
+    """Redraw the lungs of a phantom in place: background texture, then the vessel trees.
+
+    ``aerated``: the lung (and its vessels) before the lesions were drawn; the lesions' margins
+    inside it (ground glass) get the texture and the vessels too, on top of their own HU.
+    """
     old = lab == VESSEL  # the phantom's vessel sticks go
     hu[old] = np.median(hu[lab == LUNG])
     lab[old] = LUNG
     lung = lab == LUNG
+    glass = (lab == HALO) & aerated if aerated is not None else np.zeros_like(lung)
     sx, sy, sz = grid.spacing
     paren = cfg["parenchyma"]
     field = rng.standard_normal(hu.shape, dtype=np.float32)
     grain = float(paren["texture_mm"])
     field = ndimage.gaussian_filter(field, (grain / sz, grain / sy, grain / sx))
-    field *= np.float32(paren["texture_hu"]) / max(float(field.std()), 1e-6)
+    sd = float(paren["texture_hu"]) * voxel_average_sd(grain, (sx, sy, sz))
+    field *= np.float32(sd / max(float(field.std()), 1e-6))
     base = np.float32(rng.uniform(*paren["hu"]))
     gravity = hu[lung] - np.float32(np.median(hu[lung]))  # keep the phantom's gradient
     hu[lung] = base + gravity + field[lung]
+    hu[glass] += field[glass]
+    lung_or_glass = lung | glass
 
     trees = cfg["vessels"]
 
-    def in_lung(p: np.ndarray) -> bool:
-        if np.any(p < grid.lo) or np.any(p > grid.hi):
+    lo, hi = grid.lo.tolist(), grid.hi.tolist()
+    origin, spacing = grid.origin.tolist(), grid.spacing.tolist()
+
+    def in_lung(p: np.ndarray) -> bool:  # grid.index for one point, in plain floats (faster)
+        x, y, z = p.tolist()
+        if not (lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and lo[2] <= z <= hi[2]):
             return False
-        k, j, i = grid.index(p)
-        return bool(lung[k, j, i])
+        i, j, k = (round((v - o) / s) for v, o, s in zip((x, y, z), origin, spacing, strict=True))
+        return bool(lung_or_glass[k, j, i])
 
     fraction = np.zeros(hu.shape, np.float32)
     budget = int(trees["max_segments"])
@@ -149,7 +199,8 @@ def realistic_lung(
         share = budget // max(1, len(roots))
         for start, end, r in grow_tree(rng, hilum, direction, radius, in_lung, trees, share):
             _draw_segment(fraction, grid, start, end, r)
-    fraction[~lung] = 0.0
+    fraction[~lung_or_glass] = 0.0
     vessel_hu = np.float32(trees["hu"])
-    hu[lung] = hu[lung] * (1.0 - fraction[lung]) + vessel_hu * fraction[lung]
-    lab[lung & (fraction > 0.5)] = VESSEL
+    share = fraction[lung_or_glass]
+    hu[lung_or_glass] = hu[lung_or_glass] * (1.0 - share) + vessel_hu * share
+    lab[lung & (fraction > 0.5)] = VESSEL  # a margin keeps its label

@@ -16,7 +16,7 @@ from scipy import ndimage
 from benchmark.data.simulator.grid import Grid
 from benchmark.data.simulator.lesions import Shape, draw_lesion
 from benchmark.data.simulator.lung import realistic_lung
-from benchmark.data.simulator.phantom import draw_phantom
+from benchmark.data.simulator.phantom import LUNG, VESSEL, draw_phantom
 from benchmark.data.simulator.placement import Placer
 from benchmark.data.simulator.scanner import ct_noise
 from benchmark.data.simulator.streams import (
@@ -71,13 +71,15 @@ def render(spec: Mapping[str, Any], peritumoral: bool = True) -> RenderedPatient
     placer = Placer(rng, grid, lab, geometry)
     shapes = [Shape(rng, lesion) for lesion in spec["lesions"]]
     order = sorted(range(len(shapes)), key=lambda n: -shapes[n].rmax)  # largest first
+    lungs = spec.get("anatomy", {}).get("lung")
+    aerated = np.isin(lab, (LUNG, VESSEL)) if lungs else None
     for n in order:
         lesion, shape = spec["lesions"][n], shapes[n]
         centre, normal = placer.place(lesion["site"], shape, float(lesion["halo_mm"]))
         draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal, peritumoral)
-    if spec.get("anatomy", {}).get("lung"):  # after the lesions: they sit where they would
+    if lungs:  # after the lesions: they sit where they would
         anatomy_rng = stream_rng(spec["seed"], code, STREAM_ANATOMY, spec["index"])
-        realistic_lung(anatomy_rng, grid, lab, hu, spec["anatomy"]["lung"])
+        realistic_lung(anatomy_rng, grid, lab, hu, lungs, aerated)
     image = _acquire(rng, hu, grid, spec["acquisition"])
     return RenderedPatient(
         patient_id=spec["patient_id"],
