@@ -49,6 +49,16 @@ def test_a_thicker_voxel_averages_away_texture_as_a_block_mean_of_a_fine_field_d
     assert voxel_average_sd(grain, (1.0, 1.0, 5.0)) < voxel_average_sd(grain, (1.0, 1.0, 1.0))
 
 
+def test_one_points_voxel_is_the_grids_index_inside_and_none_outside() -> None:
+    grid = Grid({"spacing_mm": [1.3, 1.3, 5.0]}, [288.0, 208.0, 140.0])
+    rng = np.random.default_rng(0)
+    points = rng.uniform(grid.lo, grid.hi, size=(500, 3))
+    for point, k, j, i in zip(points, *grid.index(points), strict=True):
+        assert grid.voxel_of(point) == (k, j, i)
+    assert grid.voxel_of(grid.hi + [0.0, 0.0, 0.1]) is None
+    assert grid.voxel_of(grid.lo - [0.1, 0.0, 0.0]) is None
+
+
 def test_a_vessel_tree_branches_by_murray_and_stays_in_the_lung() -> None:
     rng = np.random.default_rng(1)
     cfg = {"length_ratio": [4.0, 8.0], "asymmetry": [0.55, 0.95], "min_radius_mm": 0.5}

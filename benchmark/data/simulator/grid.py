@@ -34,6 +34,8 @@ class Grid:
         self.zs = self.origin[2] + np.arange(self.nz) * self.spacing[2]
         self.lo = np.array([self.xs[0], self.ys[0], self.zs[0]])
         self.hi = np.array([self.xs[-1], self.ys[-1], self.zs[-1]])
+        self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # for voxel_of
+        self._origin, self._step = self.origin.tolist(), self.spacing.tolist()
 
     def index(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Nearest voxel (k, j, i) of points (..., 3) in mm (x, y, z), clipped to the grid."""
@@ -41,6 +43,17 @@ class Grid:
         i = np.clip(ijk[..., 0], 0, self.nx - 1)
         j = np.clip(ijk[..., 1], 0, self.ny - 1)
         k = np.clip(ijk[..., 2], 0, self.nz - 1)
+        return k, j, i
+
+    def voxel_of(self, point: np.ndarray) -> tuple[int, int, int] | None:
+        """Nearest voxel (k, j, i) of one point (x, y, z) mm, None outside the grid: what
+        :meth:`index` gives for it, in plain floats (a vessel tree asks ten thousand times)."""
+        coords = point.tolist()
+        if not all(lo <= v <= hi for v, lo, hi in zip(coords, self._lo, self._hi, strict=True)):
+            return None
+        i, j, k = (
+            round((v - o) / s) for v, o, s in zip(coords, self._origin, self._step, strict=True)
+        )
         return k, j, i
 
     def position(self, flat: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def _turn(rng: np.random.Generator, axis: np.ndarray, angle: float, roll: float) -> np.ndarray:
+def _turn(axis: np.ndarray, angle: float, roll: float) -> np.ndarray:
     """``axis`` turned by ``angle`` towards a direction at ``roll`` around it."""
     helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     u = _unit(_cross(axis, helper))
@@ -81,7 +81,7 @@ def grow_tree(
             (ratio * r1, rng.uniform(0.5, 0.9), roll + np.pi),
         ):
             if child_r >= min_r:
-                todo.append((end, _turn(rng, axis, angle, turn), child_r))
+                todo.append((end, _turn(axis, angle, turn), child_r))
     return segments
 
 
@@ -199,24 +199,17 @@ def realistic_lung(
 
     trees = cfg["vessels"]
 
-    lo, hi = grid.lo.tolist(), grid.hi.tolist()
-    origin, spacing = grid.origin.tolist(), grid.spacing.tolist()
-
-    def in_lung(p: np.ndarray) -> bool:  # grid.index for one point, in plain floats (faster)
-        x, y, z = p.tolist()
-        if not (lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and lo[2] <= z <= hi[2]):
-            return False
-        i, j, k = (round((v - o) / s) for v, o, s in zip((x, y, z), origin, spacing, strict=True))
-        return bool(lung_or_glass[k, j, i])
+    def in_lung(p: np.ndarray) -> bool:
+        voxel = grid.voxel_of(p)
+        return voxel is not None and bool(lung_or_glass[voxel])
 
     fraction = np.zeros(hu.shape, np.float32)
     segments: list[tuple[np.ndarray, np.ndarray, float]] = []
-    budget = int(trees["max_segments"])
     roots = _roots(rng, lung, grid, int(trees["roots_per_lung"]))
+    per_tree = int(trees["max_segments"]) // max(1, len(roots))
     for hilum, direction in roots:
         radius = rng.uniform(*trees["root_radius_mm"])
-        share = budget // max(1, len(roots))
-        segments += grow_tree(rng, hilum, direction, radius, in_lung, trees, share)
+        segments += grow_tree(rng, hilum, direction, radius, in_lung, trees, per_tree)
     _draw_segments(fraction, grid, segments)
     fraction[~lung_or_glass] = 0.0
     vessel_hu = np.float32(trees["hu"])
