@@ -45,10 +45,10 @@ class Grid:
         k = np.clip(ijk[..., 2], 0, self.nz - 1)
         return k, j, i
 
-    def voxel_of(self, point: np.ndarray) -> tuple[int, int, int] | None:
+    def voxel_of(self, point: Sequence[float] | np.ndarray) -> tuple[int, int, int] | None:
         """Nearest voxel (k, j, i) of one point (x, y, z) mm, None outside the grid: what
         :meth:`index` gives for it, in plain floats (a vessel tree asks ten thousand times)."""
-        coords = point.tolist()
+        coords = point.tolist() if isinstance(point, np.ndarray) else point
         if not all(lo <= v <= hi for v, lo, hi in zip(coords, self._lo, self._hi, strict=True)):
             return None
         i, j, k = (

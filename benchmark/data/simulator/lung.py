@@ -21,7 +21,8 @@ its own random stream, so a profile without it renders exactly as before.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,64 +31,73 @@ from scipy import ndimage
 from benchmark.data.simulator.grid import Grid
 from benchmark.data.simulator.phantom import HALO, LUNG, VESSEL
 
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(math.sqrt(float(v @ v)), 1e-9)  # np.linalg.norm's arithmetic, less overhead
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.cross`` of two 3-vectors, the same arithmetic without its general-case overhead
-    (a patient's trees take ten thousand of them)."""
-    return np.array(
-        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-    )
+Vec = tuple[float, float, float]
+Segment = tuple[Vec, Vec, float]  # start (x, y, z) mm, end, radius mm
 
 
-def _turn(axis: np.ndarray, angle: float, roll: float) -> np.ndarray:
+def _unit(v: Vec) -> Vec:
+    n = max(math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]), 1e-9)
+    return (v[0] / n, v[1] / n, v[2] / n)
+
+
+def _cross(a: Vec, b: Vec) -> Vec:
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+def _turn(axis: Vec, angle: float, roll: float) -> Vec:
     """``axis`` turned by ``angle`` towards a direction at ``roll`` around it."""
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    helper = (1.0, 0.0, 0.0) if abs(axis[0]) < 0.9 else (0.0, 1.0, 0.0)
     u = _unit(_cross(axis, helper))
     w = _cross(axis, u)
-    side = np.cos(roll) * u + np.sin(roll) * w
-    return _unit(np.cos(angle) * axis + np.sin(angle) * side)
+    c, s = math.cos(roll), math.sin(roll)
+    ca, sa = math.cos(angle), math.sin(angle)
+    turned = [ca * a + sa * (c * ui + s * wi) for a, ui, wi in zip(axis, u, w, strict=True)]
+    return _unit((turned[0], turned[1], turned[2]))
 
 
 def grow_tree(
     rng: np.random.Generator,
-    root: np.ndarray,
-    direction: np.ndarray,
+    root: Sequence[float],
+    direction: Sequence[float],
     radius: float,
-    in_lung,
+    in_lung: Callable[[Vec], bool],
     cfg: Mapping[str, Any],
     budget: int,
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Segments (start, end, radius) in mm of one tree, breadth first, at most ``budget``."""
+) -> list[Segment]:
+    """Segments (start, end, radius) in mm of one tree, breadth first, at most ``budget``.
+
+    Plain floats, not numpy 3-vectors: a patient's trees take ten thousand segments, and
+    numpy's per-call overhead on three numbers was most of the render's time.
+    """
     lo, hi = cfg["length_ratio"]
     a_lo, a_hi = cfg["asymmetry"]
     min_r = float(cfg["min_radius_mm"])
-    segments = []
-    todo = [(root, _unit(direction), radius)]
+    segments: list[Segment] = []
+    todo = deque([(tuple(map(float, root)), _unit(tuple(map(float, direction))), float(radius))])
     while todo and len(segments) < budget:
-        start, axis, r = todo.pop(0)
-        end = start + axis * max(2.0, r * rng.uniform(lo, hi))
+        start, axis, r = todo.popleft()
+        length = max(2.0, r * float(rng.uniform(lo, hi)))
+        end = (
+            start[0] + axis[0] * length,
+            start[1] + axis[1] * length,
+            start[2] + axis[2] * length,
+        )
         if not in_lung(end):
             continue
         segments.append((start, end, r))
-        ratio = rng.uniform(a_lo, a_hi)
+        ratio = float(rng.uniform(a_lo, a_hi))
         r1 = r / (1.0 + ratio**3) ** (1.0 / 3.0)
-        roll = rng.uniform(0.0, 2.0 * np.pi)
+        roll = float(rng.uniform(0.0, 2.0 * math.pi))
         for child_r, angle, turn in (
-            (r1, rng.uniform(0.25, 0.5), roll),
-            (ratio * r1, rng.uniform(0.5, 0.9), roll + np.pi),
+            (r1, float(rng.uniform(0.25, 0.5)), roll),
+            (ratio * r1, float(rng.uniform(0.5, 0.9)), roll + math.pi),
         ):
             if child_r >= min_r:
                 todo.append((end, _turn(axis, angle, turn), child_r))
     return segments
 
 
-def _draw_segments(
-    fraction: np.ndarray, grid: Grid, segments: list[tuple[np.ndarray, np.ndarray, float]]
-) -> None:
+def _draw_segments(fraction: np.ndarray, grid: Grid, segments: list[Segment]) -> None:
     """Raise ``fraction`` (vessel share per voxel) along each segment, with partial volume.
 
     Segments whose boxes have the same shape are drawn together, as one array: a patient's
@@ -95,37 +105,46 @@ def _draw_segments(
     per-call overhead dominated. Each voxel's share is computed as for a segment alone, and
     the maximum over segments does not depend on their order.
     """
+    if not segments:
+        return
     h = float(grid.spacing[:2].min())
-    groups: dict[tuple[int, int, int], list] = {}
-    for start, end, r in segments:
-        width = max(r, h / 2.0)
-        peak = min(1.0, (r / width) ** 2)
-        pad = width + h
-        lo = np.minimum(start, end) - pad
-        hi = np.maximum(start, end) + pad
-        i0, i1 = np.searchsorted(grid.xs, [lo[0], hi[0]])
-        j0, j1 = np.searchsorted(grid.ys, [lo[1], hi[1]])
-        k0, k1 = np.searchsorted(grid.zs, [lo[2], hi[2]])
-        if i0 >= i1 or j0 >= j1 or k0 >= k1:
-            continue
-        axis = end - start
-        row = (start, axis, max(float(axis @ axis), 1e-9), width, peak, (k0, j0, i0))
-        groups.setdefault((k1 - k0, j1 - j0, i1 - i0), []).append(row)
-    for (nk, nj, ni), rows in groups.items():
-        starts, axes, norms, widths, peaks, corners = (np.array(c) for c in zip(*rows, strict=True))
-        k0, j0, i0 = corners.T
-        points = np.empty((len(rows), nk, nj, ni, 3))  # (x, y, z) mm of each box's voxels
-        points[..., 0] = grid.xs[i0[:, None] + np.arange(ni)][:, None, None, :]
-        points[..., 1] = grid.ys[j0[:, None] + np.arange(nj)][:, None, :, None]
-        points[..., 2] = grid.zs[k0[:, None] + np.arange(nk)][:, :, None, None]
+    starts = np.array([s for s, _, _ in segments])
+    ends = np.array([e for _, e, _ in segments])
+    radii = np.array([r for _, _, r in segments])
+    widths = np.maximum(radii, h / 2.0)
+    peaks = np.minimum(1.0, (radii / widths) ** 2)
+    pad = (widths + h)[:, None]
+    lo = np.minimum(starts, ends) - pad
+    hi = np.maximum(starts, ends) + pad
+    bounds = [
+        np.searchsorted(axis, [lo[:, n], hi[:, n]])
+        for n, axis in enumerate((grid.xs, grid.ys, grid.zs))
+    ]
+    (i0, i1), (j0, j1), (k0, k1) = bounds
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    sizes = np.stack([k1 - k0, j1 - j0, i1 - i0], axis=1)
+    for n, size in enumerate(map(tuple, sizes.tolist())):
+        if min(size) > 0:
+            groups.setdefault(size, []).append(n)
+    axes_all = ends - starts
+    x, y, z = axes_all.T
+    norms_all = np.maximum(x * x + y * y + z * z, 1e-9)
+    for (nk, nj, ni), members in groups.items():
+        m = np.array(members)
+        starts_m, axes, norms = starts[m], axes_all[m], norms_all[m]
+        corners = np.stack([k0[m], j0[m], i0[m]], axis=1)
+        points = np.empty((len(m), nk, nj, ni, 3))  # (x, y, z) mm of each box's voxels
+        points[..., 0] = grid.xs[i0[m][:, None] + np.arange(ni)][:, None, None, :]
+        points[..., 1] = grid.ys[j0[m][:, None] + np.arange(nj)][:, None, :, None]
+        points[..., 2] = grid.zs[k0[m][:, None] + np.arange(nk)][:, :, None, None]
         at = (slice(None), None, None, None)
-        along = np.matmul(points - starts[at], axes[:, None, None, :, None])[..., 0]
+        along = np.matmul(points - starts_m[at], axes[:, None, None, :, None])[..., 0]
         t = np.clip(along / norms[at], 0.0, 1.0)
-        distance = np.linalg.norm(points - (starts[at] + t[..., None] * axes[at]), axis=-1)
-        share = (peaks[at] * np.clip((widths[at] - distance) / h + 0.5, 0.0, 1.0)).astype(
+        distance = np.linalg.norm(points - (starts_m[at] + t[..., None] * axes[at]), axis=-1)
+        share = (peaks[m][at] * np.clip((widths[m][at] - distance) / h + 0.5, 0.0, 1.0)).astype(
             np.float32
         )
-        for n, (k, j, i) in enumerate(corners):
+        for n, (k, j, i) in enumerate(corners.tolist()):
             box = fraction[k : k + nk, j : j + nj, i : i + ni]
             np.maximum(box, share[n], out=box)
 
@@ -199,12 +218,12 @@ def realistic_lung(
 
     trees = cfg["vessels"]
 
-    def in_lung(p: np.ndarray) -> bool:
+    def in_lung(p: Vec) -> bool:
         voxel = grid.voxel_of(p)
         return voxel is not None and bool(lung_or_glass[voxel])
 
     fraction = np.zeros(hu.shape, np.float32)
-    segments: list[tuple[np.ndarray, np.ndarray, float]] = []
+    segments: list[Segment] = []
     roots = _roots(rng, lung, grid, int(trees["roots_per_lung"]))
     per_tree = int(trees["max_segments"]) // max(1, len(roots))
     for hilum, direction in roots:
