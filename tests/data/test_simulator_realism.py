@@ -16,7 +16,7 @@ from benchmark.data.simulator.lung import (
     voxel_average_sd,
 )
 from benchmark.data.simulator.phantom import HALO, LUNG, VESSEL
-from benchmark.data.simulator.render import render
+from benchmark.data.simulator.render import _acquire, render
 from benchmark.data.simulator.scanner import ct_noise
 
 
@@ -118,6 +118,25 @@ def test_realistic_lungs_keep_the_patient_and_add_vessels_with_partial_volume() 
     assert np.array_equal(again.image, real.image)
 
 
+def test_the_scanner_averages_the_sampled_phantom_over_the_slice_but_not_the_averaged_lungs() -> (
+    None
+):
+    # One bright voxel in a 5 mm slice: sampled at the slice's centre, the slice profile spreads
+    # it to its neighbours; already averaged over its voxel (the realistic lungs' texture and
+    # vessels), only the PSF does, or the slice's averaging would count twice.
+    grid = Grid({"spacing_mm": [1.0, 1.0, 5.0]}, [21.0, 21.0, 25.0])
+    acq = {"blur_mm": 0.5, "noise_hu": 0.0, "hu_offset": 0.0}
+    impulse = np.zeros(grid.shape, np.float32)
+    impulse[2, 10, 10] = 1000.0
+    flat = np.zeros(grid.shape, np.float32)
+    rng = np.random.default_rng(0)
+    sampled = _acquire(rng, impulse, grid, acq).astype(float)
+    averaged = _acquire(rng, flat, grid, acq, averaged=impulse).astype(float)
+    assert sampled[1].sum() > 0.05 * sampled.sum()  # the slice profile reaches the next slice
+    assert averaged[1].sum() < 0.01 * averaged.sum()  # a 0.5 mm PSF does not, across 5 mm
+    assert averaged.sum() == pytest.approx(1000.0, rel=0.02)
+
+
 def test_ground_glass_in_the_lung_shows_its_texture_and_vessels_and_keeps_its_level() -> None:
     grid = Grid({"spacing_mm": [1.0, 1.0, 2.0]}, [80.0, 80.0, 40.0])
     cfg = load_profile("realistic")["defaults"]["anatomy"]["lung"]
@@ -127,8 +146,8 @@ def test_ground_glass_in_the_lung_shows_its_texture_and_vessels_and_keeps_its_le
     lab[glass] = HALO
     aerated = np.ones(grid.shape, bool)  # lung before the lesion's margin was drawn
     even, patchy = [np.where(glass, -500.0, -850.0).astype(np.float32) for _ in range(2)]
-    realistic_lung(np.random.default_rng(0), grid, lab.copy(), even, cfg)
-    realistic_lung(np.random.default_rng(0), grid, lab.copy(), patchy, cfg, aerated)
+    even += realistic_lung(np.random.default_rng(0), grid, lab.copy(), even, cfg)
+    patchy += realistic_lung(np.random.default_rng(0), grid, lab.copy(), patchy, cfg, aerated)
     assert np.all(even[glass] == -500.0)  # without the lung before it: the margin as drawn
     assert patchy[glass].std() > 10.0  # texture and vessels show through
     assert abs(float(np.median(patchy[glass])) + 500.0) < 15.0  # its level stays

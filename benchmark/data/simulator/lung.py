@@ -207,11 +207,15 @@ def realistic_lung(
     hu: np.ndarray,
     cfg: Mapping[str, Any],
     aerated: np.ndarray | None = None,
-) -> None:
-    """Redraw the lungs of a phantom in place: background texture, then the vessel trees.
+) -> np.ndarray:
+    """Redraw the lungs of a phantom: background texture, then the vessel trees.
 
-    ``aerated``: the lung (and its vessels) before the lesions were drawn; the lesions' margins
-    inside it (ground glass) get the texture and the vessels too, on top of their own HU.
+    ``hu`` and ``lab`` change in place to the lungs' smooth level (sampled at voxel centres,
+    like the rest of the phantom); the texture and vessels come back as a separate image to
+    add, already averaged over each voxel (``_acquire`` must not average them over the slice
+    again). ``aerated``: the lung (and its vessels) before the lesions were drawn; the lesions'
+    margins inside it (ground glass) get the texture and the vessels too, on top of their own
+    HU.
     """
     old = lab == VESSEL  # the phantom's vessel sticks go
     hu[old] = np.median(hu[lab == LUNG])
@@ -227,9 +231,10 @@ def realistic_lung(
     field *= np.float32(sd / max(float(field.std()), 1e-6))
     base = np.float32(rng.uniform(*paren["hu"]))
     gravity = hu[lung] - np.float32(np.median(hu[lung]))  # keep the phantom's gradient
-    hu[lung] = base + gravity + field[lung]
-    hu[glass] += field[glass]
+    hu[lung] = base + gravity
     lung_or_glass = lung | glass
+    averaged = np.zeros_like(hu)
+    averaged[lung_or_glass] = field[lung_or_glass]
 
     trees = cfg["vessels"]
 
@@ -248,5 +253,7 @@ def realistic_lung(
     fraction[~lung_or_glass] = 0.0
     vessel_hu = np.float32(trees["hu"])
     share = fraction[lung_or_glass]
-    hu[lung_or_glass] = hu[lung_or_glass] * (1.0 - share) + vessel_hu * share
+    # The voxel becomes (1 - share) of what it was and share of blood.
+    averaged[lung_or_glass] += (vessel_hu - hu[lung_or_glass] - averaged[lung_or_glass]) * share
     lab[lung & (fraction > 0.5)] = VESSEL  # a margin keeps its label
+    return averaged

@@ -42,14 +42,29 @@ class RenderedPatient:
     origin: tuple[float, float, float]
 
 
-def _acquire(rng: np.random.Generator, hu: np.ndarray, grid: Grid, acq: Mapping) -> np.ndarray:
-    """Scanner: PSF blur (plus the slice profile in z), kernel-grained noise, offset, int16."""
+def _acquire(
+    rng: np.random.Generator,
+    hu: np.ndarray,
+    grid: Grid,
+    acq: Mapping,
+    averaged: np.ndarray | None = None,
+) -> np.ndarray:
+    """Scanner: PSF blur (plus the slice profile in z), kernel-grained noise, offset, int16.
+
+    ``hu`` is sampled at voxel centres, so it gets the slice profile too; ``averaged`` (added
+    to it) is already each voxel's mean over its volume (the realistic lungs' texture and
+    vessels) and gets the PSF alone: the slice profile again would average it twice.
+    """
     sx, sy, sz = grid.spacing
     blur = float(acq["blur_mm"])
     sigma_z = math.sqrt(blur**2 + (sz / 2.355) ** 2)
     image = ndimage.gaussian_filter(
         hu, (sigma_z / sz, blur / sy, blur / sx), mode="nearest", truncate=3.0
     )
+    if averaged is not None:
+        image += ndimage.gaussian_filter(
+            averaged, (blur / sz, blur / sy, blur / sx), mode="nearest", truncate=3.0
+        )
     noise = rng.standard_normal(hu.shape, dtype=np.float32)
     corr = float(acq.get("noise_corr_mm", 0.0))
     if acq.get("noise_model") == "ct":
@@ -77,10 +92,11 @@ def render(spec: Mapping[str, Any], peritumoral: bool = True) -> RenderedPatient
         lesion, shape = spec["lesions"][n], shapes[n]
         centre, normal = placer.place(lesion["site"], shape, float(lesion["halo_mm"]))
         draw_lesion(rng, grid, hu, lab, mask, lesion, shape, centre, normal, peritumoral)
+    averaged = None
     if lungs:  # after the lesions: they sit where they would
         anatomy_rng = stream_rng(spec["seed"], code, STREAM_ANATOMY, spec["index"])
-        realistic_lung(anatomy_rng, grid, lab, hu, lungs, aerated)
-    image = _acquire(rng, hu, grid, spec["acquisition"])
+        averaged = realistic_lung(anatomy_rng, grid, lab, hu, lungs, aerated)
+    image = _acquire(rng, hu, grid, spec["acquisition"], averaged)
     return RenderedPatient(
         patient_id=spec["patient_id"],
         image=image,
