@@ -129,7 +129,7 @@ def calibrate(
     if out is not None:
         report.targets += control_targets(read_control(out, profile))
     report.details["coverage"] = [c.to_dict() for c in coverage]
-    board, refused = load_board(results)
+    board, refused = load_board(results, profile)  # another profile's records judge nothing
     report.targets += with_draws(board_targets(board, refused), draw_targets(drawn))
     if drawn is not None:
         report.details["draws"] = {

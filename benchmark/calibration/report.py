@@ -493,8 +493,8 @@ def draw(report: Report, path: Path) -> None:
         ax.set_title(t.name, fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
     fig.suptitle(
-        f"Simulator calibration ({report.generator}): green band = accepted; "
-        "line = 95% CI, or ± sd over draws",
+        f"Simulator calibration ({report.generator}, profile {report.profile}): "
+        "green band = accepted; line = 95% CI, or ± sd over draws",
         fontsize=9,
     )
     fig.tight_layout()

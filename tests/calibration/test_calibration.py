@@ -183,6 +183,14 @@ def test_the_committed_board_meets_every_model_target():
     assert not failing, failing
 
 
+def test_another_profiles_calibration_does_not_read_the_default_boards_records():
+    """The committed records are runs on the default data: a calibration of the realistic
+    profile must not show them as its own one-draw figures."""
+    board, refused = load_board(ROOT / "leaderboard" / "results", "realistic")
+    assert board is None
+    assert any("data profile 'default' is not the leaderboard's 'realistic'" in r for r in refused)
+
+
 def test_the_data_command_points_calibrate_at_its_new_home(capsys):
     """The data layer cannot run the calibration (it sits above the data): the old command says
     where it went instead of failing as an unknown choice."""

@@ -6,9 +6,10 @@ its own random stream, so a profile without it renders exactly as before.
 * **Vessel trees** grow from each hilum: a segment of radius r runs r x U(length_ratio) mm, then
   splits in two by Murray's law (r1^3 + r2^3 = r^3, the smaller child at the ratio
   U(asymmetry)), the children turning away from the parent's axis; a branch stops below
-  ``min_radius_mm`` or where it leaves the lung. Segments are drawn with partial volume (a
-  sub-voxel vessel keeps its cross-section's share of the voxel), so calibres shrink from
-  centimetre hilar vessels to sub-millimetre peripheral ones, as on CT.
+  ``min_radius_mm`` or where it leaves the lung. Segments are drawn with partial volume, in-plane
+  and across the slice, so that a vessel of any calibre keeps its true cross-section in any
+  voxel: calibres shrink from centimetre hilar vessels to sub-millimetre peripheral ones, as on
+  CT.
   Trees start inside the lung, at its medial rim about the hilum, and grow through the lesions'
   margins (vessels run through ground glass).
 * **Background**: the parenchyma's own HU plus a correlated Gaussian field (secondary lobules,
@@ -16,6 +17,9 @@ its own random stream, so a profile without it renders exactly as before.
   shows the field's average over its volume, so a 5 mm slice shows less of it than a 1 mm one
   (:func:`voxel_average_sd`): the anatomy is the same whichever scanner images it. The field
   also shows through the ground glass of a lesion's margin, which is then patchy, not even.
+
+Both come back as an image of voxel means, apart from the phantom sampled at voxel centres, so
+that the scanner averages them over the slice once, not twice (``render._acquire``).
 """
 
 from __future__ import annotations
