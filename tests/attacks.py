@@ -582,7 +582,7 @@ def _pages(lesion: str, size: int) -> tuple[int, int]:
 class PageCacheCarrier(_Cheat):
     """(n) A fit reads, for every training lesion, one of its two pages of a large read-only
     file (which one: its label); a later fold's predict asks the kernel which of its lesions'
-    pages are cached (``preadv2`` with ``RWF_NOWAIT`` reads only what is in memory). The file:
+    pages are cached (``mincore``, which reads nothing in; :func:`page_residency`). The file:
     ``path``, or the virtual environment's largest library."""
 
     def __init__(self, seed: int = 0, path: str | None = None) -> None:
@@ -606,24 +606,36 @@ class PageCacheCarrier(_Cheat):
 
     def found(self, cohort: Cohort) -> pd.Series | None:
         path = self._file()
-        size = path.stat().st_size
-        fd = os.open(path, os.O_RDONLY)
-        buffer = bytearray(1)
-
-        def cached(offset: int) -> bool:
-            try:
-                return os.preadv(fd, [buffer], offset, os.RWF_NOWAIT) == 1
-            except BlockingIOError:
-                return False
-
-        try:
-            scores = []
-            for lesion in cohort.lesion_ids:
-                pd_page, no_pd_page = _pages(lesion, size)
-                scores.append((1 + cached(pd_page) - cached(no_pd_page)) / 2)
-        finally:
-            os.close(fd)
+        resident = page_residency(path)
+        scores = []
+        for lesion in cohort.lesion_ids:
+            pd_offset, no_pd_offset = _pages(lesion, len(resident) * PAGE)
+            pd_page, no_pd_page = pd_offset // PAGE, no_pd_offset // PAGE
+            scores.append((1 + resident[pd_page] - resident[no_pd_page]) / 2)
         return pd.Series(scores, index=cohort.lesion_ids, dtype=float)
+
+
+def page_residency(path: Path) -> list[int]:
+    """1 per page of ``path`` in the page cache, else 0: ``mincore`` on a private mapping. A
+    probe by reading (even ``RWF_NOWAIT``) reads a missed page in, so a second probe of it, or
+    of its read-ahead neighbour, finds it: noise that made this attack's result flaky."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    try:
+        start = ctypes.c_char.from_buffer(mapped)
+        pages = (ctypes.c_ubyte * (size // PAGE))()
+        status = libc.mincore(ctypes.c_void_p(ctypes.addressof(start)), size // PAGE * PAGE, pages)
+        del start
+        if status != 0:
+            raise OSError(ctypes.get_errno(), f"mincore on {path}")
+        return [page & 1 for page in pages]
+    finally:
+        mapped.close()
 
 
 class FloodReply(_Cheat):
