@@ -164,8 +164,13 @@ def _summary_row(item: ThroughputRecord) -> list[str]:
         for r in model_only
         if warm and all(r.get(k) == warm.get(k) for k in ("precision", "layout", "batch"))
     ]
+    # The record's own ratio, from unrounded rates; from its rounded rows only where it has none
+    # (the two can differ in the last digit shown).
+    own = (item.record.get("end_to_end") or {}).get("ratio_warm_to_model_only")
     ratio = ""
-    if same and warm and warm.get("samples_per_s"):
+    if own is not None:
+        ratio = f"{own:.2f}"
+    elif same and warm and warm.get("samples_per_s"):
         ratio = f"{warm['samples_per_s'] / same[0]['samples_per_s']:.2f}"
     mode = f" ({best['precision']}, {best['layout']}, batch {best['batch']})" if best else ""
     return [
