@@ -153,15 +153,15 @@ def _draw_segments(fraction: np.ndarray, grid: Grid, segments: list[Segment]) ->
         points[..., 0] = grid.xs[i0[m][:, None] + np.arange(ni)][:, None, None, :]
         points[..., 1] = grid.ys[j0[m][:, None] + np.arange(nj)][:, None, :, None]
         zs = grid.zs[k0[m][:, None] + np.arange(nk)][:, :, None, None]
-        at = (slice(None), None, None, None)
+        at = (slice(None), None, None, None)  # one value per segment, against its box
+        start, axis, norm, width = starts_m[at], axes[at], norms[at], widths[m][at]
         share = np.zeros((len(m), nk, nj, ni))
         for dz in offsets:
             points[..., 2] = zs + dz
-            along = np.matmul(points - starts_m[at], axes[:, None, None, :, None])[..., 0]
-            t = np.clip(along / norms[at], 0.0, 1.0)
-            gap = points - (starts_m[at] + t[..., None] * axes[at])
-            distance = np.linalg.norm(gap, axis=-1)
-            share += np.clip((widths[m][at] - distance) / h + 0.5, 0.0, 1.0)
+            along = np.matmul(points - start, axes[:, None, None, :, None])[..., 0]
+            t = np.clip(along / norm, 0.0, 1.0)
+            distance = np.linalg.norm(points - (start + t[..., None] * axis), axis=-1)
+            share += np.clip((width - distance) / h + 0.5, 0.0, 1.0)
         share = (share * (peaks[m][at] / subs)).astype(np.float32)
         for n, (k, j, i) in enumerate(corners.tolist()):
             box = fraction[k : k + nk, j : j + nj, i : i + ni]
